@@ -1,0 +1,133 @@
+"""Raw ids (any str or int) to contiguous indices and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from latentrec.errors import DataError, UnknownIdError
+
+__all__ = ["IdMap", "RawId"]
+
+RawId = int | str
+OnUnknown = Literal["raise", "ignore"]
+
+
+def _as_id_array(ids: Any) -> np.ndarray:
+    if isinstance(ids, (str, bytes, int, np.integer)):
+        ids = [ids]
+    array = np.asarray(ids if not isinstance(ids, pd.Series) else ids.to_numpy())
+    if array.ndim != 1:
+        array = array.reshape(-1)
+    return array
+
+
+class IdMap:
+    """An ordered vocabulary of raw ids; position ``i`` holds the raw id of index ``i``.
+
+    Integer ids stay integers and everything else is compared by its text, so ``"42"`` finds the
+    integer id ``42`` (ids typed on a command line or in a URL are text).
+
+    Examples
+    --------
+    >>> ids = IdMap(["alice", "bob"])
+    >>> ids.index_of(["bob"]).tolist()
+    [1]
+    >>> ids.ids_of([0]).tolist()
+    ['alice']
+    """
+
+    __slots__ = ("_index", "name")
+
+    def __init__(self, ids: Iterable[Any], *, name: str = "ids") -> None:
+        values = _as_id_array(list(ids) if not isinstance(ids, (np.ndarray, pd.Index)) else ids)
+        if values.dtype.kind in "iu":
+            index = pd.Index(values.astype(np.int64))
+        elif values.dtype.kind == "f":
+            raise DataError(f"{name} must be integers or strings, got floating-point ids")
+        else:
+            index = pd.Index(values.astype(str).astype(object))
+        if not index.is_unique:
+            duplicated = index[index.duplicated()].unique()[:3].tolist()
+            raise DataError(f"{name} must be unique; repeated: {duplicated}")
+        self._index = index
+        self.name = name
+
+    @property
+    def is_integer(self) -> bool:
+        return self._index.dtype.kind in "iu"
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, raw_id: object) -> bool:
+        return bool(self.index_of([raw_id], on_unknown="ignore")[0] >= 0)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and self._index.equals(other._index)
+
+    def __hash__(self) -> int:
+        return hash((len(self), self.name))
+
+    def __repr__(self) -> str:
+        return f"IdMap({len(self)} {self.name})"
+
+    def _normalise(self, ids: np.ndarray) -> np.ndarray:
+        if self.is_integer:
+            if ids.dtype.kind in "iu":
+                return ids.astype(np.int64)
+            # text that spells an integer finds the integer id; anything else cannot match
+            converted = pd.to_numeric(pd.Series(ids, dtype=object).astype(str), errors="coerce")
+            exact = converted.notna() & (converted % 1 == 0)
+            return np.where(exact, converted.fillna(-(2**62)), -(2**62)).astype(np.int64)
+        return ids.astype(str).astype(object)
+
+    def index_of(self, ids: Any, *, on_unknown: OnUnknown = "raise") -> np.ndarray:
+        """Indices of raw ids; unknown ids raise :class:`UnknownIdError` or map to ``-1``."""
+        raw = _as_id_array(ids)
+        if raw.size == 0:
+            return np.empty(0, dtype=np.int64)
+        positions = self._index.get_indexer(self._normalise(raw)).astype(np.int64)
+        if on_unknown == "raise" and (positions < 0).any():
+            missing = raw[positions < 0]
+            raise UnknownIdError(self.name, [_python(x) for x in missing[:5]], total=len(missing))
+        return positions
+
+    def ids_of(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Raw ids at the given indices."""
+        return self._index.to_numpy()[np.asarray(indices, dtype=np.int64)]
+
+    def to_numpy(self) -> np.ndarray:
+        return self._index.to_numpy()
+
+    def to_list(self) -> list[RawId]:
+        """Plain Python ids, ready for JSON."""
+        return [_python(x) for x in self._index.tolist()]
+
+    def subset(self, indices: np.ndarray) -> IdMap:
+        return IdMap(self._index[np.asarray(indices)], name=self.name)
+
+    @classmethod
+    def from_list(cls, ids: list[Any], *, name: str) -> IdMap:
+        if ids and all(isinstance(x, int) and not isinstance(x, bool) for x in ids):
+            return cls(np.asarray(ids, dtype=np.int64), name=name)
+        if not all(isinstance(x, (int, str)) and not isinstance(x, bool) for x in ids):
+            raise DataError(f"{name} must be a list of integers or strings")
+        return cls(np.asarray([str(x) for x in ids], dtype=object), name=name)
+
+
+def _python(value: Any) -> RawId:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.str_):
+        return str(value)
+    return value  # type: ignore[no-any-return]
+
+
+def factorize(raw: np.ndarray, *, name: str) -> tuple[np.ndarray, IdMap]:
+    """Indices and the sorted vocabulary of a column of raw ids."""
+    codes, uniques = pd.factorize(pd.Series(raw), sort=True)
+    return codes.astype(np.int64), IdMap(np.asarray(uniques), name=name)

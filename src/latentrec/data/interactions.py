@@ -1,0 +1,453 @@
+"""The one container for interaction data: ``(user, item[, value][, timestamp])`` rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from latentrec.data.ids import IdMap, factorize
+from latentrec.errors import DataError, InvalidParameterError
+
+__all__ = ["DUPLICATE_POLICIES", "Feedback", "Interactions"]
+
+Feedback = Literal["explicit", "implicit"]
+DuplicatePolicy = Literal["error", "last", "mean", "sum"]
+DUPLICATE_POLICIES: tuple[str, ...] = ("error", "last", "mean", "sum")
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """Interactions between users and items, with raw ids mapped to contiguous indices.
+
+    ``values`` holds ratings (``feedback="explicit"``) or weights such as play counts
+    (``feedback="implicit"``; ``None`` means every interaction weighs 1). Build one with
+    :meth:`from_frame`, :meth:`from_arrays`, :meth:`from_sparse` or
+    :func:`latentrec.read_interactions`.
+
+    Examples
+    --------
+    >>> data = Interactions.from_arrays(["ann", "ann", "bob"], ["x", "y", "x"], [5.0, 3.0, 4.0])
+    >>> data.n_users, data.n_items, len(data)
+    (2, 2, 3)
+    >>> data.to_csr().shape
+    (2, 2)
+    """
+
+    user_index: np.ndarray
+    item_index: np.ndarray
+    values: np.ndarray | None
+    users: IdMap
+    items: IdMap
+    feedback: Feedback = "explicit"
+    timestamps: np.ndarray | None = None
+    source: str | None = None
+    _csr: list[sp.csr_matrix] = field(default_factory=list, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        user_col: str = "user",
+        item_col: str = "item",
+        value_col: str | None = "rating",
+        timestamp_col: str | None = None,
+        feedback: Feedback = "explicit",
+        duplicates: DuplicatePolicy = "error",
+        source: str | None = None,
+        line_numbers: np.ndarray | None = None,
+    ) -> Interactions:
+        """Build from a DataFrame with one row per interaction.
+
+        Parameters
+        ----------
+        value_col
+            Ratings (explicit) or weights (implicit). ``None`` is allowed only for implicit data.
+            For explicit data a column named ``rating`` is expected unless another is named.
+        duplicates
+            What to do with repeated ``(user, item)`` pairs: ``"error"`` (default), keep the
+            ``"last"`` row, their ``"mean"``, or their ``"sum"`` (natural for play counts).
+        source, line_numbers
+            Used in error messages only: the file name and each row's line in it.
+
+        Examples
+        --------
+        >>> frame = pd.DataFrame({"user": [1, 2], "item": ["a", "b"], "rating": [4, 5]})
+        >>> Interactions.from_frame(frame).n_items
+        2
+        """
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+        _check_choice("feedback", feedback, ("explicit", "implicit"))
+        _check_choice("duplicates", duplicates, DUPLICATE_POLICIES)
+        where = source or "data"
+        if value_col is not None and value_col not in frame.columns and feedback == "implicit":
+            if value_col == "rating":
+                value_col = None
+        needed = [c for c in (user_col, item_col, value_col, timestamp_col) if c is not None]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"missing column {missing[0]!r}; found columns {list(map(str, frame.columns))}",
+                source=where,
+            )
+        if value_col is None and feedback == "explicit":
+            raise InvalidParameterError(
+                "explicit feedback needs a rating column; pass value_col or feedback='implicit'"
+            )
+        if len(frame) == 0:
+            raise DataError("no interactions (the data is empty)", source=where)
+        lines = line_numbers if line_numbers is not None else np.arange(1, len(frame) + 1)
+
+        user_raw = _id_column(frame[user_col], where, user_col, lines)
+        item_raw = _id_column(frame[item_col], where, item_col, lines)
+        values = None
+        if value_col is not None:
+            values = _number_column(frame[value_col], where, value_col, lines)
+            if feedback == "implicit" and (values < 0).any():
+                bad = int(np.flatnonzero(values < 0)[0])
+                raise DataError(
+                    f"weight {values[bad]!r} is negative; implicit weights must be >= 0",
+                    source=where, line=int(lines[bad]), column=value_col,
+                )
+        timestamps = None
+        if timestamp_col is not None:
+            timestamps = _timestamp_column(frame[timestamp_col], where, timestamp_col, lines)
+
+        user_index, users = factorize(user_raw, name="users")
+        item_index, items = factorize(item_raw, name="items")
+        user_index, item_index, values, timestamps = _resolve_duplicates(
+            user_index, item_index, values, timestamps, len(items),
+            policy=duplicates, where=where, lines=lines, users=users, items=items,
+        )
+        return cls(
+            user_index=user_index,
+            item_index=item_index,
+            values=values,
+            users=users,
+            items=items,
+            feedback=feedback,
+            timestamps=timestamps,
+            source=source,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Sequence[Any] | np.ndarray,
+        items: Sequence[Any] | np.ndarray,
+        values: Sequence[float] | np.ndarray | None = None,
+        *,
+        timestamps: Sequence[Any] | np.ndarray | None = None,
+        feedback: Feedback | None = None,
+        duplicates: DuplicatePolicy = "error",
+    ) -> Interactions:
+        """Build from parallel arrays of raw user ids, raw item ids and optional values.
+
+        Without ``values`` the data is implicit; with them it is explicit unless
+        ``feedback="implicit"`` says the values are weights.
+        """
+        columns: dict[str, Any] = {"user": np.asarray(users), "item": np.asarray(items)}
+        lengths = {len(v) for v in columns.values()}
+        if values is not None:
+            columns["rating"] = np.asarray(values)
+            lengths.add(len(columns["rating"]))
+        if timestamps is not None:
+            columns["timestamp"] = np.asarray(timestamps)
+            lengths.add(len(columns["timestamp"]))
+        if len(lengths) != 1:
+            raise DataError(f"users, items and values must have the same length, got {lengths}")
+        if feedback is None:
+            feedback = "explicit" if values is not None else "implicit"
+        return cls.from_frame(
+            pd.DataFrame(columns),
+            value_col="rating" if values is not None else None,
+            timestamp_col="timestamp" if timestamps is not None else None,
+            feedback=feedback,
+            duplicates=duplicates,
+            source="arrays",
+        )
+
+    @classmethod
+    def from_sparse(
+        cls,
+        matrix: sp.spmatrix | sp.sparray,
+        *,
+        users: Sequence[Any] | None = None,
+        items: Sequence[Any] | None = None,
+        feedback: Feedback = "implicit",
+    ) -> Interactions:
+        """Build from a users × items sparse matrix; stored entries are the interactions.
+
+        ``users``/``items`` name the rows and columns (default: ``0..n-1``).
+        """
+        if not sp.issparse(matrix):
+            raise TypeError(f"matrix must be a scipy sparse matrix, got {type(matrix).__name__}")
+        coo = sp.coo_matrix(matrix)
+        coo.sum_duplicates()
+        n_users, n_items = coo.shape
+        user_ids = IdMap(users if users is not None else np.arange(n_users), name="users")
+        item_ids = IdMap(items if items is not None else np.arange(n_items), name="items")
+        if len(user_ids) != n_users or len(item_ids) != n_items:
+            raise DataError(
+                f"matrix is {n_users} x {n_items} but got {len(user_ids)} user ids "
+                f"and {len(item_ids)} item ids"
+            )
+        if coo.nnz == 0:
+            raise DataError("no interactions (the matrix has no stored entries)", source="matrix")
+        values = np.asarray(coo.data, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise DataError("matrix holds NaN or infinite values", source="matrix")
+        if feedback == "implicit" and (values < 0).any():
+            raise DataError("implicit weights must be >= 0; the matrix holds negative values")
+        return cls(
+            user_index=coo.row.astype(np.int64),
+            item_index=coo.col.astype(np.int64),
+            values=values,
+            users=user_ids,
+            items=item_ids,
+            feedback=feedback,
+            source="matrix",
+        )
+
+    # ------------------------------------------------------------------ views
+    def __len__(self) -> int:
+        return len(self.user_index)
+
+    def __repr__(self) -> str:
+        return (
+            f"Interactions({len(self)} {self.feedback} interactions, {self.n_users} users, "
+            f"{self.n_items} items{', from ' + self.source if self.source else ''})"
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def is_explicit(self) -> bool:
+        return self.feedback == "explicit"
+
+    def weights(self) -> np.ndarray:
+        """Values as float32, with ones where the data carries none."""
+        if self.values is None:
+            return np.ones(len(self), dtype=np.float32)
+        return self.values
+
+    def to_csr(self) -> sp.csr_matrix:
+        """Users × items sparse matrix of the values (ones when there are none). Cached."""
+        if not self._csr:
+            matrix = sp.csr_matrix(
+                (self.weights(), (self.user_index, self.item_index)),
+                shape=(self.n_users, self.n_items),
+                dtype=np.float32,
+            )
+            matrix.sort_indices()
+            self._csr.append(matrix)
+        return self._csr[0]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per interaction with raw ids: ``user, item[, rating|weight][, timestamp]``."""
+        columns: dict[str, Any] = {
+            "user": self.users.ids_of(self.user_index),
+            "item": self.items.ids_of(self.item_index),
+        }
+        if self.values is not None:
+            columns["rating" if self.is_explicit else "weight"] = self.values
+        if self.timestamps is not None:
+            columns["timestamp"] = self.timestamps
+        return pd.DataFrame(columns)
+
+    def user_counts(self) -> np.ndarray:
+        return np.bincount(self.user_index, minlength=self.n_users)
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.item_index, minlength=self.n_items)
+
+    def rating_range(self) -> tuple[float, float] | None:
+        if self.values is None or not self.is_explicit:
+            return None
+        return float(self.values.min()), float(self.values.max())
+
+    def take(self, rows: np.ndarray, *, compact: bool = True) -> Interactions:
+        """The interactions at ``rows`` (a boolean mask or positions).
+
+        With ``compact=True`` users and items that no longer occur are dropped from the id maps.
+        """
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        user_index = self.user_index[rows]
+        item_index = self.item_index[rows]
+        users, items = self.users, self.items
+        if compact:
+            kept_users, user_index = np.unique(user_index, return_inverse=True)
+            kept_items, item_index = np.unique(item_index, return_inverse=True)
+            users, items = self.users.subset(kept_users), self.items.subset(kept_items)
+        return Interactions(
+            user_index=user_index.astype(np.int64),
+            item_index=item_index.astype(np.int64),
+            values=None if self.values is None else self.values[rows],
+            users=users,
+            items=items,
+            feedback=self.feedback,
+            timestamps=None if self.timestamps is None else self.timestamps[rows],
+            source=self.source,
+        )
+
+    def as_implicit(self, *, min_value: float | None = None) -> Interactions:
+        """The same interactions as implicit feedback, optionally keeping ``value >= min_value``."""
+        data = self
+        if min_value is not None:
+            data = self.take(self.weights() >= min_value)
+        return Interactions(
+            user_index=data.user_index, item_index=data.item_index, values=data.values,
+            users=data.users, items=data.items, feedback="implicit",
+            timestamps=data.timestamps, source=data.source,
+        )
+
+
+# ---------------------------------------------------------------------- validation helpers
+def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InvalidParameterError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _id_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
+    missing = series.isna().to_numpy()
+    if missing.any():
+        row = _first_bad(missing)
+        raise DataError("id is missing", source=where, line=int(lines[row]), column=column)
+    if series.dtype.kind == "f":
+        values = series.to_numpy()
+        fractional = values != np.floor(values)
+        if fractional.any():
+            row = _first_bad(fractional)
+            raise DataError(
+                f"id {values[row]!r} is not an integer or a string",
+                source=where, line=int(lines[row]), column=column,
+            )
+        return values.astype(np.int64)
+    if series.dtype.kind in "iub":
+        return series.to_numpy().astype(np.int64)
+    text = series.astype(str).str.strip()
+    empty = (text == "").to_numpy()
+    if empty.any():
+        raise DataError("id is empty", source=where, line=int(lines[_first_bad(empty)]),
+                        column=column)
+    # ids read as text stay text unless every one of them spells an integer
+    as_int = pd.to_numeric(text, errors="coerce")
+    if as_int.notna().all() and (as_int % 1 == 0).all() and text.str.fullmatch(r"-?\d+").all():
+        return as_int.to_numpy().astype(np.int64)
+    return text.to_numpy(dtype=object)
+
+
+def _number_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
+    if series.dtype.kind in "iufb":
+        numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        not_numeric = np.isnan(numbers) & series.notna().to_numpy()
+        if not_numeric.any():
+            row = _first_bad(not_numeric)
+            raise DataError(
+                f"{series.iloc[row]!r} is not a number",
+                source=where, line=int(lines[row]), column=column,
+            )
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        row = _first_bad(bad)
+        shown = "missing" if np.isnan(numbers[row]) else f"{numbers[row]!r}, not a finite number"
+        raise DataError(f"value is {shown}", source=where, line=int(lines[row]), column=column)
+    return numbers.astype(np.float32)
+
+
+def _timestamp_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
+    if series.dtype.kind == "M":
+        return series.astype("datetime64[s]").astype(np.int64).to_numpy()
+    if series.dtype.kind not in "iuf":
+        parsed = pd.to_numeric(series, errors="coerce")
+        if parsed.isna().any():
+            dates = pd.to_datetime(series, errors="coerce", utc=True)
+            bad = dates.isna().to_numpy()
+            if bad.any():
+                row = _first_bad(bad)
+                raise DataError(
+                    f"{series.iloc[row]!r} is not a timestamp (seconds or an ISO date)",
+                    source=where, line=int(lines[row]), column=column,
+                )
+            return (dates.astype("int64") // 10**9).to_numpy()
+        series = parsed
+    seconds = _number_column(series.astype(np.float64), where, column, lines)
+    return series.to_numpy(dtype=np.float64).astype(np.int64) if len(seconds) else seconds
+
+
+def _resolve_duplicates(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    values: np.ndarray | None,
+    timestamps: np.ndarray | None,
+    n_items: int,
+    *,
+    policy: str,
+    where: str,
+    lines: np.ndarray,
+    users: IdMap,
+    items: IdMap,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    keys = user_index * n_items + item_index
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    repeated = sorted_keys[1:] == sorted_keys[:-1]
+    if not repeated.any():
+        return user_index, item_index, values, timestamps
+    if policy == "error":
+        first_repeat = int(np.flatnonzero(repeated)[0]) + 1
+        row = int(order[first_repeat])
+        earlier = int(order[first_repeat - 1])
+        user = users.ids_of([user_index[row]])[0]
+        item = items.ids_of([item_index[row]])[0]
+        raise DataError(
+            f"duplicate (user, item) pair ({user!r}, {item!r}), first seen on line "
+            f"{int(lines[earlier])}; pass duplicates='last', 'mean' or 'sum' to combine repeats",
+            source=where, line=int(lines[row]),
+        )
+    # group boundaries in key order; rows keep their original order inside a group
+    starts = np.flatnonzero(np.concatenate(([True], ~repeated)))
+    ends = np.append(starts[1:], len(order))
+    last_rows = order[ends - 1]
+    first_rows = order[starts]
+    keep_rows = np.sort(last_rows if policy == "last" else first_rows)
+    if values is not None and policy in ("mean", "sum"):
+        sums = np.add.reduceat(values[order].astype(np.float64), starts)
+        combined = sums / (ends - starts) if policy == "mean" else sums
+        by_row = np.empty(len(keys), dtype=np.float64)
+        by_row[first_rows] = combined
+        new_values: np.ndarray | None = by_row[keep_rows].astype(np.float32)
+    else:
+        new_values = None if values is None else values[keep_rows]
+    if timestamps is not None:
+        latest = np.maximum.reduceat(timestamps[order], starts)
+        by_row_ts = np.empty(len(keys), dtype=np.int64)
+        by_row_ts[last_rows if policy == "last" else first_rows] = latest
+        timestamps = by_row_ts[keep_rows]
+    if values is None and policy == "sum":
+        counts = (ends - starts).astype(np.float32)
+        by_row_count = np.empty(len(keys), dtype=np.float32)
+        by_row_count[first_rows] = counts
+        new_values = by_row_count[keep_rows]
+    return user_index[keep_rows], item_index[keep_rows], new_values, timestamps

@@ -1,0 +1,103 @@
+"""Every exception and warning latentrec raises.
+
+Messages are one line: what went wrong, where, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "DataWarning",
+    "InvalidParameterError",
+    "LatentrecError",
+    "ModelFileError",
+    "NotFittedError",
+    "PerformanceWarning",
+    "TrainingDivergedError",
+    "UnknownIdError",
+]
+
+
+class LatentrecError(Exception):
+    """Base class of every error latentrec raises on purpose."""
+
+
+class DataError(LatentrecError, ValueError):
+    """Input data is malformed.
+
+    The message starts with the place at fault, e.g. ``ratings.csv:42: column 'rating': ...``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.column = column
+        self.reason = message
+        where = ""
+        if source is not None:
+            where = str(source)
+            if line is not None:
+                where += f":{line}"
+            where += ": "
+        if column is not None:
+            where += f"column {column!r}: "
+        super().__init__(where + message)
+
+
+class UnknownIdError(LatentrecError, KeyError):
+    """Raw ids that the model or data set has never seen."""
+
+    def __init__(self, side: str, ids: Sequence[Any], total: int | None = None) -> None:
+        self.side = side
+        self.ids = list(ids)
+        shown = ", ".join(repr(i) for i in self.ids[:5])
+        count = total if total is not None else len(self.ids)
+        more = f" and {count - 5} more" if count > 5 else ""
+        noun = side[:-1] if count == 1 else side
+        self.message = (
+            f"unknown {noun}: {shown}{more} (not in the training data; "
+            f"pass on_unknown='fallback' to score them with the documented fallback)"
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class InvalidParameterError(LatentrecError, ValueError):
+    """A hyperparameter or argument is out of range."""
+
+
+class NotFittedError(LatentrecError, AttributeError):
+    """A model was used before ``fit`` or ``load``."""
+
+
+class ModelFileError(LatentrecError):
+    """A model directory is missing, truncated, tampered with or from a newer format."""
+
+
+class TrainingDivergedError(LatentrecError):
+    """The loss or the factors became NaN or infinite; lower ``lr`` or raise ``reg``."""
+
+
+class DataWarning(UserWarning):
+    """Data is usable but suspicious; the message says how to silence or fix it."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Training stopped before it converged; the message says what to change."""
+
+
+class PerformanceWarning(UserWarning):
+    """Something will be slow; the message says how to make it fast."""

@@ -1,0 +1,1 @@
+"""The ``latentrec`` command line: a thin layer over the library."""

@@ -1,0 +1,335 @@
+"""``latentrec`` command-line entry point.
+
+Commands parse arguments, call the library and format results; they hold no logic. Errors are
+mapped here, in one place: one line on stderr and exit status 1 (2 for usage errors); ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+MODEL_CHOICES = ("mf", "biased-mf")
+FORMAT_CHOICES = ("auto", "csv", "tsv", "parquet", "ml-100k", "ml-1m", "ml-latest")
+DUPLICATE_CHOICES = ("error", "last", "mean", "sum")
+
+
+class _Context:
+    debug: bool = False
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"latentrec: error: {message}", err=True)
+    sys.exit(1)
+
+
+def _run(action: Any) -> Any:
+    """Call ``action``; turn expected errors into one line on stderr."""
+    from latentrec.errors import LatentrecError
+
+    try:
+        return action()
+    except (LatentrecError, FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        if _Context.debug:
+            raise
+        text = str(error)
+        if isinstance(error, (FileNotFoundError, PermissionError)) and error.filename:
+            text = f"{error.filename}: {error.strerror or text}"
+        _fail(text.splitlines()[0] if text else type(error).__name__)
+    except TypeError as error:
+        if _Context.debug:
+            raise
+        _fail(str(error).splitlines()[0])
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, allow_nan=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="latentrec", prog_name="latentrec")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Learn latent factors from ratings or clicks; predict, recommend, evaluate.
+
+    \b
+    Quick start:
+      latentrec demo
+      latentrec train ratings.csv -o model/
+      latentrec recommend model/ --user 42 -k 10
+    """
+    _Context.debug = debug
+
+
+def _read(path: str, fmt: str, sep: str | None, implicit: bool, duplicates: str) -> Any:
+    from latentrec.data import read_interactions
+
+    return read_interactions(path, format=fmt, sep=sep,
+                             feedback="implicit" if implicit else "explicit",
+                             duplicates=duplicates)  # type: ignore[arg-type]
+
+
+def _data_options(function: Any) -> Any:
+    options = [
+        click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto",
+                     show_default=True, help="File format; 'auto' detects it."),
+        click.option("--sep", default=None, help="Column separator (default: detected)."),
+        click.option("--implicit", is_flag=True,
+                     help="Values are weights/counts (or absent), not ratings."),
+        click.option("--duplicates", type=click.Choice(DUPLICATE_CHOICES), default="error",
+                     show_default=True, help="What to do with repeated (user, item) pairs."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@cli.command()
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to save the model in.")
+@click.option("--model", "kind", type=click.Choice(MODEL_CHOICES), default="biased-mf",
+              show_default=True, help="Model to train.")
+@click.option("--factors", type=click.IntRange(min=1), default=None, help="Latent factors.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.")
+@click.option("--lr", type=float, default=None, help="Learning rate.")
+@click.option("--reg", type=float, default=None, help="L2 regularisation of the factors.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed.")
+@click.option("--device", default=None, help="auto, cpu, cuda or mps.")
+@click.option("--valid-fraction", type=float, default=None,
+              help="Hold out this fraction of DATA for validation and stop early on it.")
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Epochs without validation improvement before stopping.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@_data_options
+def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int | None,
+          lr: float | None, reg: float | None, seed: int | None, device: str | None,
+          valid_fraction: float | None, patience: int, quiet: bool, as_json: bool, fmt: str,
+          sep: str | None, implicit: bool, duplicates: str) -> None:
+    """Train a model on DATA (CSV/TSV/Parquet/MovieLens) and save it to MODEL_DIR."""
+
+    def action() -> None:
+        from latentrec.data import random_split
+        from latentrec.models import model_kinds
+
+        interactions = _read(data, fmt, sep, implicit, duplicates)
+        params = {name: value for name, value in (
+            ("factors", factors), ("epochs", epochs), ("lr", lr), ("reg", reg),
+            ("seed", seed), ("device", device)) if value is not None}
+        valid = None
+        if valid_fraction is not None:
+            params["patience"] = patience
+            interactions, valid = random_split(interactions, valid_fraction,
+                                               seed=params.get("seed", 0))
+        model = model_kinds()[kind](**params)
+        started = time.perf_counter()
+        model.fit(interactions, valid=valid, show_progress=not quiet and not as_json)
+        seconds = time.perf_counter() - started
+        model.save(model_dir)
+        last = model.history_[-1] if model.history_ else {}
+        summary = {
+            "model": kind, "model_dir": str(Path(model_dir)), "interactions": len(interactions),
+            "users": interactions.n_users, "items": interactions.n_items,
+            "epochs": len(model.history_), "seconds": round(seconds, 3),
+            "loss": _json_value(last.get("loss")),
+        }
+        if valid is not None:
+            best = min(h["valid_rmse"] for h in model.history_)
+            summary["valid_rmse"] = _json_value(best)
+        if as_json:
+            _emit_json(summary)
+        else:
+            extra = f", best valid RMSE {summary['valid_rmse']:.4f}" if valid is not None else ""
+            click.echo(
+                f"trained {kind} on {len(interactions):,} interactions "
+                f"({interactions.n_users:,} users, {interactions.n_items:,} items) in "
+                f"{seconds:.2f} s, {len(model.history_)} epochs{extra}; saved to {model_dir}"
+            )
+
+    _run(action)
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("test_data", type=click.Path(dir_okay=False))
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Cut-off of the ranking metrics.")
+@click.option("--relevance-threshold", type=float, default=None,
+              help="Only test items rated at least this count as relevant.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metrics.")
+@_data_options
+def evaluate(model_dir: str, test_data: str, k: int, relevance_threshold: float | None,
+             as_json: bool, fmt: str, sep: str | None, implicit: bool, duplicates: str) -> None:
+    """Score the model in MODEL_DIR on TEST_DATA (RMSE, MAE, NDCG@k, ...)."""
+
+    def action() -> None:
+        from latentrec.evaluation import evaluate as run_evaluation
+        from latentrec.models import load
+
+        model = load(model_dir)
+        test = _read(test_data, fmt, sep, implicit or model.feedback_ == "implicit", duplicates)
+        table = run_evaluation(model, test, k=k, relevance_threshold=relevance_threshold)
+        if as_json:
+            _emit_json({row.metric: _json_value(row.value) for row in table.itertuples()})
+        else:
+            for row in table.itertuples():
+                value = row.value
+                shown = f"{value:,.0f}" if float(value).is_integer() and value > 1 else (
+                    f"{value:.4f}")
+                click.echo(f"{row.metric:<22}{shown}")
+
+    _run(action)
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--user", required=True, help="Raw user id.")
+@click.option("--item", required=True, help="Raw item id.")
+@click.option("--fallback", is_flag=True,
+              help="Predict for unknown ids with the fallback instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def predict(model_dir: str, user: str, item: str, fallback: bool, as_json: bool) -> None:
+    """Predict USER's rating (or score) of ITEM with the model in MODEL_DIR."""
+
+    def action() -> None:
+        from latentrec.models import load
+
+        model = load(model_dir)
+        value = model.predict(user, item, on_unknown="fallback" if fallback else "raise")
+        user_id = _canonical(model.users_, user)
+        item_id = _canonical(model.items_, item)
+        if as_json:
+            _emit_json({"user": user_id, "item": item_id, "prediction": _json_value(value)})
+        else:
+            click.echo(f"{value:.4f}")
+
+    _run(action)
+
+
+def _canonical(id_map: Any, raw: str) -> Any:
+    index = id_map.index_of([raw], on_unknown="ignore")[0]
+    return raw if index < 0 else _json_value(id_map.ids_of([index])[0])
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--user", "users", multiple=True, help="Raw user id (repeatable).")
+@click.option("--all", "all_users", is_flag=True, help="Recommend for every training user.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Items per user.")
+@click.option("--include-seen", is_flag=True, help="Allow items the user already rated.")
+@click.option("--fallback", is_flag=True, help="Popular items for unknown users.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write user,item,rank,score rows to a .csv or .parquet file.")
+def recommend(model_dir: str, users: tuple[str, ...], all_users: bool, k: int,
+              include_seen: bool, fallback: bool, as_json: bool, output: str | None) -> None:
+    """Top-k items for --user U (one or more) or --all users of the model in MODEL_DIR."""
+    if bool(users) == all_users:
+        raise click.UsageError("give either --user U (one or more) or --all")
+    if as_json and output:
+        raise click.UsageError("--json and -o/--output are exclusive")
+
+    def action() -> None:
+        from latentrec.models import load
+
+        model = load(model_dir)
+        wanted = model.users_.to_list() if all_users else list(users)
+        table = model.recommend(wanted, k=k, exclude_seen=not include_seen,
+                                on_unknown="fallback" if fallback else "raise")
+        table = table[["user", "item", "rank", "score"]]
+        if output:
+            path = Path(output)
+            if path.suffix in (".parquet", ".pq"):
+                table.to_parquet(path, index=False)
+            else:
+                table.to_csv(path, index=False)
+            click.echo(f"wrote {len(table):,} recommendations for {len(wanted):,} users to {path}",
+                       err=True)
+            return
+        lists = [{"user": _json_value(user),
+                  "items": [{"item": _json_value(i), "score": _json_value(s)}
+                            for i, s in zip(group["item"], group["score"], strict=True)]}
+                 for user, group in table.groupby("user", sort=False)]
+        if as_json:
+            _emit_json(lists[0] if len(wanted) == 1 and lists else {"recommendations": lists})
+            return
+        for entry in lists:
+            click.echo(f"user {entry['user']}:")
+            for rank, pair in enumerate(entry["items"], start=1):
+                click.echo(f"  {rank:>3}. {pair['item']}  ({pair['score']:.4f})")
+
+    _run(action)
+
+
+@cli.command()
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="Use this interaction file instead of the built-in synthetic data.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def demo(data_path: str | None, seed: int, quiet: bool) -> None:
+    """Train, evaluate, recommend, save and reload on the built-in synthetic data."""
+
+    def action() -> None:
+        import tempfile
+
+        from latentrec.data import random_split
+        from latentrec.datasets import synthetic
+        from latentrec.evaluation import evaluate as run_evaluation
+        from latentrec.models import BiasedMF, load
+
+        if data_path is None:
+            data = synthetic(n_users=2000, n_items=1000, density=0.04, seed=seed)
+            click.echo(f"data: built-in synthetic ratings (seed {seed}): {data}")
+        else:
+            data = _read(data_path, "auto", None, False, "error")
+            click.echo(f"data: {data}")
+        split = random_split(data, 0.2, seed=seed)
+        click.echo(f"split: {len(split.train):,} train / {len(split.test):,} test interactions")
+        model = BiasedMF(seed=seed)
+        started = time.perf_counter()
+        model.fit(split.train, show_progress=not quiet)
+        click.echo(f"trained {model!r}\n  in {time.perf_counter() - started:.2f} s")
+        table = run_evaluation(model, split.test, k=10)
+        click.echo("test metrics:")
+        for row in table.itertuples():
+            click.echo(f"  {row.metric:<22}{row.value:.4f}")
+        user = split.train.users.ids_of([0])[0]
+        click.echo(f"top 5 for user {user}:")
+        for row in model.recommend(user, k=5).itertuples():
+            click.echo(f"  {row.rank}. item {row.item}  (predicted {row.score:.3f})")
+        item = split.train.items.ids_of([0])[0]
+        similar = model.similar_items(item, k=3)["similar_item"].tolist()
+        click.echo(f"items most similar to item {item}: {similar}")
+        with tempfile.TemporaryDirectory() as directory:
+            model.save(directory)
+            again = load(directory)
+            same = bool((again.predict([user] * 5, split.train.items.ids_of(range(5)))
+                         == model.predict([user] * 5, split.train.items.ids_of(range(5)))).all())
+            click.echo(f"saved and reloaded: predictions identical = {same}")
+
+    _run(action)
+
+
+def main() -> None:
+    cli(prog_name="latentrec")
+
+
+if __name__ == "__main__":
+    main()

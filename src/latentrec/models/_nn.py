@@ -1,0 +1,194 @@
+"""PyTorch modules and the minibatch trainable shared by the SGD-trained factor models."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentrec._rng import derive_seed, torch_generator
+from latentrec.data import Interactions
+from latentrec.errors import InvalidParameterError
+from latentrec.metrics import rmse
+from latentrec.models.base import FactorModel, ModelConfig
+from latentrec.training import Callback, EarlyStopping, Trainer
+from latentrec.training.minibatch import (
+    OPTIMIZERS,
+    SPARSE_OPTIMIZERS,
+    MinibatchLoop,
+    resolve_device,
+)
+
+
+class FactorModule(nn.Module):
+    """``global_mean + b_u + b_i + p_u . q_i`` with embeddings (biases optional)."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int, *, biases: bool, sparse: bool,
+                 init_std: float, global_mean: float, generator: torch.Generator) -> None:
+        super().__init__()
+        self.user_factors = nn.Embedding(n_users, factors, sparse=sparse)
+        self.item_factors = nn.Embedding(n_items, factors, sparse=sparse)
+        with torch.no_grad():
+            self.user_factors.weight.normal_(0.0, init_std, generator=generator)
+            self.item_factors.weight.normal_(0.0, init_std, generator=generator)
+        self.user_bias: nn.Embedding | None = None
+        self.item_bias: nn.Embedding | None = None
+        if biases:
+            self.user_bias = nn.Embedding(n_users, 1, sparse=sparse)
+            self.item_bias = nn.Embedding(n_items, 1, sparse=sparse)
+            nn.init.zeros_(self.user_bias.weight)
+            nn.init.zeros_(self.item_bias.weight)
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        prediction = (self.user_factors(users) * self.item_factors(items)).sum(dim=1)
+        if self.user_bias is not None and self.item_bias is not None:
+            prediction = prediction + self.user_bias(users).squeeze(1) + self.item_bias(
+                items).squeeze(1)
+        return prediction + self.global_mean
+
+    def penalty(self, users: torch.Tensor, items: torch.Tensor, reg: float,
+                reg_bias: float) -> torch.Tensor:
+        """L2 on the rows a batch touches (Funk/Koren style), averaged over the batch."""
+        total = reg * (self.user_factors(users).pow(2).sum(1) + self.item_factors(items).pow(2)
+                       .sum(1))
+        if reg_bias and self.user_bias is not None and self.item_bias is not None:
+            total = total + reg_bias * (self.user_bias(users).pow(2) + self.item_bias(items)
+                                        .pow(2)).squeeze(1)
+        return total.mean()
+
+
+class MinibatchFactorTrainable:
+    """A :class:`~latentrec.training.Trainable` that fits a :class:`FactorModule` by minibatches.
+
+    Reports ``loss`` (the mean training objective) and, with validation data, ``valid_rmse``.
+    """
+
+    def __init__(self, model: FactorModel, module: FactorModule, users: np.ndarray,
+                 items: np.ndarray, ratings: np.ndarray, *, optimizer: str, lr: float,
+                 batch_size: int | None, reg: float, reg_bias: float, lr_decay: float,
+                 seed: int | None, device: torch.device,
+                 valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+        self.model = model
+        self.module = module.to(device)
+        self.device = device
+        self.users = torch.from_numpy(users).to(device)
+        self.items = torch.from_numpy(items).to(device)
+        self.ratings = torch.from_numpy(ratings.astype(np.float32)).to(device)
+        self.reg, self.reg_bias = reg, reg_bias
+        self.valid = valid
+        self.loop = MinibatchLoop(self.module, self._loss, len(ratings), optimizer, lr,
+                                  batch_size, lr_decay=lr_decay, seed=seed, device=device)
+
+    @staticmethod
+    def sparse_for(optimizer: str) -> bool:
+        return optimizer in SPARSE_OPTIMIZERS
+
+    def _loss(self, rows: torch.Tensor) -> torch.Tensor:
+        users, items = self.users[rows], self.items[rows]
+        error = self.module(users, items) - self.ratings[rows]
+        loss = error.pow(2).mean()
+        if self.reg or self.reg_bias:
+            loss = loss + self.module.penalty(users, items, self.reg, self.reg_bias)
+        return loss
+
+    def publish(self) -> None:
+        """Copy the module's parameters into the model's learned state."""
+        module = self.module
+        self.model._set_factors(
+            module.user_factors.weight.detach(), module.item_factors.weight.detach(),
+            None if module.user_bias is None else module.user_bias.weight.detach(),
+            None if module.item_bias is None else module.item_bias.weight.detach(),
+            float(module.global_mean),
+        )
+
+    def train_epoch(self) -> dict[str, float]:
+        logs = self.loop.train_epoch()
+        if self.valid is not None:
+            self.publish()
+            users, items, ratings = self.valid
+            logs["valid_rmse"] = rmse(ratings, self.model._predict_aligned(users, items))
+        return logs
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
+
+
+def fit_by_minibatches(model: FactorModel, data: Interactions, valid: Interactions | None,
+                       callbacks: Sequence[Callback], show_progress: bool, *, biases: bool,
+                       global_mean: float) -> None:
+    """Fit ``model`` (whose config is an :class:`SGDConfig`) with the PyTorch minibatch loop."""
+    config: SGDConfig = model.config  # type: ignore[assignment]
+    device = resolve_device(config.device)
+    generator = torch_generator(config.seed)
+    module = FactorModule(
+        data.n_users, data.n_items, config.factors, biases=biases,
+        sparse=MinibatchFactorTrainable.sparse_for(config.optimizer),
+        init_std=config.init_std, global_mean=global_mean, generator=generator,
+    )
+    trainable = MinibatchFactorTrainable(
+        model, module, data.user_index, data.item_index, data.weights(),
+        optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
+        reg=config.reg, reg_bias=getattr(config, "reg_bias", 0.0), lr_decay=config.lr_decay,
+        seed=derive_seed(config.seed, 1), device=device,
+        valid=None if valid is None else validation_arrays(model, valid),
+    )
+    model.history_ = Trainer(
+        epochs=config.epochs, early_stopping=early_stopping_for(config, valid),
+        callbacks=callbacks, show_progress=show_progress, description=type(model).__name__,
+    ).fit(trainable)
+    trainable.publish()
+
+
+def validation_arrays(model: FactorModel,
+                      valid: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not isinstance(valid, Interactions):
+        raise TypeError(f"valid must be Interactions, got {type(valid).__name__}")
+    if valid.values is None:
+        raise InvalidParameterError("valid must carry ratings to compute valid_rmse")
+    users, items = model._align(valid)
+    return users, items, valid.values
+
+
+def early_stopping_for(config: SGDConfig, valid: Interactions | None) -> EarlyStopping | None:
+    if valid is None or config.patience is None:
+        return None
+    return EarlyStopping(monitor="valid_rmse", mode="min", patience=config.patience)
+
+
+@dataclasses.dataclass(frozen=True)
+class SGDConfig(ModelConfig):
+    """Hyperparameters shared by the factor models trained by gradient descent."""
+
+    factors: int = 64
+    epochs: int = 20
+    lr: float = 0.01
+    reg: float = 0.02
+    optimizer: str = "sgd"
+    batch_size: int | None = 1024
+    init_std: float = 0.1
+    lr_decay: float = 1.0
+    patience: int | None = None
+    seed: int | None = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.check_positive("factors", "epochs", integer=True)
+        self.check_positive("lr", "init_std", "lr_decay")
+        self.check_non_negative("reg")
+        self.check_choice("optimizer", OPTIMIZERS)
+        if self.batch_size is not None:
+            self.check_positive("batch_size", integer=True)
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(
+                self.patience, int) or self.patience < 1):
+            raise InvalidParameterError(f"patience must be an integer >= 1 or None, got "
+                                        f"{self.patience!r}")
+        if not isinstance(self.device, str):
+            raise TypeError(f"device must be a string, got {type(self.device).__name__}")
+        self.check_seed()

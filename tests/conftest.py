@@ -57,3 +57,11 @@ def checkerboard() -> Interactions:
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     return tmp_path / "model"
+
+
+@pytest.fixture(scope="session")
+def planted() -> Interactions:
+    """Synthetic explicit ratings with planted low-rank structure."""
+    from latentrec.datasets import synthetic
+
+    return synthetic(n_users=600, n_items=300, density=0.1, factors=4, noise=0.3, seed=3)

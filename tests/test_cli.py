@@ -1,0 +1,153 @@
+"""The command line, in-process (CliRunner) and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from latentrec.cli.main import cli
+
+
+@pytest.fixture
+def ratings_csv(tmp_path: Path) -> Path:
+    rows = ["user,item,rating"]
+    for user in range(30):
+        for item in range(20):
+            if (user * 7 + item * 3) % 4 == 0:
+                rows.append(f"u{user},i{item},{1 + (user + item) % 5}")
+    path = tmp_path / "ratings.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def trained(ratings_csv: Path, tmp_path: Path) -> Path:
+    model_dir = tmp_path / "model"
+    code, out, err = run("train", str(ratings_csv), "-o", str(model_dir), "--factors", "4",
+                         "--epochs", "5", "--quiet")
+    assert code == 0, err
+    assert "trained biased-mf on" in out
+    return model_dir
+
+
+def test_train_evaluate_predict_recommend(trained: Path, ratings_csv: Path) -> None:
+    code, out, _ = run("evaluate", str(trained), str(ratings_csv), "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert {"rmse", "mae", "ndcg@10", "precision@10", "coverage"} <= set(metrics)
+    code, out, _ = run("predict", str(trained), "--user", "u1", "--item", "i3", "--json")
+    assert code == 0
+    prediction = json.loads(out)
+    assert prediction["user"] == "u1" and prediction["item"] == "i3"
+    assert 1.0 <= prediction["prediction"] <= 5.0
+    code, out, _ = run("recommend", str(trained), "--user", "u1", "-k", "3", "--json")
+    assert code == 0
+    recommendation = json.loads(out)
+    assert recommendation["user"] == "u1"
+    assert len(recommendation["items"]) == 3
+    assert set(recommendation["items"][0]) == {"item", "score"}
+
+
+def test_recommend_all_to_csv(trained: Path, tmp_path: Path) -> None:
+    output = tmp_path / "recs.csv"
+    code, _, err = run("recommend", str(trained), "--all", "-k", "2", "-o", str(output))
+    assert code == 0, err
+    lines = output.read_text().splitlines()
+    assert lines[0] == "user,item,rank,score"
+    assert len(lines) == 1 + 30 * 2
+
+
+def test_integer_ids_come_back_as_integers(tmp_path: Path) -> None:
+    data = tmp_path / "u.data"
+    data.write_text("".join(f"{u}\t{i}\t{1 + (u * i) % 5}\t{880000000 + u}\n"
+                            for u in range(1, 20) for i in range(1, 15) if (u + i) % 3))
+    model_dir = tmp_path / "model"
+    assert run("train", str(data), "-o", str(model_dir), "--epochs", "2", "--quiet")[0] == 0
+    code, out, _ = run("recommend", str(model_dir), "--user", "3", "-k", "1", "--json")
+    assert code == 0
+    assert json.loads(out)["user"] == 3
+    assert isinstance(json.loads(out)["items"][0]["item"], int)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "{model}", "--user", "nobody", "--item", "i1"], "unknown user: 'nobody'"),
+        (["recommend", "{model}", "--user", "nobody"], "unknown user: 'nobody'"),
+        (["predict", "{tmp}/absent", "--user", "u1", "--item", "i1"], "no such model directory"),
+        (["evaluate", "{model}", "{tmp}/absent.csv"], "absent.csv: no such file"),
+    ],
+)
+def test_errors_are_one_line(args: list[str], message: str, trained: Path,
+                             tmp_path: Path) -> None:
+    filled = [a.format(model=trained, tmp=tmp_path) for a in args]
+    code, out, err = run(*filled)
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("latentrec: error: ")
+    assert message in err
+
+
+def test_bad_file_names_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,item,rating\na,x,5\nb,y,abc\n")
+    code, _, err = run("train", str(bad), "-o", str(tmp_path / "m"))
+    assert code == 1
+    assert err.strip() == f"latentrec: error: {bad}:3: column 'rating': 'abc' is not a number"
+    assert not (tmp_path / "m").exists()
+
+
+def test_usage_errors(trained: Path) -> None:
+    code, _, err = run("recommend", str(trained))
+    assert code == 2
+    assert "either --user U" in err
+    code, _, err = run("train", "x.csv")
+    assert code == 2
+    assert "Missing option '-o'" in err
+
+
+def test_every_command_has_help() -> None:
+    for command in ("train", "evaluate", "predict", "recommend", "demo"):
+        code, out, _ = run(command, "--help")
+        assert code == 0
+        assert "Usage:" in out and "--help" in out
+
+
+def test_demo_runs(tmp_path: Path) -> None:
+    code, out, err = run("demo", "--quiet")
+    assert code == 0, err
+    assert "test metrics:" in out
+    assert "predictions identical = True" in out
+
+
+def test_real_subprocess(ratings_csv: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    model_dir = tmp_path / "model"
+    exe = [sys.executable, "-m", "latentrec.cli.main"]
+    done = subprocess.run([*exe, "train", str(ratings_csv), "-o", str(model_dir), "--epochs",
+                           "2", "--quiet"], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([*exe, "recommend", str(model_dir), "--user", "u2", "--json"],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["user"] == "u2"
+    done = subprocess.run([*exe, "predict", str(model_dir), "--user", "ghost", "--item", "i1"],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    done = subprocess.run([*exe, "--debug", "predict", str(model_dir), "--user", "ghost",
+                           "--item", "i1"], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr

@@ -1,0 +1,190 @@
+"""Model-specific behaviour of MatrixFactorization and BiasedMF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latentrec import BiasedMF, Interactions, MatrixFactorization, evaluate, random_split
+from latentrec.errors import InvalidParameterError, TrainingDivergedError
+
+
+def _rmse(model: BiasedMF | MatrixFactorization, test: Interactions) -> float:
+    table = evaluate(model, test, metrics=["rmse"]).set_index("metric")
+    return float(table.loc["rmse", "value"])
+
+
+@pytest.fixture(scope="module")
+def split(planted: Interactions) -> tuple[Interactions, Interactions]:
+    train, test = random_split(planted, 0.2, seed=0)
+    return train, test
+
+
+def test_biased_mf_learns_planted_structure(split: tuple[Interactions, Interactions]) -> None:
+    train, test = split
+    mean_only = float(np.sqrt(np.mean((test.values - train.values.mean()) ** 2)))
+    model = BiasedMF(factors=8, epochs=30, seed=0).fit(train, show_progress=False)
+    assert _rmse(model, test) < 0.8 * mean_only
+
+
+def test_kernel_and_minibatch_reach_the_same_quality(
+        split: tuple[Interactions, Interactions]) -> None:
+    train, test = split
+    # the same objective, optimised per rating in the compiled kernel and by torch minibatches
+    kernel = BiasedMF(factors=8, epochs=40, lr=0.02, reg=0.05, solver="kernel")
+    torch_path = BiasedMF(factors=8, epochs=40, lr=0.02, reg=0.05, solver="minibatch",
+                          optimizer="adam", batch_size=512)
+    kernel_rmse = _rmse(kernel.fit(train, show_progress=False), test)
+    torch_rmse = _rmse(torch_path.fit(train, show_progress=False), test)
+    assert kernel_rmse < 0.65 and torch_rmse < 0.65
+    assert abs(kernel_rmse - torch_rmse) < 0.03
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "sparse_adam", "adagrad"])
+def test_every_optimizer_reduces_the_loss(optimizer: str,
+                                          split: tuple[Interactions, Interactions]) -> None:
+    train, _ = split
+    lr = {"sgd": 0.05, "adam": 0.01, "sparse_adam": 0.01, "adagrad": 0.1}[optimizer]
+    model = BiasedMF(factors=4, epochs=4, solver="minibatch", optimizer=optimizer, lr=lr)
+    model.fit(train, show_progress=False)
+    losses = [h["loss"] for h in model.history_]
+    assert losses[-1] < losses[0]
+
+
+def test_early_stopping_restores_the_best_epoch(split: tuple[Interactions, Interactions]) -> None:
+    train, test = split
+    # no regularisation and many factors: validation error turns up after a few epochs
+    model = BiasedMF(factors=64, epochs=60, reg=0.0, lr=0.03, patience=3)
+    model.fit(train, valid=test, show_progress=False)
+    history = model.history_
+    assert len(history) < 60
+    best = min(history, key=lambda h: h["valid_rmse"])
+    assert best["best"] == 1.0
+    assert sum(h["best"] for h in history) == 1.0
+    assert _rmse(model, test) == pytest.approx(best["valid_rmse"], abs=1e-6)
+
+
+def test_history_reports_validation_without_early_stopping(
+        split: tuple[Interactions, Interactions]) -> None:
+    train, test = split
+    model = BiasedMF(factors=4, epochs=3).fit(train, valid=test, show_progress=False)
+    assert [h["epoch"] for h in model.history_] == [1.0, 2.0, 3.0]
+    assert all("valid_rmse" in h and "loss" in h and "seconds" in h for h in model.history_)
+
+
+def test_lr_decay_changes_training(split: tuple[Interactions, Interactions]) -> None:
+    train, _ = split
+    plain = BiasedMF(factors=4, epochs=3).fit(train, show_progress=False)
+    decayed = BiasedMF(factors=4, epochs=3, lr_decay=0.5).fit(train, show_progress=False)
+    assert plain.history_[-1]["loss"] != decayed.history_[-1]["loss"]
+
+
+def test_divergence_is_reported(split: tuple[Interactions, Interactions]) -> None:
+    train, _ = split
+    with pytest.raises(TrainingDivergedError, match="lower lr or raise reg"):
+        BiasedMF(factors=8, epochs=5, lr=50.0).fit(train, show_progress=False)
+
+
+def test_predictions_are_clipped_to_the_rating_scale(split: tuple[Interactions, Interactions]
+                                                      ) -> None:
+    train, test = split
+    model = BiasedMF(factors=8, epochs=10).fit(train, show_progress=False)
+    users = test.users.ids_of(test.user_index)
+    items = test.items.ids_of(test.item_index)
+    clipped = model.predict(users, items, on_unknown="fallback")
+    low, high = train.rating_range()
+    assert clipped.min() >= low and clipped.max() <= high
+    raw = model.set_params(clip=False)
+    assert raw.config.clip is False
+
+
+def test_progress_bar_is_silent_when_asked(split: tuple[Interactions, Interactions],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    train, _ = split
+    BiasedMF(factors=4, epochs=2).fit(train, show_progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    BiasedMF(factors=4, epochs=2).fit(train, show_progress=True)
+    assert "BiasedMF" in capsys.readouterr().err
+
+
+def test_callbacks_see_every_epoch_and_can_stop(split: tuple[Interactions, Interactions]) -> None:
+    train, _ = split
+    seen: list[int] = []
+
+    def callback(epoch: int, logs: dict[str, float]) -> bool:
+        seen.append(epoch)
+        return epoch == 3
+
+    model = BiasedMF(factors=4, epochs=10).fit(train, callbacks=[callback], show_progress=False)
+    assert seen == [1, 2, 3]
+    assert len(model.history_) == 3
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "message"),
+    [
+        ({"factors": 0}, InvalidParameterError, "factors must be > 0"),
+        ({"factors": "8"}, TypeError, "factors must be an integer"),
+        ({"lr": -1.0}, InvalidParameterError, "lr must be > 0"),
+        ({"reg": float("nan")}, InvalidParameterError, "reg must be >= 0"),
+        ({"optimizer": "lbfgs"}, InvalidParameterError, "optimizer must be one of"),
+        ({"solver": "magic"}, InvalidParameterError, "solver must be one of"),
+        ({"seed": -1}, InvalidParameterError, "seed must be a non-negative integer"),
+        ({"patience": 0}, InvalidParameterError, "patience must be an integer >= 1"),
+        ({"clip": "yes"}, TypeError, "clip must be True or False"),
+    ],
+)
+def test_bad_hyperparameters_fail_at_once(params: dict[str, object], error: type[Exception],
+                                          message: str) -> None:
+    with pytest.raises(error, match=message):
+        BiasedMF(**params)
+
+
+def test_unavailable_device_is_a_clear_error(tiny: Interactions) -> None:
+    if __import__("torch").cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(InvalidParameterError, match="CUDA is not available"):
+        BiasedMF(device="cuda").fit(tiny, show_progress=False)
+
+
+def test_biased_mf_needs_values(checkerboard: Interactions) -> None:
+    with pytest.raises(InvalidParameterError, match="no values"):
+        BiasedMF().fit(checkerboard, show_progress=False)
+
+
+def test_matrix_factorization_defaults_are_the_seed_notebook() -> None:
+    config = MatrixFactorization().config
+    assert (config.factors, config.epochs, config.lr, config.optimizer, config.batch_size,
+            config.reg, config.init_std) == (5, 100, 0.01, "adam", None, 0.0, 1.0)
+
+
+def test_matrix_factorization_has_no_biases(tiny: Interactions) -> None:
+    model = MatrixFactorization().fit(tiny, show_progress=False)
+    assert "bias" not in model.factors("users").columns
+    # its fallback for unknown pairs is the training mean
+    assert model.predict("nobody", "x", on_unknown="fallback") == pytest.approx(
+        float(np.mean(tiny.values)))
+
+
+def test_similar_users_and_factor_tables(tiny: Interactions) -> None:
+    model = BiasedMF(factors=3, epochs=5).fit(tiny, show_progress=False)
+    similar = model.similar_users("ann", k=2)
+    assert list(similar.columns) == ["user", "similar_user", "rank", "score"]
+    assert "ann" not in similar["similar_user"].tolist()
+    assert (similar["score"].between(-1.0001, 1.0001)).all()
+    items = model.factors("items")
+    assert list(items.index) == ["w", "x", "y", "z"]
+    assert list(items.columns) == ["f0", "f1", "f2", "bias"]
+    with pytest.raises(InvalidParameterError, match="side must be"):
+        model.factors("things")  # type: ignore[arg-type]
+
+
+def test_k_validation(tiny: Interactions) -> None:
+    model = BiasedMF(factors=2, epochs=2).fit(tiny, show_progress=False)
+    with pytest.raises(InvalidParameterError, match="k must be >= 1"):
+        model.recommend("ann", k=0)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        model.recommend("ann", k=2.5)  # type: ignore[arg-type]
+    # k larger than the catalogue: every unseen item, no error
+    assert model.recommend("ann", k=100)["item"].tolist() == ["w"]

@@ -45,7 +45,27 @@ _EXPORTS = {
     "EarlyStopping": "latentrec.training",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "BiasedMF",
+    "EarlyStopping",
+    "FactorModel",
+    "IdMap",
+    "Interactions",
+    "MatrixFactorization",
+    "Recommender",
+    "Split",
+    "Trainer",
+    "__version__",
+    "evaluate",
+    "k_fold",
+    "leave_last_out",
+    "load",
+    "model_kinds",
+    "random_split",
+    "read_interactions",
+    "temporal_split",
+    "user_holdout",
+]
 
 if TYPE_CHECKING:
     from latentrec.data import (

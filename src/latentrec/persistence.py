@@ -88,7 +88,8 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"{meta_path}: not valid JSON ({error}); the file is damaged") from None
+        raise ModelFileError(
+            f"{meta_path}: not valid JSON ({error}); the file is damaged") from None
     if not isinstance(meta, dict) or meta.get("format") != "latentrec-model":
         raise ModelFileError(f"{meta_path}: not a latentrec model description")
     version = meta.get("format_version")

@@ -129,7 +129,7 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         from latentrec.models import model_kinds
 
         interactions = _read(data, fmt, sep, implicit, duplicates)
-        params = {name: value for name, value in (
+        params: dict[str, Any] = {name: value for name, value in (
             ("factors", factors), ("epochs", epochs), ("lr", lr), ("reg", reg),
             ("seed", seed), ("device", device)) if value is not None}
         valid = None
@@ -188,11 +188,10 @@ def evaluate(model_dir: str, test_data: str, k: int, relevance_threshold: float 
         if as_json:
             _emit_json({row.metric: _json_value(row.value) for row in table.itertuples()})
         else:
-            for row in table.itertuples():
-                value = row.value
+            for metric, value in zip(table["metric"], table["value"].astype(float), strict=True):
                 shown = f"{value:,.0f}" if float(value).is_integer() and value > 1 else (
                     f"{value:.4f}")
-                click.echo(f"{row.metric:<22}{shown}")
+                click.echo(f"{metric:<22}{shown}")
 
     _run(action)
 

@@ -41,6 +41,7 @@ class FactorModule(nn.Module):
             self.item_bias = nn.Embedding(n_items, 1, sparse=sparse)
             nn.init.zeros_(self.user_bias.weight)
             nn.init.zeros_(self.item_bias.weight)
+        self.global_mean: torch.Tensor
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -48,7 +49,8 @@ class FactorModule(nn.Module):
         if self.user_bias is not None and self.item_bias is not None:
             prediction = prediction + self.user_bias(users).squeeze(1) + self.item_bias(
                 items).squeeze(1)
-        return prediction + self.global_mean
+        result: torch.Tensor = prediction + self.global_mean
+        return result
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor, reg: float,
                 reg_bias: float) -> torch.Tensor:
@@ -58,7 +60,8 @@ class FactorModule(nn.Module):
         if reg_bias and self.user_bias is not None and self.item_bias is not None:
             total = total + reg_bias * (self.user_bias(users).pow(2) + self.item_bias(items)
                                         .pow(2)).squeeze(1)
-        return total.mean()
+        mean: torch.Tensor = total.mean()
+        return mean
 
 
 class MinibatchFactorTrainable:
@@ -90,7 +93,7 @@ class MinibatchFactorTrainable:
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         users, items = self.users[rows], self.items[rows]
         error = self.module(users, items) - self.ratings[rows]
-        loss = error.pow(2).mean()
+        loss: torch.Tensor = error.pow(2).mean()
         if self.reg or self.reg_bias:
             loss = loss + self.module.penalty(users, items, self.reg, self.reg_bias)
         return loss

@@ -76,7 +76,8 @@ class ModelConfig:
     def check_seed(self) -> None:
         seed = getattr(self, "seed", None)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise InvalidParameterError(f"seed must be a non-negative integer or None, got {seed!r}")
+            raise InvalidParameterError(
+                f"seed must be a non-negative integer or None, got {seed!r}")
 
 
 def _is_scalar(value: Any) -> bool:

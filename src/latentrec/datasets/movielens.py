@@ -1,0 +1,401 @@
+"""MovieLens ratings: from a local copy, the cache, or a verified download.
+
+A data set is looked for, in order:
+
+1. at ``path``, when given: a directory holding the ratings file (``u.data``, ``ratings.dat``
+   or ``ratings.csv``), a directory holding the extracted data set folder (``ml-100k/``) or
+   the official zip, or the official zip itself;
+2. in the cache: ``cache_dir`` if given, else ``$LATENTREC_DATA`` if set, else
+   ``~/.cache/latentrec``; it holds extracted folders (``ml-100k/u.data``) and zips
+   (``ml-100k.zip``);
+3. on the GroupLens server (``https://files.grouplens.org/datasets/movielens/``, or
+   ``$LATENTREC_MOVIELENS_URL`` for a mirror): the zip is downloaded into the cache, its sha256
+   checked against the official one, and the files needed are extracted beside it.
+
+The MovieLens licence forbids redistribution, so latentrec ships no copy: each user downloads
+the data from GroupLens (see https://grouplens.org/datasets/movielens/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from latentrec.data import Interactions, read_interactions
+from latentrec.errors import DataError, InvalidParameterError
+
+__all__ = ["MOVIELENS_100K_FOLDS", "MOVIELENS_VARIANTS", "load_movielens",
+           "load_movielens_100k_split"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://files.grouplens.org/datasets/movielens/"
+URL_ENV = "LATENTREC_MOVIELENS_URL"
+DATA_ENV = "LATENTREC_DATA"
+_CHUNK = 1 << 20
+_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Variant:
+    name: str  # folder and zip name, e.g. "ml-100k"
+    ratings: str  # ratings file inside the folder
+    format: str  # read_interactions format
+    size: int  # bytes of the official zip
+    sha256: str  # of the official zip
+
+
+# Sizes and sha256 of the official zips, as published by TensorFlow Datasets
+# (tensorflow_datasets/url_checksums/movielens.txt) and confirmed by independent projects; the
+# GroupLens md5 files agree for 100k, 1m and 20m.
+_VARIANTS: dict[str, _Variant] = {
+    "100k": _Variant(
+        "ml-100k", "u.data", "ml-100k", 4_924_029,
+        "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+    ),
+    "1m": _Variant(
+        "ml-1m", "ratings.dat", "ml-1m", 5_917_549,
+        "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+    ),
+    "latest-small": _Variant(
+        "ml-latest-small", "ratings.csv", "ml-latest", 978_202,
+        "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+    ),
+    "20m": _Variant(
+        "ml-20m", "ratings.csv", "ml-latest", 198_702_078,
+        "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+    ),
+}
+MOVIELENS_VARIANTS: tuple[str, ...] = tuple(_VARIANTS)
+MOVIELENS_100K_FOLDS: tuple[str, ...] = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+PathArg = str | os.PathLike[str]
+
+
+def load_movielens(
+    variant: str = "100k",
+    *,
+    path: PathArg | None = None,
+    cache_dir: PathArg | None = None,
+    download: bool = True,
+) -> Interactions:
+    """Load a MovieLens ratings file as explicit feedback with timestamps.
+
+    Parameters
+    ----------
+    variant
+        ``"100k"`` (``u.data``, 943 users, 1,682 movies, 100,000 ratings 1-5), ``"1m"``
+        (``ratings.dat``, 1,000,209 ratings), ``"latest-small"`` (``ratings.csv``, ratings
+        0.5-5 in half stars; GroupLens updates it now and then) or ``"20m"`` (``ratings.csv``,
+        20,000,263 ratings). Ids are MovieLens's own integer user and movie ids.
+    path
+        A local copy: a directory holding the ratings file or the extracted data set folder
+        (``ml-100k/``), or the official zip. Nothing else is tried when it is given, and it is
+        not checksummed.
+    cache_dir
+        Where downloads go and are looked for; defaults to ``$LATENTREC_DATA`` if set, else
+        ``~/.cache/latentrec``.
+    download
+        Fetch the official zip into the cache when no copy is found. The server is
+        ``$LATENTREC_MOVIELENS_URL`` if set (a mirror holding ``ml-100k.zip`` etc.), else
+        GroupLens; the zip must match the official sha256 either way.
+
+    Returns
+    -------
+    Interactions
+        Explicit ratings with timestamps; ``source`` names the file read.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    DataError
+        No copy was found and the download was off or failed (the message says where it looked
+        and how to get the data), a download did not match its checksum (it is deleted), or a
+        file is malformed.
+    InvalidParameterError
+        ``variant`` is unknown.
+
+    Examples
+    --------
+    >>> ratings = load_movielens("100k")  # doctest: +SKIP
+    >>> ratings.n_users, ratings.n_items, len(ratings)  # doctest: +SKIP
+    (943, 1682, 100000)
+    >>> load_movielens("100k", path="~/data/ml-100k.zip", download=False)  # doctest: +SKIP
+    Interactions(100000 explicit interactions, 943 users, 1682 items, from ...)
+    """
+    spec = _variant(variant)
+    with _located(spec, (spec.ratings,), path, cache_dir, download) as files:
+        return _read(files[spec.ratings], spec)
+
+
+def load_movielens_100k_split(
+    fold: str = "u1",
+    *,
+    path: PathArg | None = None,
+    cache_dir: PathArg | None = None,
+    download: bool = True,
+) -> tuple[Interactions, Interactions]:
+    """Load one of MovieLens 100K's official train/test splits.
+
+    Parameters
+    ----------
+    fold
+        ``"u1"`` ... ``"u5"``: the five disjoint 80%/20% splits of ``u.data`` (``uN.base`` /
+        ``uN.test``) for 5-fold cross-validation; ``"ua"`` / ``"ub"``: exactly 10 ratings per
+        user held out (``ua.test`` / ``ub.test``).
+    path, cache_dir, download
+        Where to find the data, as for :func:`load_movielens`.
+
+    Returns
+    -------
+    tuple of Interactions
+        ``(train, test)``, each with its own id maps (raw MovieLens ids).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``fold`` is unknown.
+    DataError, FileNotFoundError
+        As for :func:`load_movielens`.
+
+    Examples
+    --------
+    >>> train, test = load_movielens_100k_split("u1")  # doctest: +SKIP
+    >>> len(train), len(test)  # doctest: +SKIP
+    (80000, 20000)
+    """
+    if not isinstance(fold, str):
+        raise TypeError(f"fold must be a string, got {type(fold).__name__}")
+    if fold not in MOVIELENS_100K_FOLDS:
+        raise InvalidParameterError(
+            f"fold must be one of {list(MOVIELENS_100K_FOLDS)}, got {fold!r}"
+        )
+    spec = _VARIANTS["100k"]
+    base, test = f"{fold}.base", f"{fold}.test"
+    with _located(spec, (base, test), path, cache_dir, download) as files:
+        return _read(files[base], spec), _read(files[test], spec)
+
+
+# ---------------------------------------------------------------------- arguments
+def _variant(variant: object) -> _Variant:
+    if not isinstance(variant, str):
+        raise TypeError(f"variant must be a string, got {type(variant).__name__}")
+    if variant not in _VARIANTS:
+        raise InvalidParameterError(
+            f"variant must be one of {list(MOVIELENS_VARIANTS)}, got {variant!r}"
+        )
+    return _VARIANTS[variant]
+
+
+def _as_path(name: str, value: object) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
+    return Path(os.fspath(value)).expanduser()
+
+
+def _cache_root(cache_dir: PathArg | None) -> Path:
+    if cache_dir is not None:
+        return _as_path("cache_dir", cache_dir)
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return Path.home() / ".cache" / "latentrec"
+
+
+def _base_url() -> str:
+    base = os.environ.get(URL_ENV) or DEFAULT_URL
+    return base if base.endswith("/") else base + "/"
+
+
+# ---------------------------------------------------------------------- finding the files
+@contextlib.contextmanager
+def _located(
+    spec: _Variant,
+    members: Sequence[str],
+    path: PathArg | None,
+    cache_dir: PathArg | None,
+    download: bool,
+) -> Iterator[dict[str, Path]]:
+    """Paths of ``members`` (files of the data set folder), found or fetched."""
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be True or False, got {type(download).__name__}")
+    if path is not None:
+        with _from_path(spec, members, _as_path("path", path)) as files:
+            yield files
+        return
+    root = _cache_root(cache_dir)
+    folder = root / spec.name
+    if all((folder / member).is_file() for member in members):
+        yield {member: folder / member for member in members}
+        return
+    archive = root / f"{spec.name}.zip"
+    if archive.is_file():
+        _verify(archive, spec, source=str(archive), delete=False)
+    elif download:
+        _download(spec, root, archive)
+    else:
+        raise DataError(
+            f"MovieLens {spec.name} not found: no {spec.name}/{members[0]} or {spec.name}.zip "
+            f"in {root}, and download=False; download {_base_url()}{spec.name}.zip and pass "
+            f"path= (--data) pointing at it or at its extracted folder"
+        )
+    yield _extract(archive, spec, members, folder)
+
+
+@contextlib.contextmanager
+def _from_path(spec: _Variant, members: Sequence[str], path: Path) -> Iterator[dict[str, Path]]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    archive = path
+    if path.is_dir():
+        for folder in (path, path / spec.name):
+            if all((folder / member).is_file() for member in members):
+                yield {member: folder / member for member in members}
+                return
+        archive = path / f"{spec.name}.zip"
+        if not archive.is_file():
+            raise DataError(
+                f"no MovieLens {spec.name} data here: expected {members[0]} in it or in "
+                f"{spec.name}/, or {spec.name}.zip", source=str(path),
+            )
+    if not zipfile.is_zipfile(archive):
+        raise DataError(
+            f"not a zip file; expected the official {spec.name}.zip or a folder holding "
+            f"{members[0]}", source=str(archive),
+        )
+    with tempfile.TemporaryDirectory(prefix="latentrec-") as scratch:
+        yield _extract(archive, spec, members, Path(scratch) / spec.name)
+
+
+def _read(path: Path, spec: _Variant) -> Interactions:
+    return read_interactions(path, format=spec.format)
+
+
+# ---------------------------------------------------------------------- zip handling
+def _extract(
+    archive: Path, spec: _Variant, members: Sequence[str], folder: Path
+) -> dict[str, Path]:
+    """Extract ``members`` of the data set folder from ``archive`` into ``folder``."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            names = set(bundle.namelist())
+            files: dict[str, Path] = {}
+            for member in members:
+                inside = f"{spec.name}/{member}"
+                if inside not in names:
+                    raise DataError(
+                        f"has no {inside}; expected the official {spec.name}.zip",
+                        source=str(archive),
+                    )
+                target = folder / member
+                files[member] = target
+                if target.is_file():
+                    continue
+                folder.mkdir(parents=True, exist_ok=True)
+                # write beside the target and rename, so a crash never leaves half a file
+                handle, partial = tempfile.mkstemp(dir=folder, prefix=f".{member}.")
+                try:
+                    with bundle.open(inside) as source, os.fdopen(handle, "wb") as sink:
+                        shutil.copyfileobj(source, sink, _CHUNK)
+                    os.replace(partial, target)
+                except BaseException:
+                    Path(partial).unlink(missing_ok=True)
+                    raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+        raise DataError(f"not a readable zip file ({error})", source=str(archive)) from None
+    except OSError as error:
+        raise DataError(
+            f"cannot extract {spec.name} into {folder} ({error.strerror or error}); pass "
+            f"cache_dir= pointing at a writable folder", source=str(archive),
+        ) from None
+    return files
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(archive: Path, spec: _Variant, *, source: str, delete: bool) -> None:
+    size = archive.stat().st_size
+    digest = _sha256(archive) if size == spec.size else None
+    if digest == spec.sha256:
+        return
+    if delete:
+        archive.unlink(missing_ok=True)
+    found = f"sha256 {digest}" if digest else f"{size} bytes"
+    action = "the download was deleted; retry, or" if delete else "delete it, or"
+    raise DataError(
+        f"checksum mismatch for {spec.name}.zip: expected sha256 {spec.sha256} "
+        f"({spec.size} bytes), got {found}; {action} download {spec.name}.zip yourself and "
+        f"pass path= (--data)",
+        source=source,
+    )
+
+
+def _download(spec: _Variant, root: Path, archive: Path) -> None:
+    """Fetch the official zip into ``archive``, verified; never leaves a bad file behind."""
+    url = f"{_base_url()}{spec.name}.zip"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle, partial_name = tempfile.mkstemp(dir=root, prefix=f".{spec.name}.", suffix=".zip")
+    except OSError as error:
+        raise DataError(
+            f"MovieLens {spec.name} not found in {root}, and the cache is not writable "
+            f"({error.strerror or error}); pass cache_dir= pointing at a writable folder, or "
+            f"path= (--data) pointing at a copy of {spec.name}.zip"
+        ) from None
+    partial = Path(partial_name)
+    try:
+        logger.info("downloading %s into %s", url, root)
+        request = urllib.request.Request(url, headers={"User-Agent": "latentrec"})
+        with os.fdopen(handle, "wb") as sink, urllib.request.urlopen(
+            request, timeout=_TIMEOUT_S
+        ) as response:
+            received = 0
+            # read at most one byte past the expected size: enough to tell it is wrong
+            while received <= spec.size:
+                chunk = response.read(min(_CHUNK, spec.size + 1 - received))
+                if not chunk:
+                    break
+                sink.write(chunk)
+                received += len(chunk)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, urllib.error.HTTPError):
+            error.close()
+        raise DataError(
+            f"MovieLens {spec.name} not found: no {spec.name}/{spec.ratings} or "
+            f"{spec.name}.zip in {root}, and downloading {url} failed ({_reason(error)}); "
+            f"download it yourself and pass path= (--data) pointing at it or at its "
+            f"extracted folder"
+        ) from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    _verify(partial, spec, source=url, delete=True)
+    os.replace(partial, archive)
+    logger.info("downloaded and verified %s", archive)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        reason = error.reason
+        text = getattr(reason, "strerror", None) or str(reason)
+        return str(text)
+    return str(getattr(error, "strerror", None) or error) or type(error).__name__

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from latentrec.errors import DataError, UnknownIdError
+from latentrec.errors import DataError, InvalidParameterError, UnknownIdError
 
 __all__ = ["IdMap", "RawId"]
 
@@ -43,8 +43,13 @@ class IdMap:
     __slots__ = ("_index", "name")
 
     def __init__(self, ids: Iterable[Any], *, name: str = "ids") -> None:
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise TypeError(f"{name} must be a sequence of ids, got {type(ids).__name__}")
         values = _as_id_array(list(ids) if not isinstance(ids, (np.ndarray, pd.Index)) else ids)
-        if values.dtype.kind in "iu":
+        index: pd.Index
+        if values.size == 0:
+            index = pd.Index([], dtype=object)
+        elif values.dtype.kind in "iu":
             index = pd.Index(values.astype(np.int64))
         elif values.dtype.kind == "f":
             raise DataError(f"{name} must be integers or strings, got floating-point ids")
@@ -75,22 +80,31 @@ class IdMap:
     def __repr__(self) -> str:
         return f"IdMap({len(self)} {self.name})"
 
-    def _normalise(self, ids: np.ndarray) -> np.ndarray:
-        if self.is_integer:
-            if ids.dtype.kind in "iu":
-                return ids.astype(np.int64)
-            # text that spells an integer finds the integer id; anything else cannot match
-            converted = pd.to_numeric(pd.Series(ids, dtype=object).astype(str), errors="coerce")
-            exact = converted.notna() & (converted % 1 == 0)
-            return np.where(exact, converted.fillna(-(2**62)), -(2**62)).astype(np.int64)
-        return ids.astype(str).astype(object)
+    def _normalise(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lookup keys for raw ids, and which of them can match an id of this map at all."""
+        if not self.is_integer:
+            return ids.astype(str).astype(object), np.ones(len(ids), dtype=bool)
+        if ids.dtype.kind in "iu":
+            return ids.astype(np.int64), np.ones(len(ids), dtype=bool)
+        if ids.dtype.kind == "f":
+            valid = np.isfinite(ids) & (ids == np.floor(ids)) & (np.abs(ids) < 2.0**63)
+            return np.where(valid, ids, 0).astype(np.int64), valid
+        # text that spells an integer finds the integer id; anything else cannot match
+        text = pd.Series(ids, dtype=object).astype(str).str.strip()
+        return parse_int64(text, r"([+-]?)0*(\d{1,19})(?:\.0*)?")
 
     def index_of(self, ids: Any, *, on_unknown: OnUnknown = "raise") -> np.ndarray:
         """Indices of raw ids; unknown ids raise :class:`UnknownIdError` or map to ``-1``."""
+        if on_unknown not in ("raise", "ignore"):
+            raise InvalidParameterError(
+                f"on_unknown must be 'raise' or 'ignore', got {on_unknown!r}"
+            )
         raw = _as_id_array(ids)
         if raw.size == 0:
             return np.empty(0, dtype=np.int64)
-        positions = self._index.get_indexer(self._normalise(raw)).astype(np.int64)
+        keys, valid = self._normalise(raw)
+        positions = np.full(len(raw), -1, dtype=np.int64)
+        positions[valid] = self._index.get_indexer(pd.Index(keys[valid]))
         if on_unknown == "raise" and (positions < 0).any():
             missing = raw[positions < 0]
             raise UnknownIdError(self.name, [_python(x) for x in missing[:5]], total=len(missing))
@@ -98,7 +112,13 @@ class IdMap:
 
     def ids_of(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Raw ids at the given indices."""
-        return self._index.to_numpy()[np.asarray(indices, dtype=np.int64)]
+        positions = np.asarray(indices, dtype=np.int64)
+        outside = (positions < 0) | (positions >= len(self))
+        if outside.any():
+            raise IndexError(
+                f"index {int(positions[outside][0])} is out of range for {len(self)} {self.name}"
+            )
+        return self._index.to_numpy()[positions]
 
     def to_numpy(self) -> np.ndarray:
         return self._index.to_numpy()
@@ -119,6 +139,24 @@ class IdMap:
         return cls(np.asarray([str(x) for x in ids], dtype=object), name=name)
 
 
+_INT64_MAX = str(np.iinfo(np.int64).max)
+
+
+def parse_int64(text: pd.Series, pattern: str) -> tuple[np.ndarray, np.ndarray]:
+    """The integers that strings spell, and which strings spell one that fits in int64.
+
+    ``pattern`` must match a whole string and capture its sign and its digits (without
+    leading zeros).
+    """
+    parts = text.str.extract(f"^{pattern}$")
+    digits = parts[1]
+    valid = (digits.notna() & ((digits.str.len() < 19) | (digits <= _INT64_MAX))).to_numpy(bool)
+    keys = np.zeros(len(text), dtype=np.int64)
+    if valid.any():
+        keys[valid] = (parts[0][valid] + digits[valid]).astype(np.int64).to_numpy()
+    return keys, valid
+
+
 def _python(value: Any) -> RawId:
     if isinstance(value, np.integer):
         return int(value)
@@ -129,5 +167,5 @@ def _python(value: Any) -> RawId:
 
 def factorize(raw: np.ndarray, *, name: str) -> tuple[np.ndarray, IdMap]:
     """Indices and the sorted vocabulary of a column of raw ids."""
-    codes, uniques = pd.factorize(pd.Series(raw), sort=True)
+    codes, uniques = pd.factorize(raw, sort=True)  # a plain array: no conversion to arrow text
     return codes.astype(np.int64), IdMap(np.asarray(uniques), name=name)

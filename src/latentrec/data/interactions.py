@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from latentrec.data.ids import IdMap, factorize
+from latentrec.data.ids import IdMap, factorize, parse_int64
 from latentrec.errors import DataError, InvalidParameterError
 
 __all__ = ["DUPLICATE_POLICIES", "Feedback", "Interactions"]
@@ -87,9 +87,8 @@ class Interactions:
         _check_choice("feedback", feedback, ("explicit", "implicit"))
         _check_choice("duplicates", duplicates, DUPLICATE_POLICIES)
         where = source or "data"
-        if value_col is not None and value_col not in frame.columns and feedback == "implicit":
-            if value_col == "rating":
-                value_col = None
+        if value_col == "rating" and value_col not in frame.columns and feedback == "implicit":
+            value_col = None
         needed = [c for c in (user_col, item_col, value_col, timestamp_col) if c is not None]
         missing = [c for c in needed if c not in frame.columns]
         if missing:
@@ -113,7 +112,7 @@ class Interactions:
             if feedback == "implicit" and (values < 0).any():
                 bad = int(np.flatnonzero(values < 0)[0])
                 raise DataError(
-                    f"weight {values[bad]!r} is negative; implicit weights must be >= 0",
+                    f"weight {float(values[bad])!r} is negative; implicit weights must be >= 0",
                     source=where, line=int(lines[bad]), column=value_col,
                 )
         timestamps = None
@@ -153,16 +152,25 @@ class Interactions:
         Without ``values`` the data is implicit; with them it is explicit unless
         ``feedback="implicit"`` says the values are weights.
         """
-        columns: dict[str, Any] = {"user": np.asarray(users), "item": np.asarray(items)}
-        lengths = {len(v) for v in columns.values()}
-        if values is not None:
-            columns["rating"] = np.asarray(values)
-            lengths.add(len(columns["rating"]))
-        if timestamps is not None:
-            columns["timestamp"] = np.asarray(timestamps)
-            lengths.add(len(columns["timestamp"]))
-        if len(lengths) != 1:
-            raise DataError(f"users, items and values must have the same length, got {lengths}")
+        given = {"users": users, "items": items, "values": values, "timestamps": timestamps}
+        arrays: dict[str, np.ndarray] = {}
+        for name, array in given.items():
+            if array is None:
+                continue
+            if isinstance(array, (str, bytes)) or np.ndim(array) != 1:
+                raise TypeError(
+                    f"{name} must be a one-dimensional sequence, got {type(array).__name__}"
+                )
+            arrays[name] = np.asarray(array)
+        lengths = {name: len(array) for name, array in arrays.items()}
+        if len(set(lengths.values())) != 1:
+            shown = ", ".join(f"{n} {name}" for name, n in lengths.items())
+            raise DataError(f"the arrays must have the same length, got {shown}")
+        columns = {"user": arrays["users"], "item": arrays["items"]}
+        if "values" in arrays:
+            columns["rating"] = arrays["values"]
+        if "timestamps" in arrays:
+            columns["timestamp"] = arrays["timestamps"]
         if feedback is None:
             feedback = "explicit" if values is not None else "implicit"
         return cls.from_frame(
@@ -183,13 +191,14 @@ class Interactions:
         items: Sequence[Any] | None = None,
         feedback: Feedback = "implicit",
     ) -> Interactions:
-        """Build from a users × items sparse matrix; stored entries are the interactions.
+        """Build from a users x items sparse matrix; stored entries are the interactions.
 
         ``users``/``items`` name the rows and columns (default: ``0..n-1``).
         """
         if not sp.issparse(matrix):
             raise TypeError(f"matrix must be a scipy sparse matrix, got {type(matrix).__name__}")
-        coo = sp.coo_matrix(matrix)
+        _check_choice("feedback", feedback, ("explicit", "implicit"))
+        coo = sp.coo_matrix(matrix)  # type: ignore[call-overload]
         coo.sum_duplicates()
         n_users, n_items = coo.shape
         user_ids = IdMap(users if users is not None else np.arange(n_users), name="users")
@@ -205,7 +214,8 @@ class Interactions:
         if not np.isfinite(values).all():
             raise DataError("matrix holds NaN or infinite values", source="matrix")
         if feedback == "implicit" and (values < 0).any():
-            raise DataError("implicit weights must be >= 0; the matrix holds negative values")
+            raise DataError("implicit weights must be >= 0; the matrix holds negative values",
+                            source="matrix")
         return cls(
             user_index=coo.row.astype(np.int64),
             item_index=coo.col.astype(np.int64),
@@ -245,7 +255,7 @@ class Interactions:
         return self.values
 
     def to_csr(self) -> sp.csr_matrix:
-        """Users × items sparse matrix of the values (ones when there are none). Cached."""
+        """Users x items sparse matrix of the values (ones when there are none). Cached."""
         if not self._csr:
             matrix = sp.csr_matrix(
                 (self.weights(), (self.user_index, self.item_index)),
@@ -334,26 +344,30 @@ def _id_column(series: pd.Series, where: str, column: str, lines: np.ndarray) ->
         raise DataError("id is missing", source=where, line=int(lines[row]), column=column)
     if series.dtype.kind == "f":
         values = series.to_numpy()
-        fractional = values != np.floor(values)
+        fractional = ~np.isfinite(values) | (values != np.floor(values))
         if fractional.any():
             row = _first_bad(fractional)
             raise DataError(
-                f"id {values[row]!r} is not an integer or a string",
+                f"id {float(values[row])!r} is not an integer or a string",
                 source=where, line=int(lines[row]), column=column,
             )
         return values.astype(np.int64)
     if series.dtype.kind in "iub":
         return series.to_numpy().astype(np.int64)
-    text = series.astype(str).str.strip()
-    empty = (text == "").to_numpy()
+    # work on the distinct values only: a column of millions of ids has far fewer of them
+    codes, uniques = pd.factorize(series)
+    stripped_codes, stripped = pd.factorize(pd.Series(uniques).astype(str).str.strip())
+    codes = stripped_codes[codes]
+    texts = pd.Series(stripped, dtype=object)
+    empty = (texts == "").to_numpy()
     if empty.any():
-        raise DataError("id is empty", source=where, line=int(lines[_first_bad(empty)]),
-                        column=column)
-    # ids read as text stay text unless every one of them spells an integer
-    as_int = pd.to_numeric(text, errors="coerce")
-    if as_int.notna().all() and (as_int % 1 == 0).all() and text.str.fullmatch(r"-?\d+").all():
-        return as_int.to_numpy().astype(np.int64)
-    return text.to_numpy(dtype=object)
+        row = _first_bad(codes == _first_bad(empty))
+        raise DataError("id is empty", source=where, line=int(lines[row]), column=column)
+    # ids read as text stay text unless every one of them spells an integer that fits int64
+    numbers, spelled = parse_int64(texts, r"(-?)0*(\d{1,19})")
+    if spelled.all():
+        return numbers[codes]
+    return texts.to_numpy(dtype=object)[codes]
 
 
 def _number_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
@@ -371,29 +385,49 @@ def _number_column(series: pd.Series, where: str, column: str, lines: np.ndarray
     bad = ~np.isfinite(numbers)
     if bad.any():
         row = _first_bad(bad)
-        shown = "missing" if np.isnan(numbers[row]) else f"{numbers[row]!r}, not a finite number"
+        number = float(numbers[row])
+        shown = "missing" if np.isnan(number) else f"{number}, not a finite number"
         raise DataError(f"value is {shown}", source=where, line=int(lines[row]), column=column)
     return numbers.astype(np.float32)
 
 
 def _timestamp_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
-    if series.dtype.kind == "M":
-        return series.astype("datetime64[s]").astype(np.int64).to_numpy()
-    if series.dtype.kind not in "iuf":
+    """Seconds since the epoch from numbers, datetimes or ISO 8601 text."""
+    if series.dtype.kind in "iu":
+        return series.to_numpy().astype(np.int64)
+    if series.dtype.kind not in "fM":
         parsed = pd.to_numeric(series, errors="coerce")
-        if parsed.isna().any():
-            dates = pd.to_datetime(series, errors="coerce", utc=True)
-            bad = dates.isna().to_numpy()
+        given = series.notna().to_numpy()
+        if parsed.notna().any() or not given.any():
+            # numbers, so every given value must be one
+            bad = parsed.isna().to_numpy() & given
             if bad.any():
                 row = _first_bad(bad)
                 raise DataError(
                     f"{series.iloc[row]!r} is not a timestamp (seconds or an ISO date)",
                     source=where, line=int(lines[row]), column=column,
                 )
-            return (dates.astype("int64") // 10**9).to_numpy()
-        series = parsed
-    seconds = _number_column(series.astype(np.float64), where, column, lines)
-    return series.to_numpy(dtype=np.float64).astype(np.int64) if len(seconds) else seconds
+            series = parsed
+        else:
+            dates = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+            bad = dates.isna().to_numpy() & given
+            if bad.any():
+                row = _first_bad(bad)
+                raise DataError(
+                    f"{series.iloc[row]!r} is not a timestamp (seconds or an ISO date)",
+                    source=where, line=int(lines[row]), column=column,
+                )
+            series = dates
+    if series.dtype.kind == "M":
+        missing = series.isna().to_numpy()
+        if missing.any():
+            raise DataError("value is missing", source=where,
+                            line=int(lines[_first_bad(missing)]), column=column)
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        return series.to_numpy().astype("datetime64[s]").astype(np.int64)
+    _number_column(series, where, column, lines)  # raises on missing or infinite values
+    return series.to_numpy(dtype=np.float64).astype(np.int64)
 
 
 def _resolve_duplicates(
@@ -410,17 +444,18 @@ def _resolve_duplicates(
     items: IdMap,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     keys = user_index * n_items + item_index
+    sorted_keys = np.sort(keys)  # far faster than the stable argsort needed only for repeats
+    if not (sorted_keys[1:] == sorted_keys[:-1]).any():
+        return user_index, item_index, values, timestamps
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     repeated = sorted_keys[1:] == sorted_keys[:-1]
-    if not repeated.any():
-        return user_index, item_index, values, timestamps
     if policy == "error":
         first_repeat = int(np.flatnonzero(repeated)[0]) + 1
         row = int(order[first_repeat])
         earlier = int(order[first_repeat - 1])
-        user = users.ids_of([user_index[row]])[0]
-        item = items.ids_of([item_index[row]])[0]
+        user = users.ids_of([user_index[row]]).tolist()[0]  # plain Python ids read well
+        item = items.ids_of([item_index[row]]).tolist()[0]
         raise DataError(
             f"duplicate (user, item) pair ({user!r}, {item!r}), first seen on line "
             f"{int(lines[earlier])}; pass duplicates='last', 'mean' or 'sum' to combine repeats",
@@ -440,10 +475,13 @@ def _resolve_duplicates(
         new_values: np.ndarray | None = by_row[keep_rows].astype(np.float32)
     else:
         new_values = None if values is None else values[keep_rows]
-    if timestamps is not None:
+    if timestamps is not None and policy == "last":
+        timestamps = timestamps[keep_rows]  # the kept row keeps its own time
+    elif timestamps is not None:
+        # a combined row happened when its latest part did
         latest = np.maximum.reduceat(timestamps[order], starts)
         by_row_ts = np.empty(len(keys), dtype=np.int64)
-        by_row_ts[last_rows if policy == "last" else first_rows] = latest
+        by_row_ts[first_rows] = latest
         timestamps = by_row_ts[keep_rows]
     if values is None and policy == "sum":
         counts = (ends - starts).astype(np.float32)

@@ -44,6 +44,19 @@ def _check_cold(cold: str) -> None:
         raise InvalidParameterError(f"cold must be 'keep' or 'drop', got {cold!r}")
 
 
+def _check_data(data: object) -> None:
+    if not isinstance(data, Interactions):
+        raise TypeError(f"data must be Interactions, got {type(data).__name__}")
+
+
+def _rng(seed: object) -> np.random.Generator:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
+    if seed is not None and seed < 0:
+        raise InvalidParameterError(f"seed must be >= 0, got {seed}")
+    return numpy_rng(None if seed is None else int(seed))
+
+
 def _make_split(data: Interactions, test_mask: np.ndarray, cold: ColdPolicy) -> Split:
     _check_cold(cold)
     if test_mask.all() or not test_mask.any():
@@ -73,7 +86,9 @@ def _make_split(data: Interactions, test_mask: np.ndarray, cold: ColdPolicy) -> 
     )
 
 
-def _check_fraction(name: str, value: float) -> None:
+def _check_fraction(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number between 0 and 1, got {type(value).__name__}")
     if not 0.0 < value < 1.0:
         raise InvalidParameterError(f"{name} must be between 0 and 1, got {value!r}")
 
@@ -90,17 +105,22 @@ def random_split(
     >>> len(test) > 0
     True
     """
+    _check_data(data)
     _check_fraction("test_size", test_size)
-    rng = numpy_rng(seed)
+    _check_cold(cold)
+    rng = _rng(seed)
     n_test = round(len(data) * test_size)
     test_mask = np.zeros(len(data), dtype=bool)
     test_mask[rng.permutation(len(data))[:n_test]] = True
     return _make_split(data, test_mask, cold)
 
 
-def _rank_within_user(data: Interactions, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's 0-based position within its user when ordered by ``key``, and user sizes."""
-    order = np.lexsort((key, data.user_index))
+def _rank_within_user(
+    data: Interactions, *keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's 0-based position within its user when ordered by ``keys`` (the first one
+    decides, later ones break ties), and the users' sizes."""
+    order = np.lexsort((*keys[::-1], data.user_index))
     counts = data.user_counts()
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     rank = np.empty(len(data), dtype=np.int64)
@@ -108,20 +128,24 @@ def _rank_within_user(data: Interactions, key: np.ndarray) -> tuple[np.ndarray, 
     return rank, counts
 
 
-def _per_user_test_counts(counts: np.ndarray, test_size: float | int) -> np.ndarray:
+def _per_user_test_counts(
+    counts: np.ndarray, test_size: float | int, name: str = "test_size"
+) -> np.ndarray:
     if isinstance(test_size, (bool, np.bool_)) or not isinstance(
         test_size, (int, float, np.integer, np.floating)
     ):
-        raise TypeError(f"test_size must be a fraction or a count, got {type(test_size).__name__}")
+        raise TypeError(f"{name} must be a fraction or a count, got {type(test_size).__name__}")
+    wanted: np.ndarray
     if isinstance(test_size, (int, np.integer)):
         if test_size < 1:
-            raise InvalidParameterError(f"test_size as a count must be >= 1, got {test_size}")
+            raise InvalidParameterError(f"{name} as a count must be >= 1, got {test_size}")
         wanted = np.full(len(counts), int(test_size))
     else:
         _check_fraction("test_size", float(test_size))
         wanted = np.round(counts * float(test_size)).astype(np.int64)
     # every user keeps at least one training interaction
-    return np.clip(wanted, 0, np.maximum(counts - 1, 0))
+    capped: np.ndarray = np.minimum(wanted, np.maximum(counts - 1, 0))
+    return capped
 
 
 def user_holdout(
@@ -137,18 +161,25 @@ def user_holdout(
     (``1``: leave-one-out). Every user keeps at least one training interaction, so users with a
     single interaction stay entirely in ``train``.
     """
-    rank, counts = _rank_within_user(data, numpy_rng(seed).random(len(data)))
+    _check_data(data)
+    _check_cold(cold)
+    rank, counts = _rank_within_user(data, _rng(seed).random(len(data)))
     n_test = _per_user_test_counts(counts, test_size)
     return _make_split(data, rank < n_test[data.user_index], cold)
 
 
 def leave_last_out(data: Interactions, n: int = 1, *, cold: ColdPolicy = "keep") -> Split:
-    """Hold out each user's ``n`` most recent interactions (ties broken by file order)."""
+    """Hold out each user's ``n`` most recent interactions (of equal times, the later rows count
+    as more recent). Users keep at least one training interaction."""
+    _check_data(data)
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an integer, got {type(n).__name__}")
+    _check_cold(cold)
     if data.timestamps is None:
         raise DataError("leave_last_out needs timestamps; the data has none", source=data.source)
-    rank, counts = _rank_within_user(data, -data.timestamps.astype(np.float64)
-                                     - np.arange(len(data)) * 1e-9)
-    n_test = _per_user_test_counts(counts, n)
+    # exact integer keys: newest first, then the later row first
+    rank, counts = _rank_within_user(data, -data.timestamps, -np.arange(len(data)))
+    n_test = _per_user_test_counts(counts, n, "n")
     return _make_split(data, rank < n_test[data.user_index], cold)
 
 
@@ -161,8 +192,14 @@ def temporal_split(
 ) -> Split:
     """Hold out everything at or after one global time: the ``cutoff`` timestamp if given,
     else the time that leaves the latest ``test_size`` fraction of interactions in ``test``."""
+    _check_data(data)
+    _check_cold(cold)
     if data.timestamps is None:
         raise DataError("temporal_split needs timestamps; the data has none", source=data.source)
+    if cutoff is not None and (
+        isinstance(cutoff, bool) or not isinstance(cutoff, (int, float, np.integer, np.floating))
+    ):
+        raise TypeError(f"cutoff must be a timestamp in seconds, got {type(cutoff).__name__}")
     if cutoff is None:
         _check_fraction("test_size", test_size)
         order = np.argsort(data.timestamps, kind="stable")
@@ -177,11 +214,17 @@ def temporal_split(
 def k_fold(
     data: Interactions, k: int = 5, *, seed: int | None = 0, cold: ColdPolicy = "keep"
 ) -> Iterator[Split]:
-    """``k`` splits whose test parts partition the interactions at random."""
-    if not isinstance(k, (int, np.integer)) or k < 2:
-        raise InvalidParameterError(f"k must be an integer >= 2, got {k!r}")
+    """``k`` splits whose test parts partition the interactions at random.
+
+    The arguments are checked at once; the splits are made one at a time as they are used.
+    """
+    _check_data(data)
+    _check_cold(cold)
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an integer, got {type(k).__name__}")
+    if k < 2:
+        raise InvalidParameterError(f"k must be >= 2, got {k!r}")
     if k > len(data):
         raise InvalidParameterError(f"k={k} folds need at least {k} interactions, got {len(data)}")
-    fold = numpy_rng(seed).permutation(len(data)) % k
-    for index in range(k):
-        yield _make_split(data, fold == index, cold)
+    fold = _rng(seed).permutation(len(data)) % k
+    return (_make_split(data, fold == index, cold) for index in range(int(k)))

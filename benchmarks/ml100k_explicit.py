@@ -1,4 +1,4 @@
-"""Rating prediction on MovieLens 100K (official u1.base / u1.test), latentrec and peers side by side.
+"""Rating prediction on MovieLens 100K (u1.base / u1.test): latentrec and peers side by side.
 
     python benchmarks/ml100k_explicit.py [--data-dir ../shared/datasets] [--repeats 3]
 
@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from _common import datasets_dir, machine, markdown_table, save, timed
 
 # chosen on a validation split of u1.base by benchmarks/tune_ml100k.py

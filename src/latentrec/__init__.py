@@ -38,6 +38,12 @@ _EXPORTS = {
     "FactorModel": "latentrec.models",
     "MatrixFactorization": "latentrec.models",
     "BiasedMF": "latentrec.models",
+    "ALS": "latentrec.models",
+    "BPR": "latentrec.models",
+    "EASE": "latentrec.models",
+    "ItemKNN": "latentrec.models",
+    "Popularity": "latentrec.models",
+    "ImplicitALS": "latentrec.models",
     "load": "latentrec.models",
     "model_kinds": "latentrec.models",
     "evaluate": "latentrec.evaluation",
@@ -46,12 +52,18 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ALS",
+    "BPR",
+    "EASE",
     "BiasedMF",
     "EarlyStopping",
     "FactorModel",
     "IdMap",
+    "ImplicitALS",
     "Interactions",
+    "ItemKNN",
     "MatrixFactorization",
+    "Popularity",
     "Recommender",
     "Split",
     "Trainer",
@@ -81,9 +93,15 @@ if TYPE_CHECKING:
     )
     from latentrec.evaluation import evaluate
     from latentrec.models import (
+        ALS,
+        BPR,
+        EASE,
         BiasedMF,
         FactorModel,
+        ImplicitALS,
+        ItemKNN,
         MatrixFactorization,
+        Popularity,
         Recommender,
         load,
         model_kinds,

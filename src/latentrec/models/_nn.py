@@ -67,14 +67,18 @@ class FactorModule(nn.Module):
 class MinibatchFactorTrainable:
     """A :class:`~latentrec.training.Trainable` that fits a :class:`FactorModule` by minibatches.
 
-    Reports ``loss`` (the mean training objective) and, with validation data, ``valid_rmse``.
+    The targets are the ratings divided by ``scale``; published factors are multiplied by
+    ``sqrt(scale)`` and biases by ``scale``, so predictions are in the original units. Reports
+    ``loss`` (the mean training objective, in original units) and, with validation data,
+    ``valid_rmse``.
     """
 
     def __init__(self, model: FactorModel, module: FactorModule, users: np.ndarray,
                  items: np.ndarray, ratings: np.ndarray, *, optimizer: str, lr: float,
                  batch_size: int | None, reg: float, reg_bias: float, lr_decay: float,
                  seed: int | None, device: torch.device,
-                 valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+                 valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                 scale: float = 1.0) -> None:
         self.model = model
         self.module = module.to(device)
         self.device = device
@@ -83,6 +87,7 @@ class MinibatchFactorTrainable:
         self.ratings = torch.from_numpy(ratings.astype(np.float32)).to(device)
         self.reg, self.reg_bias = reg, reg_bias
         self.valid = valid
+        self.scale = scale
         self.loop = MinibatchLoop(self.module, self._loss, len(ratings), optimizer, lr,
                                   batch_size, lr_decay=lr_decay, seed=seed, device=device)
 
@@ -100,16 +105,19 @@ class MinibatchFactorTrainable:
 
     def publish(self) -> None:
         """Copy the module's parameters into the model's learned state."""
-        module = self.module
+        module, scale = self.module, self.scale
+        root = scale**0.5
         self.model._set_factors(
-            module.user_factors.weight.detach(), module.item_factors.weight.detach(),
-            None if module.user_bias is None else module.user_bias.weight.detach(),
-            None if module.item_bias is None else module.item_bias.weight.detach(),
-            float(module.global_mean),
+            module.user_factors.weight.detach() * root,
+            module.item_factors.weight.detach() * root,
+            None if module.user_bias is None else module.user_bias.weight.detach() * scale,
+            None if module.item_bias is None else module.item_bias.weight.detach() * scale,
+            float(module.global_mean) * scale,
         )
 
     def train_epoch(self) -> dict[str, float]:
         logs = self.loop.train_epoch()
+        logs["loss"] *= self.scale**2
         if self.valid is not None:
             self.publish()
             users, items, ratings = self.valid
@@ -125,7 +133,8 @@ class MinibatchFactorTrainable:
 
 def fit_by_minibatches(model: FactorModel, data: Interactions, valid: Interactions | None,
                        callbacks: Sequence[Callback], show_progress: bool, *, biases: bool,
-                       global_mean: float) -> None:
+                       global_mean: float, scale: float = 1.0) -> None:
+    """``scale`` divides the ratings during training (see ``MinibatchFactorTrainable``)."""
     """Fit ``model`` (whose config is an :class:`SGDConfig`) with the PyTorch minibatch loop."""
     config: SGDConfig = model.config  # type: ignore[assignment]
     device = resolve_device(config.device)
@@ -133,13 +142,13 @@ def fit_by_minibatches(model: FactorModel, data: Interactions, valid: Interactio
     module = FactorModule(
         data.n_users, data.n_items, config.factors, biases=biases,
         sparse=MinibatchFactorTrainable.sparse_for(config.optimizer),
-        init_std=config.init_std, global_mean=global_mean, generator=generator,
+        init_std=config.init_std, global_mean=global_mean / scale, generator=generator,
     )
     trainable = MinibatchFactorTrainable(
-        model, module, data.user_index, data.item_index, data.weights(),
+        model, module, data.user_index, data.item_index, data.weights() / scale,
         optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
         reg=config.reg, reg_bias=getattr(config, "reg_bias", 0.0), lr_decay=config.lr_decay,
-        seed=derive_seed(config.seed, 1), device=device,
+        seed=derive_seed(config.seed, 1), device=device, scale=scale,
         valid=None if valid is None else validation_arrays(model, valid),
     )
     model.history_ = Trainer(

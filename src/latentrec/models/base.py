@@ -93,6 +93,8 @@ class Recommender(ABC):
 
     kind: ClassVar[str]
     Config: ClassVar[type[ModelConfig]]
+    #: the sides for which similar_items / similar_users are defined
+    similarity: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -337,6 +339,11 @@ class Recommender(ABC):
 
     def _similar(self, side: str, ids: Any, k: int) -> pd.DataFrame:
         self._require_fitted()
+        if side not in self.similarity:
+            raise InvalidParameterError(
+                f"{type(self).__name__} does not define similar {side}"
+                + (f"; it supports similar {' and '.join(self.similarity)}"
+                   if self.similarity else ""))
         k = _check_k(k)
         vectors = self._vectors(side)
         id_map = self.users_ if side == "users" else self.items_
@@ -365,7 +372,8 @@ class Recommender(ABC):
         })
 
     def _vectors(self, side: str) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} has no {side[:-1]} vectors")
+        """Rows whose cosine similarity defines similar users/items (see ``similarity``)."""
+        raise NotImplementedError
 
     def similar_items(self, items: Any, k: int = 10) -> pd.DataFrame:
         """The ``k`` items most similar to each given item (cosine of their factors).
@@ -479,6 +487,7 @@ class FactorModel(Recommender):
     factor tables and persistence from here and only implements ``fit``.
     """
 
+    similarity = ("users", "items")
     user_factors_: torch.Tensor
     item_factors_: torch.Tensor
     user_bias_: torch.Tensor | None
@@ -628,3 +637,32 @@ def _canonical_ids(id_map: IdMap, given: list[Any], index: np.ndarray) -> np.nda
     if known.any():
         result[known] = id_map.ids_of(index[known])
     return result
+
+
+class RankingValidator:
+    """NDCG@k of a model on held-out interactions, for ``valid_ndcg@k`` during training.
+
+    Built once per fit; users or items of ``valid`` that the model does not know are skipped
+    (an unknown user cannot be ranked, an unknown item can never be hit).
+    """
+
+    def __init__(self, model: Recommender, valid: Interactions, k: int = 10) -> None:
+        if not isinstance(valid, Interactions):
+            raise TypeError(f"valid must be Interactions, got {type(valid).__name__}")
+        user_index, item_index = model._align(valid)
+        keep = (user_index >= 0) & (item_index >= 0)
+        users, rows = np.unique(user_index[keep], return_inverse=True)
+        self.users = users
+        self.relevant = sp.csr_matrix(
+            (np.ones(int(keep.sum()), dtype=np.float32), (rows, item_index[keep])),
+            shape=(len(users), model.n_items))
+        self.k = k
+        self.name = f"valid_ndcg@{k}"
+
+    def __call__(self, model: Recommender) -> float:
+        from latentrec.metrics import ndcg_at_k
+
+        if len(self.users) == 0:
+            return float("nan")
+        top_items, _ = model._top_k(self.users, self.k)
+        return float(np.nanmean(ndcg_at_k(top_items, self.relevant, self.k)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import torch
@@ -23,9 +23,12 @@ from latentrec.models.base import FactorModel
 from latentrec.training import Callback, Trainer
 from latentrec.training.minibatch import resolve_device
 
+if TYPE_CHECKING:
+    from latentrec.models._gibbs import GibbsTrainable
+
 __all__ = ["BiasedMF"]
 
-SOLVERS = ("auto", "kernel", "minibatch")
+SOLVERS = ("auto", "kernel", "minibatch", "gibbs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,21 +36,24 @@ class BiasedMFConfig(SGDConfig):
     """Hyperparameters of :class:`BiasedMF`. Defaults were chosen on a validation split carved
     from MovieLens 100K ``u1.base`` (see docs/BENCHMARKS.md)."""
 
-    factors: int = 64
-    epochs: int = 20
-    lr: float = 0.01
-    reg: float = 0.05
+    factors: int = 100
+    epochs: int = 30
+    lr: float = 0.03
+    lr_bias: float = 0.015
+    reg: float = 0.06
     reg_bias: float = 0.01
-    init_std: float = 0.1
-    lr_decay: float = 1.0
+    init_std: float = 0.01
+    lr_decay: float = 0.95
     optimizer: str = "sgd"
     batch_size: int | None = 1024
     solver: str = "auto"
+    burn_in: int = 50
     clip: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_non_negative("reg_bias")
+        self.check_positive("lr_bias")
+        self.check_non_negative("reg_bias", "burn_in")
         self.check_choice("solver", SOLVERS)
         if not isinstance(self.clip, bool):
             raise TypeError(f"clip must be True or False, got {type(self.clip).__name__}")
@@ -58,15 +64,21 @@ class BiasedMF(FactorModel):
 
     Parameters (keyword-only, stored in ``model.config``)
     ----------------------------------------------------
-    factors, epochs, lr, reg, reg_bias
-        Latent dimension, passes over the data, learning rate, L2 on factors and on biases.
+    factors, epochs, lr, lr_bias, reg, reg_bias
+        Latent dimension, passes over the data, learning rates of the factors and the biases,
+        L2 on factors and on biases. Training works on ratings divided by their standard
+        deviation, so these defaults suit any rating scale.
     init_std, lr_decay
         Standard deviation of the initial factors; learning-rate multiplier after each epoch.
     solver
         ``"kernel"``: compiled per-rating SGD on the CPU (numba, Funk's original update);
         ``"minibatch"``: PyTorch minibatches with ``optimizer`` (``sgd``, ``adam``,
         ``sparse_adam``, ``adagrad``) and ``batch_size`` on any device; ``"auto"`` (default)
-        takes the kernel on the CPU and minibatches on a GPU.
+        takes the kernel on the CPU and minibatches on a GPU. ``"gibbs"``: Bayesian biased MF
+        (Salakhutdinov & Mnih 2008, with biases) sampled for ``epochs`` Gibbs sweeps, the first
+        ``burn_in`` discarded; predictions average the samples (stored as one factor model).
+        It needs no ``lr``/``reg`` tuning (the priors are learned) and is the most accurate
+        setting; ``factors=10`` suits it.
     clip
         Clip predictions to the training rating range (``predict`` only; ``recommend`` ranks by
         the raw score).
@@ -106,12 +118,18 @@ class BiasedMF(FactorModel):
                 f"solver='kernel' runs on the CPU only; device is {device.type!r} "
                 f"(use solver='minibatch')"
             )
+        valid_arrays = None if valid is None else validation_arrays(self, valid)
         if solver == "minibatch":
             fit_by_minibatches(self, data, valid, callbacks, show_progress, biases=True,
-                               global_mean=global_mean)
+                               global_mean=global_mean, scale=_rating_scale(data.values))
             return self
-        trainable = _KernelTrainable(self, data, global_mean,
-                                     None if valid is None else validation_arrays(self, valid))
+        trainable: _KernelTrainable | GibbsTrainable
+        if solver == "gibbs":
+            from latentrec.models._gibbs import GibbsTrainable
+
+            trainable = GibbsTrainable(self, data, valid_arrays)
+        else:
+            trainable = _KernelTrainable(self, data, global_mean, valid_arrays)
         self.history_ = Trainer(
             epochs=self.config.epochs, early_stopping=early_stopping_for(self.config, valid),
             callbacks=callbacks, show_progress=show_progress, description="BiasedMF",
@@ -120,8 +138,17 @@ class BiasedMF(FactorModel):
         return self
 
 
+def _rating_scale(values: np.ndarray) -> float:
+    """The standard deviation of the ratings (1 when they are all equal)."""
+    spread = float(np.std(values, dtype=np.float64))
+    return spread if spread > 1e-6 else 1.0
+
+
 class _KernelTrainable:
-    """Per-rating SGD epochs in a compiled kernel; state lives in numpy arrays shared with torch."""
+    """Per-rating SGD epochs in a compiled kernel, on ratings divided by their standard
+    deviation ``s`` (so hyperparameters do not depend on the rating scale). Factors are
+    published multiplied by ``sqrt(s)`` and biases by ``s``, which gives predictions in the
+    original units."""
 
     def __init__(self, model: BiasedMF, data: Interactions, global_mean: float,
                  valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
@@ -135,7 +162,8 @@ class _KernelTrainable:
         self.global_mean = global_mean
         self.users = data.user_index.astype(np.int32)
         self.items = data.item_index.astype(np.int32)
-        self.ratings = np.ascontiguousarray(data.values, dtype=np.float32)
+        self.scale = _rating_scale(data.values)
+        self.ratings = np.ascontiguousarray(data.values / self.scale, dtype=np.float32)
         init = numpy_rng(config.seed)
         self.state = {
             "user_factors": (init.standard_normal((data.n_users, config.factors)) *
@@ -147,6 +175,7 @@ class _KernelTrainable:
         }
         self.shuffle = numpy_rng(derive_seed(config.seed, 1))
         self.lr = config.lr
+        self.lr_bias = config.lr_bias
 
     def train_epoch(self) -> dict[str, float]:
         order = self.shuffle.permutation(len(self.ratings)).astype(np.int64)
@@ -154,10 +183,12 @@ class _KernelTrainable:
         squared_error = self.kernel(
             self.users, self.items, self.ratings, order,
             state["user_factors"], state["item_factors"], state["user_bias"], state["item_bias"],
-            self.global_mean, self.lr, self.config.reg, self.config.reg_bias, self.lr,
+            self.global_mean / self.scale, self.lr, self.config.reg, self.config.reg_bias,
+            self.lr_bias,
         )
         self.lr *= self.config.lr_decay
-        logs = {"loss": float(squared_error) / len(self.ratings)}
+        self.lr_bias *= self.config.lr_decay
+        logs = {"loss": float(squared_error) * self.scale**2 / len(self.ratings)}
         if self.valid is not None:
             self.publish()
             users, items, ratings = self.valid
@@ -166,9 +197,12 @@ class _KernelTrainable:
 
     def publish(self) -> None:
         state = self.state
+        root = float(np.sqrt(self.scale))
         self.model._set_factors(
-            torch.from_numpy(state["user_factors"]), torch.from_numpy(state["item_factors"]),
-            torch.from_numpy(state["user_bias"]), torch.from_numpy(state["item_bias"]),
+            torch.from_numpy(state["user_factors"] * root),
+            torch.from_numpy(state["item_factors"] * root),
+            torch.from_numpy(state["user_bias"] * self.scale),
+            torch.from_numpy(state["item_bias"] * self.scale),
             self.global_mean,
         )
 

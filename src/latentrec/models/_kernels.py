@@ -1,0 +1,432 @@
+"""Compiled CPU kernels for biased matrix factorisation (SGD and Gibbs-sampled Bayesian MF).
+
+Model: ``r_hat(u, i) = global_mean + b_u + b_i + p_u . q_i`` (Funk / Koren "SVD").
+
+Every kernel is a numba ``@njit(cache=True, fastmath=False)`` function over typed
+NumPy arrays only (no Python objects), so the first call compiles once, the machine
+code is cached on disk next to this file (``__pycache__``), and later processes load
+it instead of compiling.  Pass arguments with stable types (int32 indices, float32
+ratings/state, int64 orders, Python ``float`` scalars): another dtype means another
+compiled specialisation.  Editing this file invalidates the on-disk cache.
+
+State is float32 and updated in place.  Arithmetic inside a rating update is done in
+float32 as well (the dot product uses four independent partial sums so the compiler
+can overlap them without ``fastmath``); the returned sum of squared errors is float64.
+
+Update for one rating ``(u, i, r)`` (plain SGD, errors taken *before* the update)::
+
+    e     = r - (mu + b_u + b_i + p_u . q_i)
+    b_u  += lr_bias * (e - reg_bias * b_u)
+    b_i  += lr_bias * (e - reg_bias * b_i)
+    p_u  += lr * (e * q_i - reg * p_u)        # both with the *old* p_u, q_i
+    q_i  += lr * (e * p_u - reg * q_i)
+
+``use_bias=False`` gives the unbiased ("seed-style") model: biases are neither read
+nor written (they can be passed as length-0 arrays) and ``global_mean`` is still
+added, so pass ``0.0`` for a pure ``p_u . q_i`` model.
+
+Kernels
+-------
+``sgd_epoch``           one serial epoch in a caller-given order (deterministic).
+``make_blocks``         bucket ratings into an ``n_blocks x n_blocks`` grid of
+                        (user-stratum, item-stratum) blocks (LIBMF / DSGD layout).
+``sgd_epoch_blocked``   one epoch over that grid, ``n_blocks`` sub-epochs, each a
+                        set of ``n_blocks`` blocks that share no user and no item,
+                        processed in parallel with ``prange``.  There are no write
+                        races, so the result is deterministic and independent of
+                        the thread count.
+``csr_gram``            per-row Gram matrices ``sum_j f_j f_j^T`` and vectors
+                        ``sum_j t_j f_j`` over a CSR pattern (the data term of the
+                        conditional posteriors in Gibbs-sampled Bayesian MF / ALS).
+``gaussian_rows``       one Gibbs step of Bayesian MF for a whole side: every row
+                        ``x_a ~ N(S_a (alpha sum t f + Lam mu), S_a)`` with
+                        ``S_a^-1 = Lam + alpha sum f f^T`` (Gram + Cholesky + two
+                        triangular solves per row, in ``prange``), standard-normal
+                        draws supplied by the caller so all randomness stays outside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "block_order",
+    "csr_gram",
+    "gaussian_rows",
+    "make_blocks",
+    "sgd_epoch",
+    "sgd_epoch_blocked",
+]
+
+
+@njit(cache=True, fastmath=False)
+def _update(
+    u: int,
+    i: int,
+    r: float,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    user_bias: np.ndarray,
+    item_bias: np.ndarray,
+    mu: np.float32,
+    lr: np.float32,
+    reg: np.float32,
+    reg_bias: np.float32,
+    lr_bias: np.float32,
+    use_bias: bool,
+) -> float:
+    k = user_factors.shape[1]
+    pu = user_factors[u]
+    qi = item_factors[i]
+    # Dot product with four independent accumulators (ILP without fastmath).
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    k4 = k - (k % 4)
+    f = 0
+    while f < k4:
+        s0 += pu[f] * qi[f]
+        s1 += pu[f + 1] * qi[f + 1]
+        s2 += pu[f + 2] * qi[f + 2]
+        s3 += pu[f + 3] * qi[f + 3]
+        f += 4
+    while f < k:
+        s0 += pu[f] * qi[f]
+        f += 1
+    pred = mu + ((s0 + s1) + (s2 + s3))
+    bu = np.float32(0.0)
+    bi = np.float32(0.0)
+    if use_bias:
+        bu = user_bias[u]
+        bi = item_bias[i]
+        pred += bu + bi
+    err = np.float32(r) - pred
+    if use_bias:
+        user_bias[u] = bu + lr_bias * (err - reg_bias * bu)
+        item_bias[i] = bi + lr_bias * (err - reg_bias * bi)
+    le = lr * err
+    decay = np.float32(1.0) - lr * reg
+    for f in range(k):
+        p = pu[f]
+        q = qi[f]
+        pu[f] = decay * p + le * q
+        qi[f] = decay * q + le * p
+    return float(err) * float(err)
+
+
+@njit(cache=True, fastmath=False)
+def _sgd_range(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    ratings: np.ndarray,
+    order: np.ndarray,
+    start: int,
+    stop: int,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    user_bias: np.ndarray,
+    item_bias: np.ndarray,
+    mu: np.float32,
+    lr: np.float32,
+    reg: np.float32,
+    reg_bias: np.float32,
+    lr_bias: np.float32,
+    use_bias: bool,
+) -> float:
+    """Serial SGD over ``ratings[order[start:stop]]``; returns the sum of squared errors."""
+    sse = 0.0
+    for t in range(start, stop):
+        j = order[t]
+        sse += _update(
+            user_index[j],
+            item_index[j],
+            ratings[j],
+            user_factors,
+            item_factors,
+            user_bias,
+            item_bias,
+            mu,
+            lr,
+            reg,
+            reg_bias,
+            lr_bias,
+            use_bias,
+        )
+    return sse
+
+
+@njit(cache=True, fastmath=False)
+def sgd_epoch(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    ratings: np.ndarray,
+    order: np.ndarray,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    user_bias: np.ndarray,
+    item_bias: np.ndarray,
+    global_mean: float,
+    lr: float,
+    reg: float,
+    reg_bias: float,
+    lr_bias: float,
+    use_bias: bool = True,
+) -> float:
+    """One serial SGD epoch over ``ratings[order]``; returns the epoch's sum of squared errors.
+
+    ``user_index``/``item_index``: int32[n]; ``ratings``: float32[n]; ``order``: int64[m]
+    (usually a permutation of ``range(n)``); factors: float32[n_users, k] and
+    float32[n_items, k] (C-contiguous); biases: float32[n_users], float32[n_items].
+    Errors are measured before each update.  Deterministic.
+    """
+    return _sgd_range(
+        user_index,
+        item_index,
+        ratings,
+        order,
+        0,
+        order.shape[0],
+        user_factors,
+        item_factors,
+        user_bias,
+        item_bias,
+        np.float32(global_mean),
+        np.float32(lr),
+        np.float32(reg),
+        np.float32(reg_bias),
+        np.float32(lr_bias),
+        use_bias,
+    )
+
+
+@njit(cache=True, fastmath=False)
+def make_blocks(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    order: np.ndarray,
+    user_stratum: np.ndarray,
+    item_stratum: np.ndarray,
+    n_blocks: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stable bucket sort of ``order`` into an ``n_blocks x n_blocks`` block grid.
+
+    ``user_stratum[u]`` / ``item_stratum[i]`` in ``[0, n_blocks)`` say which stratum a
+    user / item belongs to (e.g. a random balanced assignment).  Returns
+    ``(blocked_order, block_ptr)``: the rows of block ``(a, b)`` are
+    ``blocked_order[block_ptr[a * n_blocks + b]:block_ptr[a * n_blocks + b + 1]]``,
+    in the same relative order as in ``order``.
+    """
+    nb2 = n_blocks * n_blocks
+    counts = np.zeros(nb2 + 1, dtype=np.int64)
+    m = order.shape[0]
+    for t in range(m):
+        j = order[t]
+        counts[user_stratum[user_index[j]] * n_blocks + item_stratum[item_index[j]] + 1] += 1
+    for b in range(nb2):
+        counts[b + 1] += counts[b]
+    block_ptr = counts.copy()
+    fill = counts[:nb2].copy()
+    out = np.empty(m, dtype=np.int64)
+    for t in range(m):
+        j = order[t]
+        b = user_stratum[user_index[j]] * n_blocks + item_stratum[item_index[j]]
+        out[fill[b]] = j
+        fill[b] += 1
+    return out, block_ptr
+
+
+@njit(cache=True, fastmath=False)
+def block_order(
+    blocked_order: np.ndarray, block_ptr: np.ndarray, n_blocks: int, seed: int
+) -> np.ndarray:
+    """Shuffle the rows inside every block (seeded, serial, deterministic); returns a copy.
+
+    Uses numba's own generator (``np.random.seed`` inside compiled code does not touch
+    NumPy's global state); the same ``seed`` always gives the same order.
+    """
+    np.random.seed(seed)
+    out = blocked_order.copy()
+    for b in range(n_blocks * n_blocks):
+        lo = block_ptr[b]
+        hi = block_ptr[b + 1]
+        for t in range(hi - 1, lo, -1):
+            s = lo + np.random.randint(0, t - lo + 1)
+            tmp = out[t]
+            out[t] = out[s]
+            out[s] = tmp
+    return out
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def sgd_epoch_blocked(
+    user_index: np.ndarray,
+    item_index: np.ndarray,
+    ratings: np.ndarray,
+    blocked_order: np.ndarray,
+    block_ptr: np.ndarray,
+    n_blocks: int,
+    shift: int,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    user_bias: np.ndarray,
+    item_bias: np.ndarray,
+    global_mean: float,
+    lr: float,
+    reg: float,
+    reg_bias: float,
+    lr_bias: float,
+    use_bias: bool = True,
+) -> float:
+    """One parallel SGD epoch over a block grid from :func:`make_blocks`.
+
+    The epoch is ``n_blocks`` sub-epochs; sub-epoch ``s`` processes, in parallel, the
+    blocks ``(a, (a + s + shift) % n_blocks)`` for every user stratum ``a``.  These blocks
+    share no user and no item, so there are no races: the result does not depend on the
+    number of threads and is deterministic.  ``shift`` only rotates which diagonal goes
+    first (vary it per epoch).  Returns the epoch's sum of squared errors.
+    """
+    mu = np.float32(global_mean)
+    lr32 = np.float32(lr)
+    reg32 = np.float32(reg)
+    rb32 = np.float32(reg_bias)
+    lb32 = np.float32(lr_bias)
+    sse_parts = np.zeros(n_blocks, dtype=np.float64)
+    for s in range(n_blocks):
+        for a in prange(n_blocks):
+            blk = a * n_blocks + (a + s + shift) % n_blocks
+            sse_parts[a] += _sgd_range(
+                user_index,
+                item_index,
+                ratings,
+                blocked_order,
+                block_ptr[blk],
+                block_ptr[blk + 1],
+                user_factors,
+                item_factors,
+                user_bias,
+                item_bias,
+                mu,
+                lr32,
+                reg32,
+                rb32,
+                lb32,
+                use_bias,
+            )
+    return float(sse_parts.sum())
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def csr_gram(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    targets: np.ndarray,
+    features: np.ndarray,
+    gram: np.ndarray,
+    rhs: np.ndarray,
+) -> None:
+    """For each CSR row ``a``: ``gram[a] = sum_t f f^T`` and ``rhs[a] = sum_t targets[t] f``,
+    with ``f = features[indices[t]]`` over ``t in [indptr[a], indptr[a + 1])``.
+
+    ``indptr``: int64[n + 1]; ``indices``: int32/int64[nnz]; ``targets``: float64[nnz];
+    ``features``: float64[m, d]; outputs (overwritten): ``gram`` float64[n, d, d] (full,
+    symmetric) and ``rhs`` float64[n, d].  Rows are independent (``prange``), and each
+    row is summed serially in CSR order, so the result is deterministic.
+    """
+    n = indptr.shape[0] - 1
+    d = features.shape[1]
+    for a in prange(n):
+        g = gram[a]
+        b = rhs[a]
+        for x in range(d):
+            b[x] = 0.0
+            for y in range(d):
+                g[x, y] = 0.0
+        for t in range(indptr[a], indptr[a + 1]):
+            f = features[indices[t]]
+            tv = targets[t]
+            for x in range(d):
+                fx = f[x]
+                b[x] += tv * fx
+                for y in range(x + 1):
+                    g[x, y] += fx * f[y]
+        for x in range(d):
+            for y in range(x):
+                g[y, x] = g[x, y]
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def gaussian_rows(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    targets: np.ndarray,
+    features: np.ndarray,
+    prior_mean: np.ndarray,
+    prior_precision: np.ndarray,
+    alpha: float,
+    normals: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Draw every row of one side of a Bayesian (biased) MF from its Gaussian conditional.
+
+    For CSR row ``a`` with entries ``t`` (partner ``features[indices[t]] = f``, target
+    ``targets[t]``)::
+
+        prec_a = prior_precision + alpha * sum_t f f^T          (= L L^T, Cholesky)
+        mean_a = prec_a^-1 (alpha * sum_t targets[t] f + prior_precision @ prior_mean)
+        out[a] = mean_a + L^-T normals[a]                       (so cov = prec_a^-1)
+
+    ``indptr`` int64[n + 1]; ``indices`` int32/int64[nnz]; ``targets`` float64[nnz];
+    ``features`` float64[m, d]; ``prior_mean`` float64[d]; ``prior_precision``
+    float64[d, d] (SPD); ``normals`` float64[n, d] standard normal draws (the caller's
+    RNG); ``out`` float64[n, d] is overwritten.  Rows run in ``prange`` with per-row
+    serial sums: deterministic for given ``normals``.  Rows with no entries are drawn
+    from the prior.
+    """
+    n = indptr.shape[0] - 1
+    d = features.shape[1]
+    lam_mu = prior_precision @ prior_mean
+    for a in prange(n):
+        L = np.empty((d, d))
+        b = np.empty(d)
+        for x in range(d):
+            b[x] = 0.0
+            for y in range(x + 1):
+                L[x, y] = 0.0
+        for t in range(indptr[a], indptr[a + 1]):
+            f = features[indices[t]]
+            tv = targets[t]
+            for x in range(d):
+                fx = f[x]
+                b[x] += tv * fx
+                for y in range(x + 1):
+                    L[x, y] += fx * f[y]
+        for x in range(d):
+            b[x] = alpha * b[x] + lam_mu[x]
+            for y in range(x + 1):
+                L[x, y] = alpha * L[x, y] + prior_precision[x, y]
+        # In-place Cholesky of the lower triangle: prec = L L^T.
+        for j in range(d):
+            sjj = L[j, j]
+            for m in range(j):
+                sjj -= L[j, m] * L[j, m]
+            ljj = np.sqrt(sjj)
+            L[j, j] = ljj
+            for x in range(j + 1, d):
+                sxj = L[x, j]
+                for m in range(j):
+                    sxj -= L[x, m] * L[j, m]
+                L[x, j] = sxj / ljj
+        # Forward: L y = b.
+        for x in range(d):
+            v = b[x]
+            for m in range(x):
+                v -= L[x, m] * b[m]
+            b[x] = v / L[x, x]
+        # Backward: L^T w = y + z  gives  w = mean + L^-T z.
+        for x in range(d - 1, -1, -1):
+            v = b[x] + normals[a, x]
+            for m in range(x + 1, d):
+                v -= L[m, x] * out[a, m]
+            out[a, x] = v / L[x, x]

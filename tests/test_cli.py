@@ -151,3 +151,71 @@ def test_real_subprocess(ratings_csv: Path, tmp_path: Path) -> None:
                            "--item", "i1"], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 1
     assert "Traceback" in done.stderr
+
+
+def test_model_choices_match_the_registry() -> None:
+    from latentrec import model_kinds
+    from latentrec.cli.main import MODEL_CHOICES
+
+    assert set(MODEL_CHOICES) == set(model_kinds())
+
+
+@pytest.fixture
+def plays_tsv(tmp_path: Path) -> Path:
+    rows = ["user\titem\tplays"]
+    rows += [f"u{u}\ta{i}\t{1 + (u * i) % 7}" for u in range(40) for i in range(30)
+             if (u + 2 * i) % 5 == 0 or (u % 3 == i % 3)]
+    path = tmp_path / "plays.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["ials", "bpr", "popular", "item-knn", "ease", "als"])
+def test_every_model_trains_evaluates_and_recommends(kind: str, plays_tsv: Path,
+                                                     tmp_path: Path) -> None:
+    model_dir = tmp_path / kind
+    args = ["train", str(plays_tsv), "-o", str(model_dir), "--model", kind, "--quiet"]
+    if kind != "als":
+        args.append("--implicit")
+    if kind in ("ials", "bpr", "als"):
+        args += ["--factors", "4", "--epochs", "2"]
+    code, _, err = run(*args)
+    assert code == 0, err
+    code, out, err = run("evaluate", str(model_dir), str(plays_tsv), "--json", "-k", "5")
+    assert code == 0, err
+    assert "ndcg@5" in json.loads(out)
+    code, out, _ = run("recommend", str(model_dir), "--user", "u3", "-k", "2", "--json")
+    assert code == 0
+    assert len(json.loads(out)["items"]) == 2
+
+
+def test_extra_hyperparameters(plays_tsv: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "m"
+    code, _, err = run("train", str(plays_tsv), "-o", str(model_dir), "--model", "ials",
+                       "--implicit", "--quiet", "-p", "alpha=5", "-p", "confidence=log",
+                       "--epochs", "1")
+    assert code == 0, err
+    config = json.loads((model_dir / "model.json").read_text())["config"]
+    assert config["alpha"] == 5 and config["confidence"] == "log"
+    code, _, err = run("train", str(plays_tsv), "-o", str(model_dir), "--model", "ials",
+                       "--implicit", "-p", "alpha=-1")
+    assert code == 1
+    assert "alpha must be > 0" in err
+    code, _, err = run("train", str(plays_tsv), "-o", str(model_dir), "--model", "ials",
+                       "--implicit", "-p", "colour=blue")
+    assert code == 1
+    assert "has no parameter 'colour'" in err
+    code, _, err = run("train", str(plays_tsv), "-o", str(model_dir), "-p", "novalue")
+    assert code == 2
+    assert "expected NAME=VALUE" in err
+
+
+def test_explicit_model_on_bare_pairs_is_a_clear_error(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user,item\na,x\nb,y\n")
+    code, _, err = run("train", str(pairs), "-o", str(tmp_path / "m"), "--implicit")
+    assert code == 1
+    assert "BiasedMF fits ratings" in err
+    code, _, err = run("train", str(pairs), "-o", str(tmp_path / "m"))
+    assert code == 1
+    assert "no rating column" in err and "--implicit" in err

@@ -16,7 +16,8 @@ from typing import Any, NoReturn
 
 import click
 
-MODEL_CHOICES = ("mf", "biased-mf")
+# kept literal so that --help needs no model imports; a test checks it against model_kinds()
+MODEL_CHOICES = ("biased-mf", "mf", "als", "ials", "bpr", "popular", "item-knn", "ease")
 FORMAT_CHOICES = ("auto", "csv", "tsv", "parquet", "ml-100k", "ml-1m", "ml-latest")
 DUPLICATE_CHOICES = ("error", "last", "mean", "sum")
 
@@ -111,6 +112,8 @@ def _data_options(function: Any) -> Any:
 @click.option("--reg", type=float, default=None, help="L2 regularisation of the factors.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed.")
 @click.option("--device", default=None, help="auto, cpu, cuda or mps.")
+@click.option("-p", "--param", "extra", multiple=True, metavar="NAME=VALUE",
+              help="Any other hyperparameter, e.g. -p alpha=5 -p solver=gibbs (repeatable).")
 @click.option("--valid-fraction", type=float, default=None,
               help="Hold out this fraction of DATA for validation and stop early on it.")
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
@@ -120,24 +123,34 @@ def _data_options(function: Any) -> Any:
 @_data_options
 def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int | None,
           lr: float | None, reg: float | None, seed: int | None, device: str | None,
-          valid_fraction: float | None, patience: int, quiet: bool, as_json: bool, fmt: str,
+          extra: tuple[str, ...], valid_fraction: float | None, patience: int, quiet: bool, as_json: bool, fmt: str,
           sep: str | None, implicit: bool, duplicates: str) -> None:
-    """Train a model on DATA (CSV/TSV/Parquet/MovieLens) and save it to MODEL_DIR."""
+    """Train a model on DATA (CSV/TSV/Parquet/MovieLens) and save it to MODEL_DIR.
+
+    \b
+    Models: biased-mf (default), mf, als for ratings; ials, bpr, popular, item-knn,
+    ease for implicit feedback (add --implicit when DATA holds counts or no values).
+    """
+    params: dict[str, Any] = {name: value for name, value in (
+        ("factors", factors), ("epochs", epochs), ("lr", lr), ("reg", reg),
+        ("seed", seed), ("device", device)) if value is not None}
+    params.update(_parse_params(extra))
 
     def action() -> None:
         from latentrec.data import random_split
+        from latentrec.errors import InvalidParameterError
         from latentrec.models import model_kinds
 
+        model_class = model_kinds()[kind]
+        model = model_class(**params)  # bad hyperparameters fail before any reading
         interactions = _read(data, fmt, sep, implicit, duplicates)
-        params: dict[str, Any] = {name: value for name, value in (
-            ("factors", factors), ("epochs", epochs), ("lr", lr), ("reg", reg),
-            ("seed", seed), ("device", device)) if value is not None}
         valid = None
         if valid_fraction is not None:
-            params["patience"] = patience
+            if "patience" not in model.get_params():
+                raise InvalidParameterError(f"--valid-fraction: {kind} does not train in epochs")
+            model.set_params(patience=patience)
             interactions, valid = random_split(interactions, valid_fraction,
                                                seed=params.get("seed", 0))
-        model = model_kinds()[kind](**params)
         started = time.perf_counter()
         model.fit(interactions, valid=valid, show_progress=not quiet and not as_json)
         seconds = time.perf_counter() - started
@@ -149,13 +162,15 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
             "epochs": len(model.history_), "seconds": round(seconds, 3),
             "loss": _json_value(last.get("loss")),
         }
-        if valid is not None:
-            best = min(h["valid_rmse"] for h in model.history_)
-            summary["valid_rmse"] = _json_value(best)
+        metric = next((name for name in ("valid_rmse", "valid_ndcg@10") if valid is not None
+                       and name in last), None)
+        if metric is not None:
+            values = [h[metric] for h in model.history_]
+            summary[metric] = _json_value(min(values) if metric == "valid_rmse" else max(values))
         if as_json:
             _emit_json(summary)
         else:
-            extra = f", best valid RMSE {summary['valid_rmse']:.4f}" if valid is not None else ""
+            extra = f", best {metric} {summary[metric]:.4f}" if metric is not None else ""
             click.echo(
                 f"trained {kind} on {len(interactions):,} interactions "
                 f"({interactions.n_users:,} users, {interactions.n_items:,} items) in "
@@ -163,6 +178,21 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
             )
 
     _run(action)
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs; values are read as JSON when they parse (numbers, true, null)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}",
+                                     param_hint="'-p' / '--param'")
+        try:
+            params[name.strip().replace("-", "_")] = json.loads(text)
+        except json.JSONDecodeError:
+            params[name.strip().replace("-", "_")] = text
+    return params
 
 
 @cli.command()

@@ -190,3 +190,75 @@ def test_k_validation(tiny: Interactions) -> None:
         model.recommend("ann", k=2.5)  # type: ignore[arg-type]
     # k larger than the catalogue: every unseen item, no error
     assert model.recommend("ann", k=100)["item"].tolist() == ["w"]
+
+
+FOLDABLE = {
+    "biased-mf": {"factors": 8, "epochs": 20},
+    "mf": {"factors": 4, "epochs": 50, "init_std": 0.1, "lr": 0.05, "reg": 0.01},
+    "als": {"factors": 8, "epochs": 5},
+    "ials": {"factors": 8, "epochs": 5},
+    "bpr": {"factors": 8, "epochs": 5, "batch_size": 256},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FOLDABLE))
+def test_fold_in_recovers_a_training_user(kind: str, planted: Interactions) -> None:
+    from latentrec import model_kinds
+
+    model = model_kinds()[kind](**FOLDABLE[kind]).fit(planted, show_progress=False)
+    frame = planted.to_frame()
+    counts = frame["user"].value_counts()
+    user = counts.index[len(counts) // 2]  # a typical user, with plenty of unseen items
+    history = frame[frame["user"] == user]
+    values = history["rating"] if kind != "ials" else None
+    fresh = model.recommend_new_user(history["item"], values, k=20)
+    trained = model.recommend(user, k=20)
+    overlap = len(set(fresh["item"]) & set(trained["item"]))
+    assert overlap >= 10, (kind, overlap)  # the folded-in user ranks like the trained one
+    assert not set(fresh["item"]) & set(history["item"])
+    assert fresh["rank"].tolist() == list(range(1, 21))
+
+
+def test_fold_in_rejects_bad_input(planted: Interactions) -> None:
+    from latentrec import Popularity
+    from latentrec.errors import UnknownIdError
+
+    model = BiasedMF(factors=4, epochs=2).fit(planted, show_progress=False)
+    with pytest.raises(UnknownIdError, match="unknown item"):
+        model.recommend_new_user(["no-such-item"])
+    with pytest.raises(InvalidParameterError, match="one entry per item"):
+        model.recommend_new_user([1, 2], [5.0])
+    with pytest.raises(InvalidParameterError, match="at least one item"):
+        model.recommend_new_user([])
+    popular = Popularity().fit(planted, show_progress=False)
+    assert not hasattr(popular, "recommend_new_user")
+
+
+def test_update_users_changes_only_those_users(planted: Interactions) -> None:
+    from latentrec import ImplicitALS
+
+    implicit = planted.as_implicit()
+    model = ImplicitALS(factors=8, epochs=5).fit(implicit, show_progress=False)
+    before = model.factors("users")
+    frame = implicit.to_frame()
+    user = frame["user"].iloc[0]
+    unseen = sorted(set(frame["item"]) - set(frame.loc[frame["user"] == user, "item"]))[:5]
+    update = Interactions.from_arrays([user] * 5, unseen, feedback="implicit")
+    model.update_users(update)
+    after = model.factors("users")
+    assert not np.allclose(before.loc[user], after.loc[user])
+    others = before.index != user
+    assert np.array_equal(before[others].to_numpy(), after[others].to_numpy())
+    assert not set(unseen) & set(model.recommend(user, k=50)["item"])  # now seen
+
+
+def test_deny_list_and_recommend_all(planted: Interactions) -> None:
+    model = BiasedMF(factors=4, epochs=2).fit(planted, show_progress=False)
+    top = model.recommend(0, k=3)["item"].tolist()
+    without = model.recommend(0, k=3, exclude=top[:2])["item"].tolist()
+    assert without[0] == top[2] and not set(top[:2]) & set(without)
+    everyone = model.recommend_all(k=2)
+    candidates = planted.n_items - planted.user_counts()
+    assert len(everyone) == int(np.minimum(2, candidates).sum())
+    assert set(everyone["user"]) == set(planted.users.ids_of(np.flatnonzero(candidates > 0)))
+    assert list(everyone.columns) == ["user", "item", "rank", "score"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 __all__ = ["SparseRows", "cg_solve", "exact_solve"]
@@ -37,6 +39,20 @@ class SparseRows:
         self.n_cols = n_cols
         self.row_of = torch.repeat_interleave(
             torch.arange(self.n_rows, device=indptr.device), indptr[1:] - indptr[:-1])
+
+    @classmethod
+    def from_csr(cls, matrix: sp.csr_matrix, device: torch.device | str = "cpu") -> SparseRows:
+        """Rows of ``matrix``; its values become both ``weights`` and ``targets``."""
+        matrix = sp.csr_matrix(matrix)
+        matrix.sort_indices()
+        values = torch.from_numpy(matrix.data.astype(np.float32)).to(device)
+        return cls(torch.from_numpy(matrix.indptr.astype(np.int64)).to(device),
+                   torch.from_numpy(matrix.indices.astype(np.int64)).to(device),
+                   values, values.clone(), matrix.shape[1])
+
+    def counts(self) -> torch.Tensor:
+        """Entries per row, as floats."""
+        return (self.indptr[1:] - self.indptr[:-1]).to(torch.float32)
 
     def matrix(self, values: torch.Tensor, start: int = 0, stop: int | None = None
                ) -> torch.Tensor:
@@ -103,3 +119,14 @@ def cg_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | None,
         direction = residual + (rs_new / rs_old.clamp_min(tiny))[:, None] * direction
         rs_old = rs_new
     return x
+
+
+def ridge_rows(rows: SparseRows, design: torch.Tensor, targets: torch.Tensor,
+               reg: torch.Tensor) -> torch.Tensor:
+    """Per-row ridge regression ``argmin_x sum_i (t_ui - d_i . x)^2 + x^T diag(reg_u) x``.
+
+    Used to fold new or updated users into explicit models with fixed item factors.
+    """
+    unit = SparseRows(rows.indptr, rows.indices, torch.ones_like(targets), targets,
+                      rows.n_cols)
+    return exact_solve(unit, design, None, reg)

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from latentrec._rng import torch_generator
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError
 from latentrec.metrics import rmse
-from latentrec.models._solvers import SparseRows, cg_solve, exact_solve
+from latentrec.models._solvers import SparseRows, cg_solve, exact_solve, ridge_rows
 from latentrec.models.base import FactorModel, ModelConfig, RankingValidator
 from latentrec.training import Callback, EarlyStopping, Trainer
 from latentrec.training.minibatch import resolve_device
@@ -22,17 +21,22 @@ from latentrec.training.minibatch import resolve_device
 __all__ = ["ALS", "ImplicitALS"]
 
 
-def _rows(matrix: sp.csr_matrix, device: torch.device) -> SparseRows:
-    matrix = sp.csr_matrix(matrix)
-    matrix.sort_indices()
-    values = torch.from_numpy(matrix.data.astype(np.float32)).to(device)
-    return SparseRows(torch.from_numpy(matrix.indptr.astype(np.int64)).to(device),
-                      torch.from_numpy(matrix.indices.astype(np.int64)).to(device),
-                      values, values.clone(), matrix.shape[1])
+def _bias_reg(rows: SparseRows, reg: float, reg_bias: float, factors: int) -> torch.Tensor:
+    """ALS-WR penalties: ``reg * n`` on each factor and ``reg_bias * n`` on the bias."""
+    counts = rows.counts().clamp_min(1.0)[:, None]
+    return torch.cat([reg * counts.expand(-1, factors), reg_bias * counts], dim=1)
 
 
-def _counts(rows: SparseRows) -> torch.Tensor:
-    return (rows.indptr[1:] - rows.indptr[:-1]).to(torch.float32)
+def fold_in_biased(model: FactorModel, rows: SparseRows, reg: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares user factors and biases for rows of ratings, item side held fixed."""
+    items = model.item_factors_.cpu()
+    item_bias = model.item_bias_.cpu() if model.item_bias_ is not None else torch.zeros(
+        len(items))
+    design = torch.cat([items, torch.ones(len(items), 1)], dim=1)
+    targets = rows.weights - model.global_mean_ - item_bias[rows.indices]
+    solution = ridge_rows(rows, design, targets, reg)
+    return solution[:, :-1].contiguous(), solution[:, -1].contiguous()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,14 +100,20 @@ class ALS(FactorModel):
         return self
 
 
+    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        config = self.config
+        return fold_in_biased(self, rows, _bias_reg(rows, config.reg, config.reg_bias,
+                                                    config.factors))
+
+
 class _ExplicitALSTrainable:
     def __init__(self, model: ALS, data: Interactions, valid: Interactions | None) -> None:
         config = model.config
         self.model = model
         self.device = resolve_device(config.device)
         csr = data.to_csr()
-        self.by_user = _rows(csr, self.device)
-        self.by_item = _rows(csr.T.tocsr(), self.device)
+        self.by_user = SparseRows.from_csr(csr, self.device)
+        self.by_item = SparseRows.from_csr(csr.T.tocsr(), self.device)
         self.mean = float(np.mean(data.values, dtype=np.float64))
         generator = torch_generator(config.seed)
         k = config.factors
@@ -123,14 +133,9 @@ class _ExplicitALSTrainable:
               ) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.model.config
         design = torch.cat([other, torch.ones(len(other), 1, device=self.device)], dim=1)
-        rows.targets = rows.weights - self.mean - other_bias[rows.indices]
-        counts = _counts(rows).clamp_min(1.0)[:, None]
-        reg = torch.cat([config.reg * counts.expand(-1, config.factors),
-                         config.reg_bias * counts], dim=1)
-        ones = rows.weights
-        rows.weights = torch.ones_like(ones)
-        solution = exact_solve(rows, design, None, reg)
-        rows.weights = ones
+        targets = rows.weights - self.mean - other_bias[rows.indices]
+        solution = ridge_rows(rows, design, targets, _bias_reg(rows, config.reg,
+                                                               config.reg_bias, config.factors))
         return solution[:, :-1].contiguous(), solution[:, -1].contiguous()
 
     def train_epoch(self) -> dict[str, float]:
@@ -236,6 +241,17 @@ class ImplicitALS(FactorModel):
         trainable.publish()
         return self
 
+    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        items = self.item_factors_.cpu()
+        confidence = SparseRows(rows.indptr, rows.indices,
+                                torch.from_numpy(self.confidence_weights(rows.weights.numpy())),
+                                torch.empty(0), rows.n_cols)
+        confidence.targets = confidence.weights + 1.0
+        config = self.config
+        reg = (config.reg * rows.counts().clamp_min(1.0).pow(config.reg_exponent))[:, None]
+        return exact_solve(confidence, items, items.T @ items,
+                           reg.expand(-1, items.shape[1]).contiguous()), None
+
     def confidence_weights(self, values: np.ndarray) -> np.ndarray:
         """``c - 1`` for observed interaction weights ``values``."""
         config = self.config
@@ -253,8 +269,8 @@ class _ImplicitALSTrainable:
         self.device = resolve_device(config.device)
         csr = data.to_csr().copy()
         csr.data = model.confidence_weights(csr.data)
-        self.by_user = _rows(csr, self.device)
-        self.by_item = _rows(csr.T.tocsr(), self.device)
+        self.by_user = SparseRows.from_csr(csr, self.device)
+        self.by_item = SparseRows.from_csr(csr.T.tocsr(), self.device)
         for rows in (self.by_user, self.by_item):
             rows.targets = rows.weights + 1.0  # c * p with p = 1
         generator = torch_generator(config.seed)
@@ -268,7 +284,7 @@ class _ImplicitALSTrainable:
         self.validator = None if valid is None else RankingValidator(model, valid)
 
     def _reg(self, rows: SparseRows) -> torch.Tensor:
-        counts = _counts(rows).clamp_min(1.0)
+        counts = rows.counts().clamp_min(1.0)
         per_row = self.config.reg * counts.pow(self.config.reg_exponent)
         return per_row[:, None].expand(-1, self.config.factors).contiguous()
 

@@ -10,6 +10,7 @@ never see indices: every public method takes and returns raw ids.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from abc import ABC, abstractmethod
@@ -28,9 +29,12 @@ from latentrec.errors import (
     ModelFileError,
     NotFittedError,
 )
+from latentrec.models._solvers import SparseRows
 from latentrec.persistence import read_model_dir, write_model_dir
 
 __all__ = ["FactorModel", "ModelConfig", "Recommender", "load", "model_kinds"]
+
+logger = logging.getLogger(__name__)
 
 OnUnknown = Literal["raise", "fallback"]
 _REGISTRY: dict[str, type[Recommender]] = {}
@@ -156,6 +160,8 @@ class Recommender(ABC):
         self.item_popularity_: np.ndarray = data.item_counts().astype(np.float32)
         self.rating_range_: tuple[float, float] | None = data.rating_range()
         self.rating_mean_: float = float(np.mean(data.weights()))
+        spread = float(np.std(data.weights(), dtype=np.float64))
+        self.rating_std_: float = spread if spread > 1e-6 else 1.0
         self.history_: list[dict[str, float]] = []
 
     def _align(self, data: Interactions) -> tuple[np.ndarray, np.ndarray]:
@@ -253,13 +259,15 @@ class Recommender(ABC):
         *,
         exclude_seen: bool = True,
         items: Sequence[Any] | np.ndarray | None = None,
+        exclude: Sequence[Any] | np.ndarray | None = None,
         on_unknown: OnUnknown = "raise",
     ) -> pd.DataFrame:
         """Top-``k`` items for one user or many, best first.
 
         Returns a DataFrame with columns ``user, item, rank, score`` (raw ids, ``rank`` from 1),
         users in the order given. ``exclude_seen`` drops items the user interacted with in
-        training; ``items`` restricts the candidates to an allow-list. A user with fewer than
+        training; ``items`` restricts the candidates to an allow-list and ``exclude`` removes a
+        deny-list (unknown ids in either raise). A user with fewer than
         ``k`` candidates gets fewer rows. With ``on_unknown="fallback"`` unknown users get the
         most popular items and a ``fallback`` column marks those rows.
 
@@ -276,13 +284,31 @@ class Recommender(ABC):
         k = _check_k(k)
         user_list = _as_list(users)
         user_index = self.users_.index_of(user_list, on_unknown=_lookup(on_unknown))
-        allowed = None
-        if items is not None:
-            allowed = np.unique(self.items_.index_of(_as_list(items), on_unknown="raise"))
+        allowed = self._candidates(items, exclude)
         top_items, top_scores = self._top_k(user_index, k, exclude_seen=exclude_seen,
                                             allowed=allowed)
         return self._top_frame(user_list, user_index, top_items, top_scores,
                                fallback=on_unknown == "fallback")
+
+    def recommend_all(self, k: int = 10, *, exclude_seen: bool = True,
+                      items: Sequence[Any] | np.ndarray | None = None,
+                      exclude: Sequence[Any] | np.ndarray | None = None) -> pd.DataFrame:
+        """:meth:`recommend` for every training user: ``user, item, rank, score`` rows, ready for
+        ``to_csv`` or ``to_parquet``."""
+        self._require_fitted()
+        return self.recommend(self.users_.to_list(), k, exclude_seen=exclude_seen, items=items,
+                              exclude=exclude)
+
+    def _candidates(self, items: Any, exclude: Any) -> np.ndarray | None:
+        """Item indices allowed by an allow-list and a deny-list (``None``: every item)."""
+        if items is None and exclude is None:
+            return None
+        allowed = np.arange(self.n_items) if items is None else np.unique(
+            self.items_.index_of(_as_list(items), on_unknown="raise"))
+        if exclude is not None:
+            denied = self.items_.index_of(_as_list(exclude), on_unknown="raise")
+            allowed = np.setdiff1d(allowed, denied)
+        return allowed
 
     def _top_k(self, user_index: np.ndarray, k: int, *, exclude_seen: bool = True,
                allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -290,6 +316,9 @@ class Recommender(ABC):
         top ``k``; unknown users (index ``-1``) get the fallback ranking."""
         allowed_tensor = None if allowed is None else torch.from_numpy(allowed)
         k_eff = min(k, self.n_items if allowed is None else len(allowed))
+        if k_eff == 0:
+            return (np.full((len(user_index), k), -1, dtype=np.int64),
+                    np.full((len(user_index), k), -np.inf, dtype=np.float32))
         top_items = np.full((len(user_index), k), -1, dtype=np.int64)
         top_scores = np.full((len(user_index), k), -np.inf, dtype=np.float32)
         for start in range(0, len(user_index), _SCORE_CHUNK):
@@ -431,6 +460,7 @@ class Recommender(ABC):
             "items": self.items_.to_list(),
             "rating_range": list(self.rating_range_) if self.rating_range_ else None,
             "rating_mean": self.rating_mean_,
+            "rating_std": self.rating_std_,
             "history": self.history_,
             **self._extra_meta(),
         }
@@ -469,6 +499,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         rating_range = meta.get("rating_range")
         model.rating_range_ = tuple(rating_range) if rating_range else None  # type: ignore[assignment]
         model.rating_mean_ = float(meta["rating_mean"])
+        model.rating_std_ = float(meta.get("rating_std", 1.0))
         model.history_ = list(meta.get("history") or [])
         model._restore(tensors, meta)
     except ModelFileError:
@@ -526,13 +557,109 @@ class FactorModel(Recommender):
 
     def _score_users(self, user_index: np.ndarray) -> torch.Tensor:
         users = torch.from_numpy(user_index).to(self.user_factors_.device)
-        scores = self.user_factors_[users] @ self.item_factors_.T
+        bias = None if self.user_bias_ is None else self.user_bias_[users]
+        return self._score_vectors(self.user_factors_[users], bias)
+
+    def _score_vectors(self, vectors: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Scores of every item for user vectors (and user biases) that need not be stored."""
+        device = self.item_factors_.device
+        scores = vectors.to(device) @ self.item_factors_.T
         if self.item_bias_ is not None:
             scores += self.item_bias_
-        offset = torch.full((len(users), 1), self.global_mean_, device=scores.device)
-        if self.user_bias_ is not None:
-            offset += self.user_bias_[users, None]
+        offset = torch.full((len(vectors), 1), self.global_mean_, device=device)
+        if bias is not None:
+            offset += bias.to(device)[:, None]
         return scores + offset
+
+    # ------------------------------------------------------------------ fold-in
+    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """User vectors (and biases) for rows of interactions, the item side held fixed."""
+        raise InvalidParameterError(f"{type(self).__name__} does not support fold-in")
+
+    def _interaction_rows(self, item_index: np.ndarray, values: np.ndarray,
+                          rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
+        matrix = sp.csr_matrix((values.astype(np.float32), (rows, item_index)),
+                               shape=(n_rows, self.n_items))
+        matrix.sum_duplicates()
+        return matrix
+
+    def recommend_new_user(self, items: Sequence[Any] | np.ndarray,
+                           values: Sequence[float] | np.ndarray | None = None, *, k: int = 10,
+                           exclude_seen: bool = True) -> pd.DataFrame:
+        """Top-``k`` items for a user who was not in training, from their interactions.
+
+        ``items`` are raw item ids the user interacted with and ``values`` their ratings or
+        weights (default 1). The user's factors are solved with the item side held fixed
+        (closed form for least-squares models, a few gradient steps for BPR); nothing is
+        retrained and the model is not changed. Returns ``item, rank, score`` rows; the given
+        items are excluded unless ``exclude_seen=False``.
+
+        Examples
+        --------
+        >>> from latentrec import ImplicitALS
+        >>> from latentrec.datasets import synthetic
+        >>> model = ImplicitALS(factors=8, epochs=3).fit(synthetic(200, 100, feedback="implicit"),
+        ...                                               show_progress=False)
+        >>> model.recommend_new_user([1, 2, 3], k=2)["rank"].tolist()
+        [1, 2]
+        """
+        self._require_fitted()
+        k = _check_k(k)
+        item_index = self.items_.index_of(_as_list(items), on_unknown="raise")
+        if len(item_index) == 0:
+            raise InvalidParameterError("recommend_new_user needs at least one item")
+        weights = _values_for(values, len(item_index))
+        matrix = self._interaction_rows(item_index, weights, np.zeros(len(item_index), int), 1)
+        vectors, bias = self._fold_in(SparseRows.from_csr(matrix))
+        scores = self._score_vectors(vectors, bias).float()
+        if exclude_seen:
+            scores[0, torch.from_numpy(item_index).to(scores.device)] = -math.inf
+        k_eff = min(k, self.n_items)
+        top_scores, top_items = torch.topk(scores[0], k_eff)
+        keep = torch.isfinite(top_scores).cpu().numpy()
+        return pd.DataFrame({
+            "item": self.items_.ids_of(top_items.cpu().numpy()[keep]),
+            "rank": np.arange(1, k_eff + 1)[keep],
+            "score": top_scores.cpu().numpy()[keep].astype(np.float64),
+        })
+
+    def update_users(self, data: Interactions) -> Self:
+        """Refit the factors of the users in ``data`` after new interactions.
+
+        ``data`` holds new interactions of known users with known items (anything else raises
+        :class:`~latentrec.errors.UnknownIdError`). They are merged into what each user has
+        seen (a new value replaces an old one for the same item), then those users' factors
+        are solved again from all their interactions with the item side held fixed, as
+        :meth:`recommend_new_user` does. Other users and all items are unchanged.
+        """
+        self._require_fitted()
+        if not isinstance(data, Interactions):
+            raise TypeError(f"data must be Interactions, got {type(data).__name__}")
+        users = self.users_.index_of(data.users.ids_of(data.user_index), on_unknown="raise")
+        items = self.items_.index_of(data.items.ids_of(data.item_index), on_unknown="raise")
+        n_items = self.n_items
+        seen = self.seen_.tocoo()
+        old_keys = seen.row.astype(np.int64) * n_items + seen.col
+        new_keys = users * n_items + items
+        keep = ~np.isin(old_keys, new_keys)
+        new_pairs = int((~np.isin(new_keys, old_keys)).sum())
+        rows = np.concatenate([seen.row[keep], users])
+        cols = np.concatenate([seen.col[keep], items])
+        values = np.concatenate([seen.data[keep], data.weights()])
+        self.seen_ = sp.csr_matrix((values.astype(np.float32), (rows, cols)),
+                                   shape=self.seen_.shape)
+        self.seen_.sort_indices()
+        np.add.at(self.item_popularity_, items[~np.isin(new_keys, old_keys)], 1.0)
+        changed = np.unique(users)
+        vectors, bias = self._fold_in(SparseRows.from_csr(self.seen_[changed]))
+        target = torch.from_numpy(changed).to(self.user_factors_.device)
+        self.user_factors_ = self.user_factors_.clone()
+        self.user_factors_[target] = vectors.to(self.user_factors_)
+        if bias is not None and self.user_bias_ is not None:
+            self.user_bias_ = self.user_bias_.clone()
+            self.user_bias_[target] = bias.to(self.user_bias_)
+        logger.info("updated %d users (%d new interactions)", len(changed), new_pairs)
+        return self
 
     def _fallback_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
         if self.user_bias_ is None and self.item_bias_ is None:
@@ -608,6 +735,18 @@ def _check_k(k: Any) -> int:
     if k < 1:
         raise InvalidParameterError(f"k must be >= 1, got {k}")
     return int(k)
+
+
+def _values_for(values: Any, count: int) -> np.ndarray:
+    if values is None:
+        return np.ones(count, dtype=np.float32)
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(array) != count:
+        raise InvalidParameterError(f"values must have one entry per item: {count} items, "
+                                    f"{len(array)} values")
+    if not np.isfinite(array).all():
+        raise InvalidParameterError("values must be finite numbers")
+    return array.astype(np.float32)
 
 
 def _as_list(ids: Any) -> list[Any]:

@@ -19,6 +19,8 @@ from latentrec.models._nn import (
     fit_by_minibatches,
     validation_arrays,
 )
+from latentrec.models._solvers import SparseRows
+from latentrec.models.als import fold_in_biased
 from latentrec.models.base import FactorModel
 from latentrec.training import Callback, Trainer
 from latentrec.training.minibatch import resolve_device
@@ -121,7 +123,7 @@ class BiasedMF(FactorModel):
         valid_arrays = None if valid is None else validation_arrays(self, valid)
         if solver == "minibatch":
             fit_by_minibatches(self, data, valid, callbacks, show_progress, biases=True,
-                               global_mean=global_mean, scale=_rating_scale(data.values))
+                               global_mean=global_mean, scale=self.rating_std_)
             return self
         trainable: _KernelTrainable | GibbsTrainable
         if solver == "gibbs":
@@ -138,10 +140,15 @@ class BiasedMF(FactorModel):
         return self
 
 
-def _rating_scale(values: np.ndarray) -> float:
-    """The standard deviation of the ratings (1 when they are all equal)."""
-    spread = float(np.std(values, dtype=np.float64))
-    return spread if spread > 1e-6 else 1.0
+    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # SGD's per-rating penalties, in original units: reg * std * n on the factors (they
+        # were trained on ratings / std) and reg_bias * n on the bias
+        config = self.config
+        counts = rows.counts().clamp_min(1.0)[:, None]
+        width = self.item_factors_.shape[1]
+        reg = torch.cat([config.reg * self.rating_std_ * counts.expand(-1, width),
+                         config.reg_bias * counts], dim=1)
+        return fold_in_biased(self, rows, reg)
 
 
 class _KernelTrainable:
@@ -162,7 +169,7 @@ class _KernelTrainable:
         self.global_mean = global_mean
         self.users = data.user_index.astype(np.int32)
         self.items = data.item_index.astype(np.int32)
-        self.scale = _rating_scale(data.values)
+        self.scale = model.rating_std_
         self.ratings = np.ascontiguousarray(data.values / self.scale, dtype=np.float32)
         init = numpy_rng(config.seed)
         self.state = {

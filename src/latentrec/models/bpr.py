@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from latentrec._rng import derive_seed, torch_generator
 from latentrec.data import Interactions
 from latentrec.models._nn import FactorModule
+from latentrec.models._solvers import SparseRows
 from latentrec.models.base import FactorModel, ModelConfig, RankingValidator
 from latentrec.training import Callback, EarlyStopping, Trainer
 from latentrec.training.minibatch import OPTIMIZERS, MinibatchLoop, resolve_device
@@ -89,6 +90,31 @@ class BPR(FactorModel):
                                 "BPR").fit(trainable)
         trainable.publish()
         return self
+
+
+    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # no closed form for a ranking loss: a few Adam steps on the user vectors alone
+        items = self.item_factors_.detach().cpu()
+        assert self.item_bias_ is not None
+        item_bias = self.item_bias_.detach().cpu()
+        vectors = torch.zeros(rows.n_rows, items.shape[1], requires_grad=True)
+        optimizer = torch.optim.Adam([vectors], lr=0.05)
+        generator = torch_generator(self.config.seed)
+        for _ in range(_FOLD_IN_STEPS):
+            negatives = torch.randint(0, len(items), (len(rows.indices), 4), generator=generator)
+            user_vectors = vectors[rows.row_of]
+            positive = (user_vectors * items[rows.indices]).sum(-1) + item_bias[rows.indices]
+            negative = (user_vectors[:, None, :] * items[negatives]).sum(-1) + item_bias[
+                negatives]
+            loss = -F.logsigmoid(positive[:, None] - negative).mean() + self.config.reg * (
+                vectors.pow(2).sum(-1).mean())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return vectors.detach(), None
+
+
+_FOLD_IN_STEPS = 100
 
 
 class _BPRTrainable:

@@ -6,9 +6,12 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Self
 
+import torch
+
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError
 from latentrec.models._nn import SGDConfig, fit_by_minibatches
+from latentrec.models._solvers import SparseRows, ridge_rows
 from latentrec.models.base import FactorModel
 from latentrec.training import Callback
 
@@ -58,3 +61,10 @@ class MatrixFactorization(FactorModel):
         fit_by_minibatches(self, data, valid, callbacks, show_progress, biases=False,
                            global_mean=0.0)
         return self
+
+    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        items = self.item_factors_.cpu()
+        # the training penalty is per rating; a small floor keeps unregularised solves stable
+        reg = (max(self.config.reg, 1e-6) * rows.counts().clamp_min(1.0))[:, None]
+        return ridge_rows(rows, items, rows.weights, reg.expand(-1, items.shape[1])
+                          .contiguous()), None

@@ -123,8 +123,8 @@ def _data_options(function: Any) -> Any:
 @_data_options
 def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int | None,
           lr: float | None, reg: float | None, seed: int | None, device: str | None,
-          extra: tuple[str, ...], valid_fraction: float | None, patience: int, quiet: bool, as_json: bool, fmt: str,
-          sep: str | None, implicit: bool, duplicates: str) -> None:
+          extra: tuple[str, ...], valid_fraction: float | None, patience: int, quiet: bool,
+          as_json: bool, fmt: str, sep: str | None, implicit: bool, duplicates: str) -> None:
     """Train a model on DATA (CSV/TSV/Parquet/MovieLens) and save it to MODEL_DIR.
 
     \b

@@ -114,7 +114,7 @@ class _ExplicitALSTrainable:
         csr = data.to_csr()
         self.by_user = SparseRows.from_csr(csr, self.device)
         self.by_item = SparseRows.from_csr(csr.T.tocsr(), self.device)
-        self.mean = float(np.mean(data.values, dtype=np.float64))
+        self.mean = float(np.mean(data.weights(), dtype=np.float64))
         generator = torch_generator(config.seed)
         k = config.factors
         self.user_factors = (torch.randn(data.n_users, k, generator=generator)

@@ -49,13 +49,25 @@ class BiasedMFConfig(SGDConfig):
     optimizer: str = "sgd"
     batch_size: int | None = 1024
     solver: str = "auto"
-    burn_in: int = 50
+    burn_in: int = 25
     clip: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_positive("lr_bias")
-        self.check_non_negative("reg_bias", "burn_in")
+        self.check_non_negative("reg_bias")
+        if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or (
+                self.burn_in < 0):
+            raise InvalidParameterError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
+        if self.solver == "gibbs":
+            if self.epochs <= self.burn_in:
+                raise InvalidParameterError(
+                    f"solver='gibbs' needs epochs > burn_in (sweeps kept = epochs - burn_in); "
+                    f"got epochs={self.epochs}, burn_in={self.burn_in}")
+            if self.patience is not None:
+                raise InvalidParameterError(
+                    "solver='gibbs' does not stop early (every extra sample helps); "
+                    "leave patience=None")
         self.check_choice("solver", SOLVERS)
         if not isinstance(self.clip, bool):
             raise TypeError(f"clip must be True or False, got {type(self.clip).__name__}")
@@ -111,8 +123,12 @@ class BiasedMF(FactorModel):
                 "BiasedMF fits ratings; this data has no values (use an implicit-feedback model)"
             )
         global_mean = float(np.mean(data.values, dtype=np.float64))
-        device = resolve_device(self.config.device)
         solver = self.config.solver
+        device = resolve_device("cpu" if solver == "gibbs" and self.config.device == "auto"
+                                else self.config.device)
+        if solver == "gibbs" and device.type != "cpu":
+            raise InvalidParameterError(f"solver='gibbs' runs on the CPU only; device is "
+                                        f"{device.type!r}")
         if solver == "auto":
             solver = "kernel" if device.type == "cpu" else "minibatch"
         if solver == "kernel" and device.type != "cpu":
@@ -170,7 +186,7 @@ class _KernelTrainable:
         self.users = data.user_index.astype(np.int32)
         self.items = data.item_index.astype(np.int32)
         self.scale = model.rating_std_
-        self.ratings = np.ascontiguousarray(data.values / self.scale, dtype=np.float32)
+        self.ratings = np.ascontiguousarray(data.weights() / self.scale, dtype=np.float32)
         init = numpy_rng(config.seed)
         self.state = {
             "user_factors": (init.standard_normal((data.n_users, config.factors)) *

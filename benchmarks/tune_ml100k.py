@@ -22,8 +22,8 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "sgd": [{"factors": f, "reg": r, "epochs": e}
             for f, r, e in itertools.product((50, 100, 200), (0.04, 0.06, 0.08), (20, 30, 40))],
     # Bayesian biased MF: latent size and number of sweeps (the priors tune themselves)
-    "gibbs": [{"solver": "gibbs", "factors": f, "epochs": e, "burn_in": 50}
-              for f, e in itertools.product((5, 10, 20), (150, 300))],
+    "gibbs": [{"solver": "gibbs", "factors": f, "epochs": e, "burn_in": b}
+              for f, e, b in itertools.product((5, 10, 20), (150, 300), (25, 50))],
 }
 
 

@@ -290,6 +290,37 @@ class Recommender(ABC):
         return self._top_frame(user_list, user_index, top_items, top_scores,
                                fallback=on_unknown == "fallback")
 
+    def recommend_lists(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: Sequence[Any] | np.ndarray | None = None,
+        exclude: Sequence[Any] | np.ndarray | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`recommend` as plain records, ``[{"user": U, "items": [{"item": I, "score": S},
+        ...]}, ...]`` with Python ids and floats: the shape of the CLI's and the server's JSON.
+
+        It skips the DataFrame, which makes it the fast path for serving one request.
+        """
+        self._require_fitted()
+        k = _check_k(k)
+        user_list = _as_list(users)
+        user_index = self.users_.index_of(user_list, on_unknown="raise")
+        top_items, top_scores = self._top_k(user_index, k, exclude_seen=exclude_seen,
+                                            allowed=self._candidates(items, exclude))
+        canonical = self.users_.ids_of(user_index).tolist()
+        item_ids = self.items_.to_numpy()
+        records = []
+        for row, user in enumerate(canonical):
+            keep = top_items[row] >= 0
+            ids = item_ids[top_items[row][keep]].tolist()
+            scores = top_scores[row][keep].astype(np.float64).tolist()
+            records.append({"user": user, "items": [
+                {"item": item, "score": score} for item, score in zip(ids, scores, strict=True)]})
+        return records
+
     def recommend_all(self, k: int = 10, *, exclude_seen: bool = True,
                       items: Sequence[Any] | np.ndarray | None = None,
                       exclude: Sequence[Any] | np.ndarray | None = None) -> pd.DataFrame:

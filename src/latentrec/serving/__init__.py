@@ -1,0 +1,5 @@
+"""HTTP serving (``pip install latentrec[serve]``)."""
+
+from latentrec.serving.app import ServiceLimits, create_app
+
+__all__ = ["ServiceLimits", "create_app"]

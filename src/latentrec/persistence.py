@@ -33,7 +33,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _library_version() -> str:
+def library_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -62,7 +62,7 @@ def write_model_dir(path: str | os.PathLike[str], meta: dict[str, Any],
     document = {
         "format": "latentrec-model",
         "format_version": FORMAT_VERSION,
-        "library_version": _library_version(),
+        "library_version": library_version(),
         "weights_sha256": _sha256(weights_tmp),
         "tensors": {name: list(t.shape) for name, t in contiguous.items()},
         **meta,

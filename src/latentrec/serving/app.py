@@ -33,6 +33,7 @@ from latentrec.errors import (
     UnknownIdError,
 )
 from latentrec.models import FactorModel, Recommender, load
+from latentrec.persistence import library_version
 from latentrec.serving import schemas
 
 __all__ = ["ServiceLimits", "create_app"]
@@ -148,7 +149,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         title="latentrec",
         summary="Recommendations, predictions and similar items from a latentrec model.",
         description="All ids are the raw ids the model was trained with. Unknown ids are 404.",
-        version=_library_version(),
+        version=library_version(),
     )
     errors: dict[int | str, dict[str, Any]] = {
         404: {"model": schemas.ErrorBody, "description": "Unknown user or item."},
@@ -224,7 +225,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         served = loaded.model
         return {"kind": served.kind, "config": served.get_params(), "feedback": served.feedback_,
                 "users": served.n_users, "items": served.n_items,
-                "model_dir": loaded.model_dir, "library_version": _library_version(),
+                "model_dir": loaded.model_dir, "library_version": library_version(),
                 "loaded_at": loaded.loaded_at}
 
     @app.get("/v1/users/{user}/recommendations", response_model=schemas.Recommendation,
@@ -322,12 +323,6 @@ def _canonical(model: Recommender, side: str, ids: list[Any]) -> list[Any]:
     index = id_map.index_of(ids, on_unknown="ignore")
     known = id_map.ids_of(np.where(index >= 0, index, 0)).tolist()
     return [k if i >= 0 else raw for k, i, raw in zip(known, index.tolist(), ids, strict=True)]
-
-
-def _library_version() -> str:
-    from latentrec import __version__
-
-    return __version__
 
 
 def app_from_environment() -> FastAPI:

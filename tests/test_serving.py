@@ -278,3 +278,39 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _schema_app())
 def test_api_conforms_to_its_schema(case: object) -> None:
     # no 5xx, documented status codes, bodies matching the response schemas
     case.call_and_validate()  # type: ignore[attr-defined]
+
+
+def test_every_worker_follows_a_reload(explicit_dir: Path, string_ids_dir: Path,
+                                       tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    env = {**os.environ, "LATENTREC_ADMIN_TOKEN": "tok"}
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "latentrec.cli.main", "serve", str(explicit_dir), "--port",
+             str(port), "--workers", "2"], stdout=sink, stderr=sink, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        request = urllib.request.Request(
+            f"{url}/admin/reload", method="POST",
+            data=json.dumps({"model_dir": str(string_ids_dir)}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer tok"})
+        with urllib.request.urlopen(request) as response:
+            assert json.loads(response.read())["kind"] == "ials"
+        time.sleep(2.0)  # followers poll every 0.5 s
+        kinds = set()
+        for _ in range(40):  # fresh connections land on both workers
+            with urllib.request.urlopen(f"{url}/health") as response:
+                kinds.add(json.loads(response.read())["model"])
+        assert kinds == {"ials"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

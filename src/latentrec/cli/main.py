@@ -388,10 +388,15 @@ def serve(model_dir: str, host: str, port: int, workers: int, max_k: int,
                 "fastapi") is None:
             raise LatentrecError("serving needs FastAPI and uvicorn: "
                                  "pip install 'latentrec[serve]'")
+        import tempfile
+
         import uvicorn
 
         load(model_dir)  # a bad model directory fails here, with one line, before binding
         os.environ["LATENTREC_MODEL_DIR"] = str(Path(model_dir).resolve())
+        # workers share this file to follow each other's /admin/reload
+        state = Path(tempfile.mkdtemp(prefix="latentrec-serve-"))
+        os.environ["LATENTREC_SYNC_FILE"] = str(state / "current-model.json")
         os.environ["LATENTREC_MAX_K"] = str(max_k)
         os.environ["LATENTREC_MAX_BATCH"] = str(max_batch)
         uvicorn.run("latentrec.serving.app:app_from_environment", factory=True, host=host,

@@ -7,11 +7,14 @@ the current model once at its start, so a swap never disturbs a request in fligh
 """
 
 
+import contextlib
 import hmac
+import json
 import os
 import threading
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +43,9 @@ __all__ = ["ServiceLimits", "create_app"]
 
 ADMIN_TOKEN_ENV = "LATENTREC_ADMIN_TOKEN"
 MODEL_DIR_ENV = "LATENTREC_MODEL_DIR"
+SYNC_FILE_ENV = "LATENTREC_SYNC_FILE"
+#: how often workers look for a reload done by another worker
+SYNC_SECONDS = 0.5
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -118,11 +124,14 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(model_dir: str | os.PathLike[str] | None = None, *,
                model: Recommender | None = None,
-               limits: ServiceLimits | None = None) -> FastAPI:
+               limits: ServiceLimits | None = None,
+               sync_file: str | os.PathLike[str] | None = None) -> FastAPI:
     """A FastAPI application serving the model in ``model_dir`` (or an in-memory ``model``).
 
     ``POST /admin/reload`` is enabled only when the environment variable
     ``LATENTREC_ADMIN_TOKEN`` is set; callers send it as ``Authorization: Bearer <token>``.
+    ``sync_file`` is shared by the worker processes of one service: a reload writes the new
+    model directory there and every other worker picks it up within ``SYNC_SECONDS``.
 
     Examples
     --------
@@ -144,8 +153,43 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
     metrics = _Metrics()
     swap_lock = threading.Lock()
     admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+    sync = None if sync_file is None else Path(sync_file)
+    seen_version = [_read_sync(sync)[1] if sync is not None else ""]
+
+    def swap_to(directory: str) -> None:
+        nonlocal current
+        fresh = load(directory)  # raises before anything changes
+        current = _Loaded(fresh, str(Path(directory)), _now())
+
+    def follow_other_workers(stop: threading.Event) -> None:
+        assert sync is not None
+        while not stop.wait(SYNC_SECONDS):
+            directory, version = _read_sync(sync)
+            if directory is None or version == seen_version[0]:
+                continue
+            with swap_lock:
+                seen_version[0] = version
+                try:
+                    swap_to(directory)
+                    metrics.reloads["followed"] += 1
+                except (LatentrecError, OSError):
+                    metrics.reloads["refused"] += 1
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        follower = None
+        if sync is not None:
+            follower = threading.Thread(target=follow_other_workers, args=(stop,),
+                                        name="latentrec-reload-follower", daemon=True)
+            follower.start()
+        yield
+        stop.set()
+        if follower is not None:
+            follower.join(timeout=5)
 
     app = FastAPI(
+        lifespan=lifespan,
         title="latentrec",
         summary="Recommendations, predictions and similar items from a latentrec model.",
         description="All ids are the raw ids the model was trained with. Unknown ids are 404.",
@@ -307,15 +351,36 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             return _error(401, "missing or wrong admin token")
         with swap_lock:
             try:
-                fresh = load(body.model_dir)
+                swap_to(body.model_dir)
             except (ModelFileError, FileNotFoundError, LatentrecError) as error:
                 metrics.reloads["refused"] += 1
                 return _error(409, f"model not reloaded, still serving the old one: {error}")
-            current = _Loaded(fresh, str(Path(body.model_dir)), _now())
             metrics.reloads["done"] += 1
+            if sync is not None:
+                seen_version[0] = _write_sync(sync, str(Path(body.model_dir).resolve()))
         return model_info()
 
     return app
+
+
+def _read_sync(path: Path | None) -> tuple[str | None, str]:
+    """The model directory and version last written to the sync file (``None`` if absent)."""
+    if path is None:
+        return None, ""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return str(document["model_dir"]), str(document["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, ""
+
+
+def _write_sync(path: Path, model_dir: str) -> str:
+    version = f"{time.time_ns()}-{os.getpid()}"
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"model_dir": model_dir, "version": version}),
+                         encoding="utf-8")
+    os.replace(temporary, path)  # atomic: other workers never read half a file
+    return version
 
 
 def _canonical(model: Recommender, side: str, ids: list[Any]) -> list[Any]:
@@ -334,4 +399,4 @@ def app_from_environment() -> FastAPI:
         max_k=int(os.environ.get("LATENTREC_MAX_K", ServiceLimits.max_k)),
         max_batch=int(os.environ.get("LATENTREC_MAX_BATCH", ServiceLimits.max_batch)),
     )
-    return create_app(model_dir, limits=limits)
+    return create_app(model_dir, limits=limits, sync_file=os.environ.get(SYNC_FILE_ENV) or None)

@@ -366,8 +366,10 @@ def demo(data_path: str | None, seed: int, quiet: bool) -> None:
               help="Largest k a request may ask for.")
 @click.option("--max-batch", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Most users or pairs in one request.")
+@click.option("--ann", type=click.Choice(["ivf", "hnsw"]), default=None,
+              help="Approximate top-k with a faiss index (pip install 'latentrec[ann]').")
 def serve(model_dir: str, host: str, port: int, workers: int, max_k: int,
-          max_batch: int) -> None:
+          max_batch: int, ann: str | None) -> None:
     """Serve the model in MODEL_DIR over HTTP (needs: pip install 'latentrec[serve]').
 
     \b
@@ -399,6 +401,10 @@ def serve(model_dir: str, host: str, port: int, workers: int, max_k: int,
         os.environ["LATENTREC_SYNC_FILE"] = str(state / "current-model.json")
         os.environ["LATENTREC_MAX_K"] = str(max_k)
         os.environ["LATENTREC_MAX_BATCH"] = str(max_batch)
+        if ann is not None:
+            if importlib.util.find_spec("faiss") is None:
+                raise LatentrecError("--ann needs faiss: pip install 'latentrec[ann]'")
+            os.environ["LATENTREC_ANN"] = ann
         uvicorn.run("latentrec.serving.app:app_from_environment", factory=True, host=host,
                     port=port, workers=workers, log_level="warning", access_log=False)
 

@@ -591,6 +591,22 @@ class FactorModel(Recommender):
         bias = None if self.user_bias_ is None else self.user_bias_[users]
         return self._score_vectors(self.user_factors_[users], bias)
 
+    def use_index(self, index: Any | None) -> Self:
+        """Answer ``recommend`` from an approximate :class:`~latentrec.models.ann.ItemIndex`
+        (``None`` goes back to exact search). Requests with an allow- or deny-list, and users
+        with more seen items than the index can skip, are still answered exactly."""
+        self._require_fitted()
+        self._index = index
+        return self
+
+    def _top_k(self, user_index: np.ndarray, k: int, *, exclude_seen: bool = True,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        index = getattr(self, "_index", None)
+        if index is None or allowed is not None or len(user_index) == 0 or (
+                user_index < 0).any():
+            return super()._top_k(user_index, k, exclude_seen=exclude_seen, allowed=allowed)
+        return index.search(user_index, k, exclude_seen=exclude_seen)  # type: ignore[no-any-return]
+
     def _score_vectors(self, vectors: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """Scores of every item for user vectors (and user biases) that need not be stored."""
         device = self.item_factors_.device

@@ -125,13 +125,16 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(model_dir: str | os.PathLike[str] | None = None, *,
                model: Recommender | None = None,
                limits: ServiceLimits | None = None,
-               sync_file: str | os.PathLike[str] | None = None) -> FastAPI:
+               sync_file: str | os.PathLike[str] | None = None,
+               ann: str | None = None) -> FastAPI:
     """A FastAPI application serving the model in ``model_dir`` (or an in-memory ``model``).
 
     ``POST /admin/reload`` is enabled only when the environment variable
     ``LATENTREC_ADMIN_TOKEN`` is set; callers send it as ``Authorization: Bearer <token>``.
     ``sync_file`` is shared by the worker processes of one service: a reload writes the new
     model directory there and every other worker picks it up within ``SYNC_SECONDS``.
+    ``ann="ivf"`` or ``"hnsw"`` answers recommendations from an approximate faiss index
+    (:class:`~latentrec.models.ann.ItemIndex`), built at start and at every reload.
 
     Examples
     --------
@@ -146,9 +149,20 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
     if (model_dir is None) == (model is None):
         raise InvalidParameterError("give exactly one of model_dir and model")
     limits = limits or ServiceLimits()
+    def prepared(served: Recommender) -> Recommender:
+        if ann is not None:
+            if not isinstance(served, FactorModel):
+                raise InvalidParameterError(f"an approximate index needs a factor model, not "
+                                            f"{type(served).__name__}")
+            from latentrec.models.ann import ItemIndex
+
+            served.use_index(ItemIndex(served, method=ann))
+        return served
+
     if model is None:
         assert model_dir is not None
         model = load(model_dir)
+    model = prepared(model)
     current = _Loaded(model, None if model_dir is None else str(model_dir), _now())
     metrics = _Metrics()
     swap_lock = threading.Lock()
@@ -158,7 +172,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     def swap_to(directory: str) -> None:
         nonlocal current
-        fresh = load(directory)  # raises before anything changes
+        fresh = prepared(load(directory))  # raises before anything changes
         current = _Loaded(fresh, str(Path(directory)), _now())
 
     def follow_other_workers(stop: threading.Event) -> None:
@@ -399,4 +413,5 @@ def app_from_environment() -> FastAPI:
         max_k=int(os.environ.get("LATENTREC_MAX_K", ServiceLimits.max_k)),
         max_batch=int(os.environ.get("LATENTREC_MAX_BATCH", ServiceLimits.max_batch)),
     )
-    return create_app(model_dir, limits=limits, sync_file=os.environ.get(SYNC_FILE_ENV) or None)
+    return create_app(model_dir, limits=limits, sync_file=os.environ.get(SYNC_FILE_ENV) or None,
+                      ann=os.environ.get("LATENTREC_ANN") or None)

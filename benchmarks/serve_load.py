@@ -2,6 +2,11 @@
 
     python benchmarks/serve_load.py [--items 10000] [--users 20000] [--workers 2]
                                     [--seconds 15] [--connections 16] [--threads 1]
+    python benchmarks/serve_load.py --items 1000000 --users 100000 --ann ivf
+
+With --ann the model is an ImplicitALS (its scores are pure inner products, the hard case
+for an index) and the script first measures recall@10 of the index against exact search on
+1,000 random users.
 
 Trains a BiasedMF on built-in synthetic data with the given catalogue size, saves it, starts
 `latentrec serve` as a subprocess on a free loopback port, and drives
@@ -58,25 +63,49 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ann", choices=["ivf", "hnsw"], default=None)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
 
-    from latentrec import BiasedMF
+    import numpy as np
+
+    from latentrec import BiasedMF, ImplicitALS
     from latentrec.datasets import synthetic
 
     folder = Path(tempfile.mkdtemp(prefix="latentrec-load-"))
-    data = synthetic(args.users, args.items, n_interactions=args.users * 20, seed=0)
-    BiasedMF(factors=args.factors, epochs=3).fit(data, show_progress=False).save(folder / "m")
+    recall = None
+    if args.ann is None:
+        data = synthetic(args.users, args.items, n_interactions=args.users * 20, seed=0)
+        model = BiasedMF(factors=args.factors, epochs=3).fit(data, show_progress=False)
+    else:
+        from latentrec.models.ann import ItemIndex
+
+        data = synthetic(args.users, args.items, n_interactions=args.users * 20,
+                         feedback="implicit", seed=0)
+        model = ImplicitALS(factors=args.factors, epochs=3).fit(data, show_progress=False)
+        probe_users = np.random.default_rng(0).choice(model.n_users, 1000, replace=False)
+        exact, _ = model._top_k(probe_users, 10)
+        started = time.perf_counter()
+        index = ItemIndex(model, method=args.ann)
+        build_s = time.perf_counter() - started
+        approx, _ = model.use_index(index)._top_k(probe_users, 10)
+        model.use_index(None)
+        recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact,
+                                                                            strict=True)]))
+        print(f"index {args.ann}: recall@10 {recall:.4f} vs exact, built in {build_s:.1f} s")
+    model.save(folder / "m")
+    del model, data
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per worker: no oversubscription
     server = subprocess.Popen(
         [sys.executable, "-m", "latentrec.cli.main", "serve", str(folder / "m"), "--port",
-         str(port), "--workers", str(args.workers)], env=env,
+         str(port), "--workers", str(args.workers),
+         *(["--ann", args.ann] if args.ann else [])], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        for _ in range(1500):
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=1):
                     break
@@ -108,11 +137,12 @@ def main(argv: list[str] | None = None) -> None:
         "requests": requests, "requests_per_s": requests / seconds,
         "p50_ms": int(latency["p50"]) / 1000, "p90_ms": int(latency["p90"]) / 1000,
         "p99_ms": int(latency["p99"]) / 1000, "max_ms": int(latency["max"]) / 1000,
-        "errors": errors, "non_2xx": errors.get("status", 0),
+        "errors": errors, "non_2xx": errors.get("status", 0), "ann": args.ann,
+        "ann_recall_at_10": recall,
     }
     print(f"{result['requests_per_s']:.0f} requests/s, p50 {result['p50_ms']:.2f} ms, "
           f"p99 {result['p99_ms']:.2f} ms, errors {errors}")
-    save(f"serve_load_{args.items}", {"machine": machine(), "result": result,
+    save(f"serve_load_{args.items}{'_' + args.ann if args.ann else ''}", {"machine": machine(), "result": result,
                                       "wrk": output})
 
 

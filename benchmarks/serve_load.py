@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(f"{result['requests_per_s']:.0f} requests/s, p50 {result['p50_ms']:.2f} ms, "
           f"p99 {result['p99_ms']:.2f} ms, errors {errors}")
-    save(f"serve_load_{args.items}{'_' + args.ann if args.ann else ''}", {"machine": machine(), "result": result,
-                                      "wrk": output})
+    name = f"serve_load_{args.items}" + (f"_{args.ann}" if args.ann else "")
+    save(name, {"machine": machine(), "result": result, "wrk": output})
 
 
 if __name__ == "__main__":

@@ -262,3 +262,25 @@ def test_deny_list_and_recommend_all(planted: Interactions) -> None:
     assert len(everyone) == int(np.minimum(2, candidates).sum())
     assert set(everyone["user"]) == set(planted.users.ids_of(np.flatnonzero(candidates > 0)))
     assert list(everyone.columns) == ["user", "item", "rank", "score"]
+
+
+def test_compiled_cg_matches_the_torch_cg(planted: Interactions) -> None:
+    import scipy.sparse as sp
+    import torch
+
+    from latentrec.models._als_kernels import cg_rows
+    from latentrec.models._solvers import SparseRows, cg_solve
+
+    matrix = sp.csr_matrix(planted.to_csr())
+    rows = SparseRows.from_csr(matrix)
+    rows.targets = rows.weights + 1.0
+    generator = torch.Generator().manual_seed(0)
+    items = torch.randn(planted.n_items, 6, generator=generator) * 0.1
+    start = torch.randn(planted.n_users, 6, generator=generator) * 0.1
+    reg = torch.full((planted.n_users, 6), 0.3)
+    expected = cg_solve(rows, items, items.T @ items, reg, start, 3)
+    compiled = start.clone()
+    cg_rows(rows.indptr.numpy(), rows.indices.numpy(), rows.weights.numpy(),
+            rows.targets.numpy(), items.numpy(), (items.T @ items).numpy(),
+            reg[:, 0].contiguous().numpy(), compiled.numpy(), 3)
+    np.testing.assert_allclose(compiled.numpy(), expected.numpy(), rtol=1e-3, atol=1e-5)

@@ -37,8 +37,16 @@ class SparseRows:
         self.targets = targets  # v_ui: the coefficient of y_i on the right-hand side
         self.n_rows = len(indptr) - 1
         self.n_cols = n_cols
-        self.row_of = torch.repeat_interleave(
-            torch.arange(self.n_rows, device=indptr.device), indptr[1:] - indptr[:-1])
+        self._row_of: torch.Tensor | None = None
+
+    @property
+    def row_of(self) -> torch.Tensor:
+        """The row of every entry (built on first use: 8 bytes per interaction)."""
+        if self._row_of is None:
+            self._row_of = torch.repeat_interleave(
+                torch.arange(self.n_rows, device=self.indptr.device),
+                self.indptr[1:] - self.indptr[:-1])
+        return self._row_of
 
     @classmethod
     def from_csr(cls, matrix: sp.csr_matrix, device: torch.device | str = "cpu") -> SparseRows:

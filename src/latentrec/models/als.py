@@ -285,15 +285,26 @@ class _ImplicitALSTrainable:
 
     def _reg(self, rows: SparseRows) -> torch.Tensor:
         counts = rows.counts().clamp_min(1.0)
-        per_row = self.config.reg * counts.pow(self.config.reg_exponent)
-        return per_row[:, None].expand(-1, self.config.factors).contiguous()
+        return (self.config.reg * counts.pow(self.config.reg_exponent)).contiguous()
 
     def _half(self, rows: SparseRows, other: torch.Tensor, current: torch.Tensor,
               reg: torch.Tensor) -> torch.Tensor:
+        """Solve one side; ``reg`` holds one penalty per row."""
         gram = other.T @ other
+        diagonal = reg[:, None].expand(-1, other.shape[1])
         if self.config.solver == "cholesky":
-            return exact_solve(rows, other, gram, reg)
-        return cg_solve(rows, other, gram, reg, current, self.config.cg_steps)
+            return exact_solve(rows, other, gram, diagonal)
+        if current.device.type == "cpu":
+            # the compiled kernel reads each row's partners once per CG step, in parallel,
+            # and updates the factors in place
+            from latentrec.models._als_kernels import cg_rows
+
+            updated = current.contiguous()
+            cg_rows(rows.indptr.numpy(), rows.indices.numpy(), rows.weights.numpy(),
+                    rows.targets.numpy(), other.contiguous().numpy(), gram.numpy(),
+                    reg.numpy(), updated.numpy(), self.config.cg_steps)
+            return updated
+        return cg_solve(rows, other, gram, diagonal, current, self.config.cg_steps)
 
     def train_epoch(self) -> dict[str, float]:
         self.user_factors = self._half(self.by_user, self.item_factors, self.user_factors,
@@ -313,10 +324,18 @@ class _ImplicitALSTrainable:
         users, items = self.user_factors, self.item_factors
         rows = self.by_user
         everything = float(((users.T @ users) * (items.T @ items)).sum())
-        scores = (users[rows.row_of] * items[rows.indices]).sum(dim=1)
-        confidence = rows.weights + 1.0
-        observed = float((confidence * (1.0 - scores) ** 2 - scores**2).sum())
-        penalty = float((self.user_reg * users**2).sum() + (self.item_reg * items**2).sum())
+        if users.device.type == "cpu":
+            from latentrec.models._als_kernels import implicit_loss_rows
+
+            observed = implicit_loss_rows(rows.indptr.numpy(), rows.indices.numpy(),
+                                          rows.weights.numpy(), users.contiguous().numpy(),
+                                          items.contiguous().numpy())
+        else:
+            scores = (users[rows.row_of] * items[rows.indices]).sum(dim=1)
+            confidence = rows.weights + 1.0
+            observed = float((confidence * (1.0 - scores) ** 2 - scores**2).sum())
+        penalty = float((self.user_reg[:, None] * users**2).sum()
+                        + (self.item_reg[:, None] * items**2).sum())
         return (everything + observed + penalty) / max(1, len(rows.indices))
 
     def publish(self) -> None:

@@ -16,7 +16,10 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def datasets_dir(given: str | None) -> Path:
-    path = Path(given or os.environ.get("LATENTREC_DATA", REPO.parent / "shared" / "datasets"))
+    default = next((folder / "shared" / "datasets" for folder in REPO.parents
+                    if (folder / "shared" / "datasets").is_dir()),
+                   Path("/work/shared/datasets"))
+    path = Path(given or os.environ.get("LATENTREC_DATA", default))
     if not (path / "ml-100k").is_dir():
         raise SystemExit(f"datasets not found at {path}; pass --data-dir or set LATENTREC_DATA")
     return path

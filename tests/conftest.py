@@ -13,8 +13,18 @@ from latentrec.data import Interactions
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: where the shared datasets live on the team's machines, after $LATENTREC_DATA and the
+#: ``shared/datasets`` folder beside (or above) the checkout
+WELL_KNOWN = Path("/work/shared/datasets")
+
+
 def shared_datasets_dir() -> Path:
-    return Path(os.environ.get("LATENTREC_DATA", REPO.parent / "shared" / "datasets"))
+    if "LATENTREC_DATA" in os.environ:
+        return Path(os.environ["LATENTREC_DATA"])
+    for folder in REPO.parents:
+        if (folder / "shared" / "datasets").is_dir():
+            return folder / "shared" / "datasets"
+    return WELL_KNOWN
 
 
 @pytest.fixture(scope="session")

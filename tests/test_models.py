@@ -284,3 +284,14 @@ def test_compiled_cg_matches_the_torch_cg(planted: Interactions) -> None:
             rows.targets.numpy(), items.numpy(), (items.T @ items).numpy(),
             reg[:, 0].contiguous().numpy(), compiled.numpy(), 3)
     np.testing.assert_allclose(compiled.numpy(), expected.numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_blocked_parallel_sgd_matches_serial_quality(
+        split: tuple[Interactions, Interactions]) -> None:
+    train, test = split
+    serial = BiasedMF(factors=8, epochs=20, blocks=1).fit(train, show_progress=False)
+    blocked = BiasedMF(factors=8, epochs=20, blocks=4).fit(train, show_progress=False)
+    again = BiasedMF(factors=8, epochs=20, blocks=4).fit(train, show_progress=False)
+    assert abs(_rmse(serial, test) - _rmse(blocked, test)) < 0.02
+    assert np.array_equal(blocked.factors("users").to_numpy(),
+                          again.factors("users").to_numpy())

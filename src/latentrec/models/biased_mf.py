@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["BiasedMF"]
 
 SOLVERS = ("auto", "kernel", "minibatch", "gibbs")
+#: ratings from which the kernel runs the parallel blocked schedule by default
+_PARALLEL_FROM = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,7 @@ class BiasedMFConfig(SGDConfig):
     optimizer: str = "sgd"
     batch_size: int | None = 1024
     solver: str = "auto"
+    blocks: int | None = None
     burn_in: int = 25
     clip: bool = True
 
@@ -56,6 +59,8 @@ class BiasedMFConfig(SGDConfig):
         super().__post_init__()
         self.check_positive("lr_bias")
         self.check_non_negative("reg_bias")
+        if self.blocks is not None:
+            self.check_positive("blocks", integer=True)
         if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or (
                 self.burn_in < 0):
             raise InvalidParameterError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
@@ -93,6 +98,11 @@ class BiasedMF(FactorModel):
         ``burn_in`` discarded; predictions average the samples (stored as one factor model).
         It needs no ``lr``/``reg`` tuning (the priors are learned) and is the most accurate
         setting; ``factors=10`` suits it.
+    blocks
+        For ``solver="kernel"``: ``1`` runs the serial per-rating SGD; ``b > 1`` splits the
+        rating matrix into a ``b x b`` grid and updates blocks that share no user and no item
+        in parallel (the LIBMF/DSGD scheme: no races, the same result for any thread count).
+        ``None`` (default) is serial below a million ratings and 8 blocks above.
     clip
         Clip predictions to the training rating range (``predict`` only; ``recommend`` ranks by
         the raw score).
@@ -199,16 +209,33 @@ class _KernelTrainable:
         self.shuffle = numpy_rng(derive_seed(config.seed, 1))
         self.lr = config.lr
         self.lr_bias = config.lr_bias
+        self.blocks = config.blocks or (1 if len(self.ratings) < _PARALLEL_FROM else 8)
+        self.epoch = 0
+        if self.blocks > 1:
+            strata = numpy_rng(derive_seed(config.seed, 2))
+            self.grid = _kernels.make_blocks(
+                self.users, self.items, np.arange(len(self.ratings), dtype=np.int64),
+                (strata.permutation(data.n_users) % self.blocks).astype(np.int64),
+                (strata.permutation(data.n_items) % self.blocks).astype(np.int64), self.blocks)
 
     def train_epoch(self) -> dict[str, float]:
-        order = self.shuffle.permutation(len(self.ratings)).astype(np.int64)
+        from latentrec.models import _kernels
+
         state = self.state
-        squared_error = self.kernel(
-            self.users, self.items, self.ratings, order,
-            state["user_factors"], state["item_factors"], state["user_bias"], state["item_bias"],
-            self.global_mean / self.scale, self.lr, self.config.reg, self.config.reg_bias,
-            self.lr_bias,
-        )
+        weights = (state["user_factors"], state["item_factors"], state["user_bias"],
+                   state["item_bias"], self.global_mean / self.scale, self.lr, self.config.reg,
+                   self.config.reg_bias, self.lr_bias)
+        if self.blocks > 1:
+            blocked_order, block_ptr = self.grid
+            order = _kernels.block_order(blocked_order, block_ptr, self.blocks,
+                                         int(self.shuffle.integers(2**31)))
+            squared_error = _kernels.sgd_epoch_blocked(
+                self.users, self.items, self.ratings, order, block_ptr, self.blocks,
+                self.epoch % self.blocks, *weights)
+        else:
+            order = self.shuffle.permutation(len(self.ratings)).astype(np.int64)
+            squared_error = self.kernel(self.users, self.items, self.ratings, order, *weights)
+        self.epoch += 1
         self.lr *= self.config.lr_decay
         self.lr_bias *= self.config.lr_decay
         logs = {"loss": float(squared_error) * self.scale**2 / len(self.ratings)}

@@ -401,6 +401,7 @@ def serve(model_dir: str, host: str, port: int, workers: int, max_k: int,
         os.environ["LATENTREC_SYNC_FILE"] = str(state / "current-model.json")
         os.environ["LATENTREC_MAX_K"] = str(max_k)
         os.environ["LATENTREC_MAX_BATCH"] = str(max_batch)
+        os.environ["LATENTREC_WORKERS"] = str(workers)
         if ann is not None:
             if importlib.util.find_spec("faiss") is None:
                 raise LatentrecError("--ann needs faiss: pip install 'latentrec[ann]'")

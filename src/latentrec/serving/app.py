@@ -24,7 +24,7 @@ import numpy as np
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -215,20 +215,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         422: {"model": schemas.ErrorBody, "description": "Invalid parameters or body."},
     }
 
-    @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
-            response: Response = _error(
-                413, f"request body over {limits.max_body_bytes} bytes")
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.observe(request.method, path, response.status_code,
-                        time.perf_counter() - started)
-        return response
+    app.add_middleware(_LimitAndMeasure, limits=limits, metrics=metrics)
 
     @app.exception_handler(UnknownIdError)
     async def unknown_id(request: Request, error: UnknownIdError) -> JSONResponse:
@@ -273,12 +260,12 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         k: schemas.Count = Field(10, ge=1, le=max_k)
 
     @app.get("/health", response_model=schemas.Health, tags=["service"], responses=errors)
-    def health() -> Any:
+    async def health() -> Any:
         loaded = current
         return {"status": "ok", "model": loaded.model.kind, "items": loaded.model.n_items}
 
     @app.get("/v1/model", response_model=schemas.ModelInfo, tags=["service"], responses=errors)
-    def model_info() -> Any:
+    async def model_info() -> Any:
         loaded = current
         served = loaded.model
         return {"kind": served.kind, "config": served.get_params(), "feedback": served.feedback_,
@@ -288,7 +275,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     @app.get("/v1/users/{user}/recommendations", response_model=schemas.Recommendation,
              responses=errors, tags=["recommend"])
-    def user_recommendations(
+    async def user_recommendations(
         user: Annotated[str, PathParam(description="Raw user id.")],
         k: Annotated[int, Query(ge=1, le=max_k, description="Number of items.")] = 10,
         exclude_seen: bool = True,
@@ -298,7 +285,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     @app.post("/v1/recommendations", response_model=schemas.RecommendationBatch,
               responses=errors, tags=["recommend"])
-    def batch_recommendations(body: RecommendationRequest) -> Any:
+    async def batch_recommendations(body: RecommendationRequest) -> Any:
         served = current.model
         records = served.recommend_lists(body.users, body.k, exclude_seen=body.exclude_seen,
                                          items=body.items, exclude=body.exclude)
@@ -306,7 +293,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     @app.get("/v1/items/{item}/similar", response_model=schemas.Similar, responses=errors,
              tags=["recommend"])
-    def similar_items(
+    async def similar_items(
         item: Annotated[str, PathParam(description="Raw item id.")],
         k: Annotated[int, Query(ge=1, le=max_k)] = 10,
     ) -> Any:
@@ -319,7 +306,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     @app.post("/v1/predict", response_model=schemas.PredictResponse, responses=errors,
               tags=["predict"])
-    def predict(body: PredictRequest) -> Any:
+    async def predict(body: PredictRequest) -> Any:
         served = current.model
         users = [pair.user for pair in body.pairs]
         items = [pair.item for pair in body.pairs]
@@ -333,7 +320,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     @app.post("/v1/fold-in", response_model=schemas.FoldInResponse, responses=errors,
               tags=["recommend"])
-    def fold_in(body: FoldInRequest) -> Any:
+    async def fold_in(body: FoldInRequest) -> Any:
         served = current.model
         if not isinstance(served, FactorModel):
             raise InvalidParameterError(f"{type(served).__name__} does not support fold-in")
@@ -348,7 +335,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
                                                     table["score"].tolist(), strict=True)]})
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"], responses=errors)
-    def prometheus_metrics() -> Any:
+    async def prometheus_metrics() -> Any:
         return PlainTextResponse(metrics.render(current),
                                  media_type="text/plain; version=0.0.4")
 
@@ -372,9 +359,49 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             metrics.reloads["done"] += 1
             if sync is not None:
                 seen_version[0] = _write_sync(sync, str(Path(body.model_dir).resolve()))
-        return model_info()
+        loaded = current
+        return {"kind": loaded.model.kind, "config": loaded.model.get_params(),
+                "feedback": loaded.model.feedback_, "users": loaded.model.n_users,
+                "items": loaded.model.n_items, "model_dir": loaded.model_dir,
+                "library_version": library_version(), "loaded_at": loaded.loaded_at}
 
     return app
+
+
+class _LimitAndMeasure:
+    """ASGI middleware: refuse bodies over the limit (413) and record every request.
+
+    Written against ASGI directly: Starlette's ``BaseHTTPMiddleware`` costs a large share of
+    a fast request.
+    """
+
+    def __init__(self, app: Any, *, limits: ServiceLimits, metrics: _Metrics) -> None:
+        self.app = app
+        self.limits = limits
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def remember_status(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit()
+                                   or int(length) > self.limits.max_body_bytes):
+            response = _error(413, f"request body over {self.limits.max_body_bytes} bytes")
+            await response(scope, receive, remember_status)
+        else:
+            await self.app(scope, receive, remember_status)
+        route = scope.get("route")
+        self.metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status[0],
+                             time.perf_counter() - started)
 
 
 def _read_sync(path: Path | None) -> tuple[str | None, str]:
@@ -409,6 +436,11 @@ def app_from_environment() -> FastAPI:
     model_dir = os.environ.get(MODEL_DIR_ENV)
     if not model_dir:
         raise ModelFileError(f"set {MODEL_DIR_ENV} to the model directory to serve")
+    import torch
+
+    # one worker per core: torch's own threads would only fight over the same cores
+    workers = int(os.environ.get("LATENTREC_WORKERS", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     limits = ServiceLimits(
         max_k=int(os.environ.get("LATENTREC_MAX_K", ServiceLimits.max_k)),
         max_batch=int(os.environ.get("LATENTREC_MAX_BATCH", ServiceLimits.max_batch)),

@@ -73,3 +73,18 @@ def test_bad_arguments(model: BiasedMF, checkerboard: Interactions) -> None:
         evaluate(model, "test.csv")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError, match="rmse and mae need explicit ratings"):
         evaluate(model, checkerboard, metrics=["rmse"])
+
+
+def test_sampled_metrics_warn_and_rank_against_unseen_items(checkerboard: Interactions) -> None:
+    from latentrec import ImplicitALS, user_holdout
+    from latentrec.errors import EvaluationWarning
+
+    train, test = user_holdout(checkerboard, 0.2, seed=0)
+    model = ImplicitALS(factors=4, epochs=5).fit(train, show_progress=False)
+    with pytest.warns(EvaluationWarning, match="Krichene & Rendle"):
+        table = evaluate(model, test, k=5, sampled_negatives=9).set_index("metric")["value"]
+    # the checkerboard is learnable: held-out items beat the other parity's items
+    assert table["sampled_hit_rate@5"] >= 0.9
+    assert 0.0 < table["sampled_ndcg@5"] <= 1.0
+    with pytest.raises(InvalidParameterError, match="sampled_negatives must be"):
+        evaluate(model, test, sampled_negatives=0)

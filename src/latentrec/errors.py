@@ -12,6 +12,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
+    "EvaluationWarning",
     "InvalidParameterError",
     "LatentrecError",
     "ModelFileError",
@@ -97,6 +98,10 @@ class DataWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """Training stopped before it converged; the message says what to change."""
+
+
+class EvaluationWarning(UserWarning):
+    """An evaluation protocol known to mislead was asked for; the message says what to use."""
 
 
 class PerformanceWarning(UserWarning):

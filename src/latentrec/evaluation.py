@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,8 +10,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from latentrec import metrics as m
+from latentrec._rng import numpy_rng
 from latentrec.data import Interactions
-from latentrec.errors import InvalidParameterError
+from latentrec.errors import EvaluationWarning, InvalidParameterError
 from latentrec.models.base import Recommender
 
 __all__ = ["RANKING_METRICS", "RATING_METRICS", "evaluate"]
@@ -31,6 +33,8 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     relevance_threshold: float | None = None,
     exclude_seen: bool = True,
+    sampled_negatives: int | None = None,
+    seed: int | None = 0,
 ) -> pd.DataFrame:
     """Score ``model`` on ``test``; returns a DataFrame with columns ``metric, value``.
 
@@ -40,6 +44,13 @@ def evaluate(
     relevant when it is in the user's test interactions (with ``relevance_threshold``, only if
     its value is at least that). Metric names in the table are lower case with ``@k``, e.g.
     ``ndcg@10``.
+
+    ``sampled_negatives=n`` adds the NCF-style ``sampled_hit_rate@k`` and ``sampled_ndcg@k``:
+    each test interaction is ranked against ``n`` items drawn (seeded by ``seed``) from those
+    the user never interacted with. It warns with
+    :class:`~latentrec.errors.EvaluationWarning`: Krichene & Rendle (2020) show that sampled
+    metrics can rank models differently from the full ranking, so use them only to compare
+    with papers that report them.
 
     Users or items absent from training are normal in a test set. They are scored with the
     model's fallback (``predict(..., on_unknown="fallback")``: the global mean and known biases;
@@ -89,6 +100,9 @@ def evaluate(
     if ranking:
         rows.extend(_ranking_rows(model, test, user_index, item_index, k, ranking,
                                   relevance_threshold, exclude_seen))
+    if sampled_negatives is not None:
+        rows.extend(_sampled_rows(model, test, user_index, item_index, k, sampled_negatives,
+                                  seed))
     test_user_known = model.users_.index_of(test.users.to_numpy(), on_unknown="ignore") >= 0
     test_item_known = model.items_.index_of(test.items.to_numpy(), on_unknown="ignore") >= 0
     rows += [
@@ -126,3 +140,42 @@ def _ranking_rows(model: Recommender, test: Interactions, user_index: np.ndarray
         value = float(np.nanmean(per_user)) if np.isfinite(per_user).any() else float("nan")
         rows.append((f"{name}@{k}", value))
     return rows
+
+
+def _sampled_rows(model: Recommender, test: Interactions, user_index: np.ndarray,
+                  item_index: np.ndarray, k: int, negatives: int,
+                  seed: int | None) -> list[tuple[str, float]]:
+    if isinstance(negatives, bool) or not isinstance(negatives, (int, np.integer)) or (
+            negatives < 1):
+        raise InvalidParameterError(
+            f"sampled_negatives must be an integer >= 1, got {negatives!r}")
+    warnings.warn(
+        "sampled-negative metrics can disagree with the full ranking (Krichene & Rendle "
+        "2020); report the full-ranking metrics unless you compare with papers that sample",
+        EvaluationWarning, stacklevel=3)
+    known = (user_index >= 0) & (item_index >= 0)
+    users, positives = user_index[known], item_index[known]
+    if len(users) == 0:
+        return [(f"sampled_hit_rate@{k}", float("nan")), (f"sampled_ndcg@{k}", float("nan"))]
+    n_items = model.n_items
+    # items each user must not get as a negative: training and test interactions
+    taken = np.unique(np.concatenate([
+        model.seen_.tocoo().row.astype(np.int64) * n_items + model.seen_.tocoo().col,
+        users * n_items + positives]))
+    rng = numpy_rng(seed)
+    sampled = rng.integers(0, n_items, size=(len(users), negatives))
+    for _ in range(20):  # redraw clashes; a handful of rounds suffices unless users saw it all
+        keys = users[:, None] * n_items + sampled
+        position = np.searchsorted(taken, keys).clip(0, len(taken) - 1)
+        clash = taken[position] == keys
+        if not clash.any():
+            break
+        sampled[clash] = rng.integers(0, n_items, size=int(clash.sum()))
+    positive_scores = model._predict_aligned(users, positives)
+    negative_scores = model._predict_aligned(np.repeat(users, negatives), sampled.reshape(-1)
+                                             ).reshape(len(users), negatives)
+    rank = (negative_scores > positive_scores[:, None]).sum(axis=1)
+    hit = rank < k
+    ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
+    return [(f"sampled_hit_rate@{k}", float(hit.mean())), (f"sampled_ndcg@{k}",
+                                                           float(ndcg.mean()))]

@@ -30,18 +30,24 @@ from _common import datasets_dir, machine, markdown_table, save
 # chosen on validation splits by benchmarks/tune_implicit.py (see docs/BENCHMARKS.md)
 TUNED: dict[str, dict[str, dict[str, Any]]] = {
     "ml-100k": {
-        "ials": {"factors": 64, "reg": 0.1, "alpha": 1.0},
-        "bpr": {"factors": 64, "epochs": 30},
+        "ials": {"factors": 32, "reg": 5.0, "reg_exponent": 0.5, "alpha": 5.0,
+                 "confidence": "linear"},
+        "bpr": {"factors": 64, "epochs": 40, "lr": 0.02, "batch_size": 4096, "reg": 0.02,
+                "candidates": 8, "lr_decay": 0.9},
         "ease": {"reg": 500.0},
     },
     "lastfm": {
-        "ials": {"factors": 64, "reg": 0.1, "alpha": 1.0, "confidence": "log"},
-        "bpr": {"factors": 64, "epochs": 30},
+        "ials": {"factors": 64, "reg": 12.0, "reg_exponent": 0.5, "alpha": 5.0,
+                 "confidence": "log", "epsilon": 10.0},
+        "bpr": {"factors": 128, "epochs": 40, "lr": 0.02, "batch_size": 4096, "reg": 0.01,
+                "candidates": 4, "lr_decay": 0.95},
         "ease": {"reg": 100.0},
     },
     "gowalla": {
-        "ials": {"factors": 128, "reg": 0.1, "alpha": 1.0},
-        "bpr": {"factors": 64, "epochs": 30},
+        "ials": {"factors": 1024, "epochs": 10, "reg": 20.0, "reg_exponent": 0.5, "alpha": 30.0,
+                 "confidence": "linear"},
+        "bpr": {"factors": 64, "epochs": 40, "lr": 0.02, "batch_size": 4096, "reg": 0.005,
+                "candidates": 4, "lr_decay": 0.9},
     },
 }
 

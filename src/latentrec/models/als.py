@@ -177,10 +177,10 @@ class ImplicitALSConfig(ModelConfig):
 
     factors: int = 64
     epochs: int = 15
-    reg: float = 0.1
-    reg_exponent: float = 1.0
-    alpha: float = 1.0
-    confidence: str = "linear"
+    reg: float = 5.0
+    reg_exponent: float = 0.5
+    alpha: float = 5.0
+    confidence: str = "log"
     epsilon: float = 1.0
     solver: str = "cg"
     cg_steps: int = 3
@@ -205,14 +205,23 @@ class ImplicitALS(FactorModel):
     """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) with frequency-scaled regularisation.
 
     Every observed interaction with weight ``w`` gets preference 1 and confidence
-    ``c = 1 + alpha * w`` (``confidence="linear"``) or ``1 + alpha * log(1 + w / epsilon)``
-    (``"log"``); every unobserved pair gets preference 0 and confidence 1. The penalty of a user
-    (item) with ``n`` interactions is ``reg * n ** reg_exponent`` (Rendle et al., "Revisiting the
-    Performance of iALS", 2021; ``reg_exponent=0`` is the classic constant penalty).
+    ``c = 1 + alpha * log(1 + w / epsilon)`` (``confidence="log"``, the default: counts such as
+    plays are damped, and binary data gets ``1 + alpha * log 2``) or ``1 + alpha * w``
+    (``"linear"``); every unobserved pair gets preference 0 and confidence 1. The penalty of a
+    user (item) with ``n`` interactions is ``reg * n ** reg_exponent`` (frequency-scaled
+    regularisation, Rendle et al., "Revisiting the Performance of iALS", 2021;
+    ``reg_exponent=0`` is the classic constant penalty, 1 is ALS-WR).
+
+    The defaults (64 factors, ``reg=5``, ``reg_exponent=0.5``, ``alpha=5``) were chosen on a
+    validation split of MovieLens 100K and checked on Last.fm play counts and Gowalla
+    (benchmarks/tune_implicit.py). Sparse catalogues with many items (Gowalla) gain from many
+    more factors (512-1024) with a higher ``alpha`` (20-30, linear) and ``reg`` (10-20).
 
     ``solver="cg"`` runs ``cg_steps`` conjugate-gradient steps per row and half-sweep from the
     previous factors, using the ``Y^T Y`` trick; ``"cholesky"`` solves every system exactly.
-    Scores are ``p_u . q_i``; ``predict`` returns them too.
+    Warm-started, 3 steps rank as well as the exact solve on the benchmarks above, at a
+    fraction of its cost for many factors. Scores are ``p_u . q_i``; ``predict`` returns them
+    too.
 
     Examples
     --------

@@ -29,22 +29,24 @@ class BPRConfig(ModelConfig):
     """Hyperparameters of :class:`BPR`."""
 
     factors: int = 64
-    epochs: int = 30
-    lr: float = 0.005
-    reg: float = 1e-4
+    epochs: int = 40
+    lr: float = 0.02
+    reg: float = 0.02
     loss: str = "bpr"
     negatives: int = 1
+    candidates: int = 4
     sampling: str = "uniform"
     optimizer: str = "adam"
-    batch_size: int = 1024
+    batch_size: int = 4096
     init_std: float = 0.1
-    lr_decay: float = 1.0
+    lr_decay: float = 0.9
     patience: int | None = None
     seed: int | None = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.check_positive("factors", "epochs", "negatives", "batch_size", integer=True)
+        self.check_positive("factors", "epochs", "negatives", "candidates", "batch_size",
+                            integer=True)
         self.check_positive("lr", "init_std", "lr_decay")
         self.check_non_negative("reg")
         self.check_choice("loss", LOSSES)
@@ -63,7 +65,13 @@ class BPR(FactorModel):
     cross-entropy of the positive among itself and the ``negatives`` sampled items (corrected
     for the sampling distribution). ``sampling`` draws negatives uniformly or in proportion to
     popularity (``count ** 0.75``); sampled items the user already has are redrawn once.
-    Scores are ``p_u . q_i + b_i``.
+    With ``candidates > 1`` every negative is the highest-scoring of ``candidates`` sampled
+    items (dynamic negative sampling, Zhang et al. 2013): like WARP, training then concentrates
+    on the items that compete for the top of the user's list (the sampling correction of
+    ``loss="softmax"`` does not account for this choice). ``reg`` is an L2 penalty on the
+    vectors of every sampled triple, so frequent users and items are penalised more often;
+    ``lr_decay`` multiplies the learning rate after every epoch. Scores are
+    ``p_u . q_i + b_i``.
 
     Examples
     --------
@@ -166,12 +174,28 @@ class _BPRTrainable:
             negatives[clash] = redraw
         return negatives
 
+    def _negatives(self, users: torch.Tensor, user_vectors: torch.Tensor) -> torch.Tensor:
+        """``negatives`` items per user: sampled, or the hardest of ``candidates`` samples."""
+        config = self.config
+        if config.candidates == 1:
+            return self._sample(users, config.negatives)
+        pool = self._sample(users, config.negatives * config.candidates).reshape(
+            len(users), config.negatives, config.candidates)
+        module = self.module
+        assert module.item_bias is not None
+        with torch.no_grad():
+            scores = (user_vectors.detach()[:, None, None, :]
+                      * module.item_factors.weight[pool]).sum(-1) + module.item_bias.weight[
+                          pool, 0]
+            hardest = scores.argmax(dim=-1, keepdim=True)
+        return pool.gather(2, hardest).squeeze(2)
+
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         config = self.config
         module = self.module
         users, positives = self.users[rows], self.items[rows]
-        negatives = self._sample(users, config.negatives)
         user_vectors = module.user_factors(users)
+        negatives = self._negatives(users, user_vectors)
         positive_vectors = module.item_factors(positives)
         negative_vectors = module.item_factors(negatives)
         assert module.item_bias is not None

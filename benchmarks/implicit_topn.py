@@ -221,9 +221,7 @@ def cornac_entries(dataset: str, train: Any) -> list[Entry]:
          fitter(cornac.models.BPR, {"k": 64, "learning_rate": 0.01, "max_iter": 200,
                                     "lambda_reg": 0.01}), top),
     ]
-    if train.n_items <= 5000:
-        entries.append(("cornac EASE (PEERS.md lambda)", {"lamb": 500, "posB": False},
-                        fitter(cornac.models.EASE, {"lamb": 500, "posB": False}), top))
+    # cornac EASE is left out: its score() does not return one row per item here (TODO)
     return entries
 
 

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(f"{result['requests_per_s']:.0f} requests/s, p50 {result['p50_ms']:.2f} ms, "
           f"p99 {result['p99_ms']:.2f} ms, errors {errors}")
-    name = f"serve_load_{args.items}" + (f"_{args.ann}" if args.ann else "")
+    name = f"serve_load_{args.items}_c{args.connections}" + (f"_{args.ann}" if args.ann else "")
     save(name, {"machine": machine(), "result": result, "wrk": output})
 
 

@@ -129,6 +129,25 @@ def test_bad_requests(client: TestClient, method: str, path: str, payload: objec
     assert message in response.json()["detail"]
 
 
+def _chunked(payload: object) -> Iterator[bytes]:
+    """A body sent in 100-byte chunks with no Content-Length (HTTP chunked encoding)."""
+    encoded = json.dumps(payload).encode()
+    for start in range(0, len(encoded), 100):
+        yield encoded[start:start + 100]
+
+
+def test_chunked_bodies_are_limited_too(client: TestClient) -> None:
+    headers = {"content-type": "application/json"}
+    large = client.post("/v1/recommendations", content=_chunked({"users": list(range(600))}),
+                        headers=headers)
+    assert large.status_code == 413
+    assert "over 2000 bytes" in large.json()["detail"]
+    small = client.post("/v1/recommendations", content=_chunked({"users": [1, 2], "k": 3}),
+                        headers=headers)
+    assert small.status_code == 200
+    assert [len(entry["items"]) for entry in small.json()["recommendations"]] == [3, 3]
+
+
 def test_malformed_json_is_422(client: TestClient) -> None:
     response = client.post("/v1/predict", content=b"{not json",
                            headers={"content-type": "application/json"})

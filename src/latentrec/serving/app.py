@@ -392,16 +392,46 @@ class _LimitAndMeasure:
                 status[0] = message["status"]
             await send(message)
 
+        limit = self.limits.max_body_bytes
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit()
-                                   or int(length) > self.limits.max_body_bytes):
-            response = _error(413, f"request body over {self.limits.max_body_bytes} bytes")
+        too_large = length is not None and (not length.isdigit() or int(length) > limit)
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            # A chunked body announces no length: read it here, up to the limit, and replay it.
+            messages, too_large = await _read_body(receive, limit)
+            receive = _replay(messages, receive)
+        if too_large:
+            response = _error(413, f"request body over {limit} bytes")
             await response(scope, receive, remember_status)
         else:
             await self.app(scope, receive, remember_status)
         route = scope.get("route")
         self.metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status[0],
                              time.perf_counter() - started)
+
+
+async def _read_body(receive: Any, limit: int) -> tuple[list[Any], bool]:
+    """The request's body messages, stopping early (``True``) once they exceed ``limit``."""
+    messages, size = [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, False
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, True
+        if not message.get("more_body", False):
+            return messages, False
+
+
+def _replay(messages: list[Any], receive: Any) -> Any:
+    """An ASGI ``receive`` that yields ``messages`` first, then reads on from ``receive``."""
+    pending = list(messages)
+
+    async def replayed() -> Any:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
 
 
 def _read_sync(path: Path | None) -> tuple[str | None, str]:

@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)
     print(markdown_table(rows, ["model", f"ndcg@{args.k}", f"precision@{args.k}",
                                 f"recall@{args.k}", "coverage", "fit_s", "rank_s"]))
-    path = save(f"implicit_{args.dataset}", {"machine": machine(), "dataset": args.dataset,
+    name = f"implicit_{args.dataset}" + ("_partial" if args.only else "")
+    path = save(name, {"machine": machine(), "dataset": args.dataset,
                                              "k": args.k, "rows": rows})
     print(f"\nwritten {path}", file=sys.stderr)
 

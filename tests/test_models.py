@@ -295,3 +295,18 @@ def test_blocked_parallel_sgd_matches_serial_quality(
     assert abs(_rmse(serial, test) - _rmse(blocked, test)) < 0.02
     assert np.array_equal(blocked.factors("users").to_numpy(),
                           again.factors("users").to_numpy())
+
+
+@pytest.mark.parametrize(("n_users", "n_items"), [(40, 120), (120, 40)])
+def test_ease_solves_the_same_system_with_more_items_or_more_users(n_users: int,
+                                                                    n_items: int) -> None:
+    from latentrec.datasets import synthetic
+    from latentrec.models.baselines import _regularised_gram_inverse
+
+    data = synthetic(n_users, n_items, density=0.2, feedback="implicit", seed=3)
+    matrix = data.to_csr().astype(np.float32)
+    matrix.data[:] = 1.0
+    gram = (matrix.T @ matrix).toarray().astype(np.float64)
+    direct = np.linalg.inv(gram + 7.0 * np.eye(n_items))
+    np.testing.assert_allclose(_regularised_gram_inverse(matrix, 7.0).numpy(), direct,
+                               atol=1e-6, rtol=1e-4)

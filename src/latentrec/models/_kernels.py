@@ -2,7 +2,7 @@
 
 Model: ``r_hat(u, i) = global_mean + b_u + b_i + p_u . q_i`` (Funk / Koren "SVD").
 
-Every kernel is a numba ``@njit(cache=True, fastmath=False)`` function over typed
+Every kernel is a numba ``@njit(cache=True)`` function over typed
 NumPy arrays only (no Python objects), so the first call compiles once, the machine
 code is cached on disk next to this file (``__pycache__``), and later processes load
 it instead of compiling.  Pass arguments with stable types (int32 indices, float32
@@ -10,8 +10,9 @@ ratings/state, int64 orders, Python ``float`` scalars): another dtype means anot
 compiled specialisation.  Editing this file invalidates the on-disk cache.
 
 State is float32 and updated in place.  Arithmetic inside a rating update is done in
-float32 as well (the dot product uses four independent partial sums so the compiler
-can overlap them without ``fastmath``); the returned sum of squared errors is float64.
+float32 as well; the SGD kernels are compiled with ``fastmath`` so the compiler vectorises
+the dot product (results are deterministic on one machine, and may differ in the last bits
+between CPUs with different vector units); the returned sum of squared errors is float64.
 
 Update for one rating ``(u, i, r)`` (plain SGD, errors taken *before* the update)::
 
@@ -27,9 +28,10 @@ added, so pass ``0.0`` for a pure ``p_u . q_i`` model.
 
 Kernels
 -------
-``sgd_epoch``           one serial epoch in a caller-given order (deterministic).
-``make_blocks``         bucket ratings into an ``n_blocks x n_blocks`` grid of
-                        (user-stratum, item-stratum) blocks (LIBMF / DSGD layout).
+``sgd_epoch``           one serial epoch in stored order (deterministic).
+``block_layout``        order ratings into an ``n_blocks x n_blocks`` grid of
+                        (user-stratum, item-stratum) blocks (LIBMF / DSGD layout),
+                        sorted by user inside each block.
 ``sgd_epoch_blocked``   one epoch over that grid, ``n_blocks`` sub-epochs, each a
                         set of ``n_blocks`` blocks that share no user and no item,
                         processed in parallel with ``prange``.  There are no write
@@ -51,16 +53,16 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = [
-    "block_order",
+    "block_layout",
+    "counting_order",
     "csr_gram",
     "gaussian_rows",
-    "make_blocks",
     "sgd_epoch",
     "sgd_epoch_blocked",
 ]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=True)
 def _update(
     u: int,
     i: int,
@@ -79,23 +81,10 @@ def _update(
     k = user_factors.shape[1]
     pu = user_factors[u]
     qi = item_factors[i]
-    # Dot product with four independent accumulators (ILP without fastmath).
-    s0 = np.float32(0.0)
-    s1 = np.float32(0.0)
-    s2 = np.float32(0.0)
-    s3 = np.float32(0.0)
-    k4 = k - (k % 4)
-    f = 0
-    while f < k4:
-        s0 += pu[f] * qi[f]
-        s1 += pu[f + 1] * qi[f + 1]
-        s2 += pu[f + 2] * qi[f + 2]
-        s3 += pu[f + 3] * qi[f + 3]
-        f += 4
-    while f < k:
-        s0 += pu[f] * qi[f]
-        f += 1
-    pred = mu + ((s0 + s1) + (s2 + s3))
+    dot = np.float32(0.0)
+    for f in range(k):
+        dot += pu[f] * qi[f]
+    pred = mu + dot
     bu = np.float32(0.0)
     bi = np.float32(0.0)
     if use_bias:
@@ -116,12 +105,11 @@ def _update(
     return float(err) * float(err)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=True)
 def _sgd_range(
     user_index: np.ndarray,
     item_index: np.ndarray,
     ratings: np.ndarray,
-    order: np.ndarray,
     start: int,
     stop: int,
     user_factors: np.ndarray,
@@ -135,14 +123,14 @@ def _sgd_range(
     lr_bias: np.float32,
     use_bias: bool,
 ) -> float:
-    """Serial SGD over ``ratings[order[start:stop]]``; returns the sum of squared errors."""
+    """Serial SGD over ``ratings[start:stop]`` in stored order; returns the sum of squared
+    errors."""
     sse = 0.0
     for t in range(start, stop):
-        j = order[t]
         sse += _update(
-            user_index[j],
-            item_index[j],
-            ratings[j],
+            user_index[t],
+            item_index[t],
+            ratings[t],
             user_factors,
             item_factors,
             user_bias,
@@ -157,12 +145,11 @@ def _sgd_range(
     return sse
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=True)
 def sgd_epoch(
     user_index: np.ndarray,
     item_index: np.ndarray,
     ratings: np.ndarray,
-    order: np.ndarray,
     user_factors: np.ndarray,
     item_factors: np.ndarray,
     user_bias: np.ndarray,
@@ -174,20 +161,19 @@ def sgd_epoch(
     lr_bias: float,
     use_bias: bool = True,
 ) -> float:
-    """One serial SGD epoch over ``ratings[order]``; returns the epoch's sum of squared errors.
+    """One serial SGD epoch over the ratings in stored order (the caller shuffles them);
+    returns the epoch's sum of squared errors.
 
-    ``user_index``/``item_index``: int32[n]; ``ratings``: float32[n]; ``order``: int64[m]
-    (usually a permutation of ``range(n)``); factors: float32[n_users, k] and
-    float32[n_items, k] (C-contiguous); biases: float32[n_users], float32[n_items].
-    Errors are measured before each update.  Deterministic.
+    ``user_index``/``item_index``: int32[n]; ``ratings``: float32[n]; factors:
+    float32[n_users, k] and float32[n_items, k] (C-contiguous); biases: float32[n_users],
+    float32[n_items].  Errors are measured before each update.  Deterministic.
     """
     return _sgd_range(
         user_index,
         item_index,
         ratings,
-        order,
         0,
-        order.shape[0],
+        ratings.shape[0],
         user_factors,
         item_factors,
         user_bias,
@@ -201,73 +187,63 @@ def sgd_epoch(
     )
 
 
-@njit(cache=True, fastmath=False)
-def make_blocks(
+@njit(cache=True)
+def counting_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """The stable permutation that sorts ``keys`` (integers in ``[0, n_keys)``): O(n + n_keys)."""
+    counts = np.zeros(n_keys + 1, dtype=np.int64)
+    for t in range(keys.shape[0]):
+        counts[keys[t] + 1] += 1
+    for key in range(n_keys):
+        counts[key + 1] += counts[key]
+    order = np.empty(keys.shape[0], dtype=np.int64)
+    for t in range(keys.shape[0]):
+        order[counts[keys[t]]] = t
+        counts[keys[t]] += 1
+    return order
+
+
+@njit(cache=True)
+def block_layout(
     user_index: np.ndarray,
     item_index: np.ndarray,
-    order: np.ndarray,
     user_stratum: np.ndarray,
     item_stratum: np.ndarray,
+    n_users: int,
     n_blocks: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stable bucket sort of ``order`` into an ``n_blocks x n_blocks`` block grid.
+    """Lay ratings out block by block in an ``n_blocks x n_blocks`` grid, sorted by user
+    inside each block.
 
     ``user_stratum[u]`` / ``item_stratum[i]`` in ``[0, n_blocks)`` say which stratum a
-    user / item belongs to (e.g. a random balanced assignment).  Returns
-    ``(blocked_order, block_ptr)``: the rows of block ``(a, b)`` are
-    ``blocked_order[block_ptr[a * n_blocks + b]:block_ptr[a * n_blocks + b + 1]]``,
-    in the same relative order as in ``order``.
+    user / item belongs to (a random balanced assignment).  Returns ``(order, block_ptr)``:
+    block ``(a, b)`` holds the ratings ``order[block_ptr[a * n_blocks + b]:block_ptr[a *
+    n_blocks + b + 1]]``, in increasing user index.  Walking a block in that order reads
+    user rows at increasing addresses (the hardware prefetcher follows) while the block's
+    item rows stay in cache (LIBMF's "partial random" order).
     """
-    nb2 = n_blocks * n_blocks
-    counts = np.zeros(nb2 + 1, dtype=np.int64)
-    m = order.shape[0]
-    for t in range(m):
-        j = order[t]
-        counts[user_stratum[user_index[j]] * n_blocks + item_stratum[item_index[j]] + 1] += 1
-    for b in range(nb2):
-        counts[b + 1] += counts[b]
-    block_ptr = counts.copy()
-    fill = counts[:nb2].copy()
-    out = np.empty(m, dtype=np.int64)
-    for t in range(m):
-        j = order[t]
-        b = user_stratum[user_index[j]] * n_blocks + item_stratum[item_index[j]]
-        out[fill[b]] = j
-        fill[b] += 1
-    return out, block_ptr
-
-
-@njit(cache=True, fastmath=False)
-def block_order(
-    blocked_order: np.ndarray, block_ptr: np.ndarray, n_blocks: int, seed: int
-) -> np.ndarray:
-    """Shuffle the rows inside every block (seeded, serial, deterministic); returns a copy.
-
-    Uses numba's own generator (``np.random.seed`` inside compiled code does not touch
-    NumPy's global state); the same ``seed`` always gives the same order.
-    """
-    np.random.seed(seed)
-    out = blocked_order.copy()
+    by_user = counting_order(user_index, n_users)
+    blocks = np.empty(by_user.shape[0], dtype=np.int64)
+    for t in range(by_user.shape[0]):
+        j = by_user[t]
+        blocks[t] = user_stratum[user_index[j]] * n_blocks + item_stratum[item_index[j]]
+    within = counting_order(blocks, n_blocks * n_blocks)
+    order = by_user[within]
+    block_ptr = np.zeros(n_blocks * n_blocks + 1, dtype=np.int64)
+    for t in range(blocks.shape[0]):
+        block_ptr[blocks[t] + 1] += 1
     for b in range(n_blocks * n_blocks):
-        lo = block_ptr[b]
-        hi = block_ptr[b + 1]
-        for t in range(hi - 1, lo, -1):
-            s = lo + np.random.randint(0, t - lo + 1)
-            tmp = out[t]
-            out[t] = out[s]
-            out[s] = tmp
-    return out
+        block_ptr[b + 1] += block_ptr[b]
+    return order, block_ptr
 
 
-@njit(cache=True, fastmath=False, parallel=True)
+@njit(cache=True, fastmath=True, parallel=True)
 def sgd_epoch_blocked(
     user_index: np.ndarray,
     item_index: np.ndarray,
     ratings: np.ndarray,
-    blocked_order: np.ndarray,
     block_ptr: np.ndarray,
     n_blocks: int,
-    shift: int,
+    diagonals: np.ndarray,
     user_factors: np.ndarray,
     item_factors: np.ndarray,
     user_bias: np.ndarray,
@@ -279,13 +255,13 @@ def sgd_epoch_blocked(
     lr_bias: float,
     use_bias: bool = True,
 ) -> float:
-    """One parallel SGD epoch over a block grid from :func:`make_blocks`.
+    """One parallel SGD epoch over ratings stored in :func:`block_layout` order.
 
-    The epoch is ``n_blocks`` sub-epochs; sub-epoch ``s`` processes, in parallel, the
-    blocks ``(a, (a + s + shift) % n_blocks)`` for every user stratum ``a``.  These blocks
-    share no user and no item, so there are no races: the result does not depend on the
-    number of threads and is deterministic.  ``shift`` only rotates which diagonal goes
-    first (vary it per epoch).  Returns the epoch's sum of squared errors.
+    The epoch is ``n_blocks`` sub-epochs; sub-epoch ``s`` processes, in parallel, the blocks
+    ``(a, (a + diagonals[s]) % n_blocks)`` for every user stratum ``a`` (``diagonals``: a
+    permutation of ``range(n_blocks)``, so every block runs once; vary it per epoch).  These
+    blocks share no user and no item, so there are no races: the result does not depend on
+    the number of threads and is deterministic.  Returns the epoch's sum of squared errors.
     """
     mu = np.float32(global_mean)
     lr32 = np.float32(lr)
@@ -295,12 +271,11 @@ def sgd_epoch_blocked(
     sse_parts = np.zeros(n_blocks, dtype=np.float64)
     for s in range(n_blocks):
         for a in prange(n_blocks):
-            blk = a * n_blocks + (a + s + shift) % n_blocks
+            blk = a * n_blocks + (a + diagonals[s]) % n_blocks
             sse_parts[a] += _sgd_range(
                 user_index,
                 item_index,
                 ratings,
-                blocked_order,
                 block_ptr[blk],
                 block_ptr[blk + 1],
                 user_factors,

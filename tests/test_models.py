@@ -279,11 +279,19 @@ def test_compiled_cg_matches_the_torch_cg(planted: Interactions) -> None:
     start = torch.randn(planted.n_users, 6, generator=generator) * 0.1
     reg = torch.full((planted.n_users, 6), 0.3)
     expected = cg_solve(rows, items, items.T @ items, reg, start, 3)
-    compiled = start.clone()
-    cg_rows(rows.indptr.numpy(), rows.indices.numpy(), rows.weights.numpy(),
-            rows.targets.numpy(), items.numpy(), (items.T @ items).numpy(),
+    # the kernel works in the eigenbasis of the Gram matrix
+    eigenvalues, basis = torch.linalg.eigh(items.T @ items)
+    compiled = start @ basis
+    cg_rows(matrix.indptr, matrix.indices, matrix.data.astype(np.float32),
+            (items @ basis).numpy(), torch.diag(eigenvalues).numpy(), True,
             reg[:, 0].contiguous().numpy(), compiled.numpy(), 3)
-    np.testing.assert_allclose(compiled.numpy(), expected.numpy(), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose((compiled @ basis.T).numpy(), expected.numpy(), rtol=1e-3,
+                               atol=1e-5)
+    in_place = start.clone()
+    cg_rows(matrix.indptr, matrix.indices, matrix.data.astype(np.float32), items.numpy(),
+            (items.T @ items).numpy(), False, reg[:, 0].contiguous().numpy(),
+            in_place.numpy(), 3)
+    np.testing.assert_allclose(in_place.numpy(), expected.numpy(), rtol=1e-3, atol=1e-5)
 
 
 def test_blocked_parallel_sgd_matches_serial_quality(

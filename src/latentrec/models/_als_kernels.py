@@ -4,14 +4,20 @@ Each row ``u`` (a user when updating users, an item when updating items) solves
 
     (G + sum_t w_t y_t y_t^T + lambda_u I) x_u = sum_t v_t y_t
 
-with ``G = Y^T Y`` shared by all rows, ``w_t = c_t - 1`` and ``v_t = c_t`` (preference 1) for
-Hu, Koren & Volinsky's confidences. ``cg_rows`` runs ``steps`` conjugate-gradient iterations
-from the current ``x_u``; each iteration reads the row's partner vectors once, so a sweep
-costs O(steps * (nnz k + rows k^2)). Rows are split into chunks processed in parallel
-(``prange``); each chunk allocates its scratch vectors once. Rows never share output, so there
-are no races and the result does not depend on the number of threads. ``fastmath`` lets LLVM
-vectorise the dot products (about 2x here); each row's arithmetic is still one fixed serial
-order, so results are reproducible on a given machine.
+with ``G = Y^T Y`` shared by all rows, ``w_t = c_t - 1`` and ``v_t = c_t = 1 + w_t`` (preference
+1) for Hu, Koren & Volinsky's confidences. ``cg_rows`` runs ``steps`` conjugate-gradient
+iterations from the current ``x_u``; each iteration reads the row's partner vectors once, so a
+sweep costs O(steps * (nnz k + rows k^2)). When there are many rows, the caller can work in the
+eigenbasis of ``G`` (``G = V diag(e) V^T``; pass ``Y V``, ``X V``, ``diag(e)`` and rotate the
+result back by ``V^T``): there ``G`` is diagonal, so the ``G x`` product each row needs per step
+costs k instead of k^2, and conjugate gradients, being invariant under rotations, take the
+same steps. The two rotations are matrix products over all rows, worth it only when the rows
+outnumber their partners (measure on your data before changing the rule in ``als.py``). Rows
+are split into chunks processed in parallel (``prange``); each chunk allocates its scratch
+vectors once. Rows never share output, so there are no races and the result does not depend
+on the number of threads. ``fastmath`` lets LLVM vectorise the dot products (about 2x here);
+each row's arithmetic is still one fixed serial order, so results are reproducible on a given
+machine.
 """
 
 from __future__ import annotations
@@ -25,8 +31,13 @@ _CHUNK = 512
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _gram_times(gram: np.ndarray, vector: np.ndarray, reg: float, out: np.ndarray) -> None:
+def _gram_times(gram: np.ndarray, diagonal: bool, vector: np.ndarray, reg: float,
+                out: np.ndarray) -> None:
     k = vector.shape[0]
+    if diagonal:
+        for a in range(k):
+            out[a] = (gram[a, a] + reg) * vector[a]
+        return
     for a in range(k):
         total = reg * vector[a]
         for b in range(k):
@@ -36,11 +47,15 @@ def _gram_times(gram: np.ndarray, vector: np.ndarray, reg: float, out: np.ndarra
 
 @njit(cache=True, fastmath=True, parallel=True)
 def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
-            targets: np.ndarray, other: np.ndarray, gram: np.ndarray, reg: np.ndarray,
+            other: np.ndarray, gram: np.ndarray, diagonal: bool, reg: np.ndarray,
             factors: np.ndarray, steps: int) -> None:  # pragma: no cover - compiled
     """Update every row of ``factors`` in place by ``steps`` CG iterations.
 
-    ``indptr`` int64[n + 1], ``indices`` int[nnz], ``weights``/``targets`` float32[nnz],
+    With ``diagonal=True`` only the diagonal of ``gram`` is read: pass ``other`` and
+    ``factors`` rotated into the eigenbasis of ``G`` and ``gram = diag(eigenvalues)``.
+
+    ``indptr`` int[n + 1], ``indices`` int[nnz] (int32 keeps memory traffic down),
+    ``weights`` float32[nnz] (``c - 1``),
     ``other`` float32[m, k] (partner vectors), ``gram`` float32[k, k], ``reg`` float32[n],
     ``factors`` float32[n, k].
     """
@@ -58,7 +73,7 @@ def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
             for a in range(k):
                 x[a] = factors[row, a]
             # residual = b - A x
-            _gram_times(gram, x, lam, product)
+            _gram_times(gram, diagonal, x, lam, product)
             for a in range(k):
                 residual[a] = -product[a]
             for t in range(indptr[row], indptr[row + 1]):
@@ -66,7 +81,7 @@ def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                 dot = np.float32(0.0)
                 for a in range(k):
                     dot += other[item, a] * x[a]
-                scale = targets[t] - weights[t] * dot
+                scale = np.float32(1.0) + weights[t] * (np.float32(1.0) - dot)
                 for a in range(k):
                     residual[a] += scale * other[item, a]
             rs_old = np.float32(0.0)
@@ -76,7 +91,7 @@ def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
             for _ in range(steps):
                 if rs_old < 1e-20:
                     break
-                _gram_times(gram, direction, lam, product)
+                _gram_times(gram, diagonal, direction, lam, product)
                 for t in range(indptr[row], indptr[row + 1]):
                     item = indices[t]
                     dot = np.float32(0.0)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from latentrec._rng import torch_generator
@@ -276,50 +277,66 @@ class _ImplicitALSTrainable:
         self.model = model
         self.config = config
         self.device = resolve_device(config.device)
-        csr = data.to_csr().copy()
+        csr = data.to_csr().astype(np.float32)
         csr.data = model.confidence_weights(csr.data)
-        self.by_user = SparseRows.from_csr(csr, self.device)
-        self.by_item = SparseRows.from_csr(csr.T.tocsr(), self.device)
-        for rows in (self.by_user, self.by_item):
-            rows.targets = rows.weights + 1.0  # c * p with p = 1
+        self.user_rows, self.item_rows = csr, csr.T.tocsr()
+        # the CPU kernel reads scipy's int32 CSR arrays directly; the torch solvers need
+        # SparseRows (int64 indices, explicit targets), built only when they run
+        self.compiled = self.device.type == "cpu" and config.solver == "cg"
+        self.by_user = self.by_item = None
+        if not self.compiled:
+            self.by_user = SparseRows.from_csr(self.user_rows, self.device)
+            self.by_item = SparseRows.from_csr(self.item_rows, self.device)
+            for rows in (self.by_user, self.by_item):
+                rows.targets = rows.weights + 1.0  # c * p with p = 1
         generator = torch_generator(config.seed)
         k = config.factors
-        self.user_factors = (torch.randn(data.n_users, k, generator=generator)
-                             * config.init_std).to(self.device)
+        # users are solved first, from zero: only the item side needs a random start
+        self.user_factors = torch.zeros(data.n_users, k, device=self.device)
         self.item_factors = (torch.randn(data.n_items, k, generator=generator)
                              * config.init_std).to(self.device)
-        self.user_reg = self._reg(self.by_user)
-        self.item_reg = self._reg(self.by_item)
+        self.user_reg = self._reg(self.user_rows)
+        self.item_reg = self._reg(self.item_rows)
         self.validator = None if valid is None else RankingValidator(model, valid)
 
-    def _reg(self, rows: SparseRows) -> torch.Tensor:
-        counts = rows.counts().clamp_min(1.0)
-        return (self.config.reg * counts.pow(self.config.reg_exponent)).contiguous()
+    def _reg(self, rows: sp.csr_matrix) -> torch.Tensor:
+        counts = torch.from_numpy(np.diff(rows.indptr).astype(np.float32)).clamp_min(1.0)
+        penalty = self.config.reg * counts.pow(self.config.reg_exponent)
+        return penalty.contiguous().to(self.device)
 
-    def _half(self, rows: SparseRows, other: torch.Tensor, current: torch.Tensor,
-              reg: torch.Tensor) -> torch.Tensor:
+    def _half(self, rows: sp.csr_matrix, solver_rows: SparseRows | None, other: torch.Tensor,
+              current: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
         """Solve one side; ``reg`` holds one penalty per row."""
         gram = other.T @ other
-        diagonal = reg[:, None].expand(-1, other.shape[1])
-        if self.config.solver == "cholesky":
-            return exact_solve(rows, other, gram, diagonal)
-        if current.device.type == "cpu":
-            # the compiled kernel reads each row's partners once per CG step, in parallel,
-            # and updates the factors in place
+        if self.compiled:
+            # the compiled kernel reads each row's partners once per CG step, in parallel
             from latentrec.models._als_kernels import cg_rows
 
-            updated = current.contiguous()
-            cg_rows(rows.indptr.numpy(), rows.indices.numpy(), rows.weights.numpy(),
-                    rows.targets.numpy(), other.contiguous().numpy(), gram.numpy(),
-                    reg.numpy(), updated.numpy(), self.config.cg_steps)
-            return updated
-        return cg_solve(rows, other, gram, diagonal, current, self.config.cg_steps)
+            steps = self.config.cg_steps
+            if len(current) < len(other):
+                updated = current.contiguous()
+                cg_rows(rows.indptr, rows.indices, rows.data, other.contiguous().numpy(),
+                        gram.numpy(), False, reg.numpy(), updated.numpy(), steps)
+                return updated
+            # many rows: work where the Gram matrix is diagonal (see _als_kernels)
+            eigenvalues, basis = torch.linalg.eigh(gram.double())
+            basis = basis.to(other.dtype)
+            rotated = current @ basis
+            cg_rows(rows.indptr, rows.indices, rows.data, (other @ basis).numpy(),
+                    torch.diag(eigenvalues.to(other.dtype)).numpy(), True, reg.numpy(),
+                    rotated.numpy(), steps)
+            return torch.mm(rotated, basis.T, out=current.contiguous())
+        assert solver_rows is not None
+        diagonal = reg[:, None].expand(-1, other.shape[1])
+        if self.config.solver == "cholesky":
+            return exact_solve(solver_rows, other, gram, diagonal)
+        return cg_solve(solver_rows, other, gram, diagonal, current, self.config.cg_steps)
 
     def train_epoch(self) -> dict[str, float]:
-        self.user_factors = self._half(self.by_user, self.item_factors, self.user_factors,
-                                       self.user_reg)
-        self.item_factors = self._half(self.by_item, self.user_factors, self.item_factors,
-                                       self.item_reg)
+        self.user_factors = self._half(self.user_rows, self.by_user, self.item_factors,
+                                       self.user_factors, self.user_reg)
+        self.item_factors = self._half(self.item_rows, self.by_item, self.user_factors,
+                                       self.item_factors, self.item_reg)
         logs: dict[str, float] = {}
         if self.config.report_loss:
             logs["loss"] = self._loss()
@@ -331,21 +348,23 @@ class _ImplicitALSTrainable:
     def _loss(self) -> float:
         """The weighted squared error over all pairs plus the penalty, per interaction."""
         users, items = self.user_factors, self.item_factors
-        rows = self.by_user
         everything = float(((users.T @ users) * (items.T @ items)).sum())
         if users.device.type == "cpu":
             from latentrec.models._als_kernels import implicit_loss_rows
 
-            observed = implicit_loss_rows(rows.indptr.numpy(), rows.indices.numpy(),
-                                          rows.weights.numpy(), users.contiguous().numpy(),
+            csr = self.user_rows
+            observed = implicit_loss_rows(csr.indptr, csr.indices, csr.data,
+                                          users.contiguous().numpy(),
                                           items.contiguous().numpy())
         else:
+            rows = self.by_user
+            assert rows is not None
             scores = (users[rows.row_of] * items[rows.indices]).sum(dim=1)
             confidence = rows.weights + 1.0
             observed = float((confidence * (1.0 - scores) ** 2 - scores**2).sum())
         penalty = float((self.user_reg[:, None] * users**2).sum()
                         + (self.item_reg[:, None] * items**2).sum())
-        return (everything + observed + penalty) / max(1, len(rows.indices))
+        return (everything + observed + penalty) / max(1, self.user_rows.nnz)
 
     def publish(self) -> None:
         self.model._set_factors(self.user_factors, self.item_factors)

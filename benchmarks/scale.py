@@ -45,6 +45,7 @@ CHILDREN: dict[str, dict[str, str]] = {
             data = Interactions(users.astype(np.int64), items.astype(np.int64), None,
                                 IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
                                 "implicit")
+            del users, items, values
             times = []
             for _ in range(repeats + 1):
                 model = ImplicitALS(factors=factors, epochs=1, report_loss=False)
@@ -76,10 +77,26 @@ CHILDREN: dict[str, dict[str, str]] = {
             data = Interactions(users.astype(np.int64), items.astype(np.int64), values,
                                 IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
                                 "explicit")
+            del users, items, values
             model = BiasedMF(factors=factors, epochs=repeats + 1)
             model.fit(data, show_progress=False)
             times = [h["seconds"] for h in model.history_][1:]
             report(times, note="per-epoch time from history (kernel + shuffle)")
+        """,
+        "latentrec BiasedMF (fit of one epoch)": """
+            from latentrec import Interactions, BiasedMF
+            from latentrec.data import IdMap
+            data = Interactions(users.astype(np.int64), items.astype(np.int64), values,
+                                IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
+                                "explicit")
+            del users, items, values
+            times = []
+            for _ in range(repeats + 1):
+                model = BiasedMF(factors=factors, epochs=1)
+                started = time.perf_counter()
+                model.fit(data, show_progress=False)
+                times.append(time.perf_counter() - started)
+            report(times[1:], note="fit() of one epoch, setup (block layout) included")
         """,
         "LIBMF (FPSGD, 2 threads)": """
             from libmf import mf
@@ -114,6 +131,21 @@ def generate(folder: Path, interactions: int) -> None:
     np.save(folder / "values.npy", data.values.astype(np.float32))
 
 
+def run_contender(task: str, name: str, folder: Path, factors: int,
+                  repeats: int) -> dict[str, Any] | None:
+    """Run one contender in a fresh child process; its timing and peak memory, or None."""
+    code = CHILD_PRELUDE + textwrap.dedent(CHILDREN[task][name])
+    done = subprocess.run([sys.executable, "-c", code, str(folder), str(factors), str(repeats)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{name} (n={folder.name[1:]}, k={factors}): {result['seconds']:.2f} s, "
+          f"peak {result['peak_mb']:.0f} MB", file=sys.stderr)
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(CHILDREN), default="ials")
@@ -126,19 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     folder = Path(args.cache) / f"n{args.interactions}"
     generate(folder, args.interactions)
     rows: list[dict[str, Any]] = []
-    for name, body in CHILDREN[args.task].items():
+    for name in CHILDREN[args.task]:
         if args.only and args.only not in name:
             continue
-        code = CHILD_PRELUDE + textwrap.dedent(body)
-        done = subprocess.run([sys.executable, "-c", code, str(folder), str(args.factors),
-                               str(args.repeats)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-            continue
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        rows.append({"contender": name, **result})
-        print(f"{name}: {result['seconds']:.2f} s, peak {result['peak_mb']:.0f} MB",
-              file=sys.stderr)
+        result = run_contender(args.task, name, folder, args.factors, args.repeats)
+        if result is not None:
+            rows.append({"contender": name, **result})
     if rows:
         best_peer = min((r for r in rows if not r["contender"].startswith("latentrec")),
                         key=lambda r: r["seconds"], default=None)

@@ -54,7 +54,6 @@ from numba import njit, prange
 
 __all__ = [
     "block_layout",
-    "counting_order",
     "csr_gram",
     "gaussian_rows",
     "sgd_epoch",
@@ -188,21 +187,6 @@ def sgd_epoch(
 
 
 @njit(cache=True)
-def counting_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
-    """The stable permutation that sorts ``keys`` (integers in ``[0, n_keys)``): O(n + n_keys)."""
-    counts = np.zeros(n_keys + 1, dtype=np.int64)
-    for t in range(keys.shape[0]):
-        counts[keys[t] + 1] += 1
-    for key in range(n_keys):
-        counts[key + 1] += counts[key]
-    order = np.empty(keys.shape[0], dtype=np.int64)
-    for t in range(keys.shape[0]):
-        order[counts[keys[t]]] = t
-        counts[keys[t]] += 1
-    return order
-
-
-@njit(cache=True)
 def block_layout(
     user_index: np.ndarray,
     item_index: np.ndarray,
@@ -219,20 +203,31 @@ def block_layout(
     block ``(a, b)`` holds the ratings ``order[block_ptr[a * n_blocks + b]:block_ptr[a *
     n_blocks + b + 1]]``, in increasing user index.  Walking a block in that order reads
     user rows at increasing addresses (the hardware prefetcher follows) while the block's
-    item rows stay in cache (LIBMF's "partial random" order).
+    item rows stay in cache (LIBMF's "partial random" order).  Two counting sorts (by user,
+    then stably by block) with int32 positions: 8 bytes of scratch per rating.
     """
-    by_user = counting_order(user_index, n_users)
-    blocks = np.empty(by_user.shape[0], dtype=np.int64)
-    for t in range(by_user.shape[0]):
-        j = by_user[t]
-        blocks[t] = user_stratum[user_index[j]] * n_blocks + item_stratum[item_index[j]]
-    within = counting_order(blocks, n_blocks * n_blocks)
-    order = by_user[within]
+    n = user_index.shape[0]
+    per_user = np.zeros(n_users + 1, dtype=np.int64)
+    for t in range(n):
+        per_user[user_index[t] + 1] += 1
+    for user in range(n_users):
+        per_user[user + 1] += per_user[user]
+    by_user = np.empty(n, dtype=np.int32)
+    for t in range(n):
+        by_user[per_user[user_index[t]]] = t
+        per_user[user_index[t]] += 1
     block_ptr = np.zeros(n_blocks * n_blocks + 1, dtype=np.int64)
-    for t in range(blocks.shape[0]):
-        block_ptr[blocks[t] + 1] += 1
+    for t in range(n):
+        block_ptr[user_stratum[user_index[t]] * n_blocks + item_stratum[item_index[t]] + 1] += 1
     for b in range(n_blocks * n_blocks):
         block_ptr[b + 1] += block_ptr[b]
+    fill = block_ptr[:-1].copy()
+    order = np.empty(n, dtype=np.int32)
+    for t in range(n):
+        j = by_user[t]
+        b = user_stratum[user_index[j]] * n_blocks + item_stratum[item_index[j]]
+        order[fill[b]] = j
+        fill[b] += 1
     return order, block_ptr
 
 

@@ -213,6 +213,9 @@ class _KernelTrainable:
         self.blocks = config.blocks or (1 if len(self.ratings) < _PARALLEL_FROM else 8)
         self.epoch = 0
         if self.blocks > 1:
+            if len(self.ratings) >= 2**31:
+                raise InvalidParameterError("the blocked SGD kernel handles fewer than 2**31 "
+                                            "ratings; use solver='minibatch'")
             # stored once in block order; each epoch only reorders the blocks
             strata = numpy_rng(derive_seed(config.seed, 2))
             order, self.block_ptr = _kernels.block_layout(

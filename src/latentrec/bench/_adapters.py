@@ -1,0 +1,276 @@
+"""How each library is fitted and asked for its answers, inside a contender's child process.
+
+An adapter turns the shared :class:`BenchArrays` into the library's own input (outside the
+timings), and returns what the child times (``fit``) and what it scores (``answer``: predicted
+ratings for the test pairs, or each user's top-k training item indices with -1 for gaps). Peer
+libraries are imported inside their adapter only, and peer adapters never import torch.
+Every adapter seeds its library (seed 0) so that runs repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from latentrec.bench._arrays import BenchArrays
+from latentrec.bench._suites import Contender
+
+#: the share of training users a latentrec warm-up fit sees (compiles numba kernels, untimed)
+WARM_UP_USER_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A contender ready to run: ``fit()`` returns a fitted model, ``answer(model)`` its output.
+
+    ``warm_up`` (when set) is called once before the timed fits.
+    """
+
+    fit: Callable[[], Any]
+    answer: Callable[[Any], np.ndarray]
+    warm_up: Callable[[], None] | None = None
+
+
+def _csr(arrays: BenchArrays) -> sp.csr_matrix:
+    """Users x items float32 weights (ones without values), as ``Interactions.to_csr``."""
+    weights = (np.ones(len(arrays.user_index), dtype=np.float32) if arrays.values is None
+               else arrays.values)
+    matrix = sp.csr_matrix((weights, (arrays.user_index, arrays.item_index)),
+                           shape=(arrays.n_users, arrays.n_items), dtype=np.float32)
+    matrix.sort_indices()
+    return matrix
+
+
+def _rating_frames(arrays: BenchArrays) -> tuple[Any, Any]:
+    """Training ratings and test pairs with raw ids, as ``Interactions.to_frame`` gives them."""
+    import pandas as pd
+
+    train = pd.DataFrame({"user": arrays.user_ids[arrays.user_index],
+                          "item": arrays.item_ids[arrays.item_index],
+                          "rating": arrays.values})
+    test = pd.DataFrame({"user": arrays.test_user_ids, "item": arrays.test_item_ids})
+    return train, test
+
+
+def _top_k_from_scores(scores: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best item indices of one user's scores, seen items excluded, -1 for gaps."""
+    scores = scores.astype(np.float64)
+    scores[seen] = -np.inf
+    best = np.argpartition(-scores, k)[:k]
+    best = best[np.argsort(-scores[best])]
+    return np.where(np.isfinite(scores[best]), best, -1)
+
+
+# ---------------------------------------------------------------------------- latentrec
+def _latentrec(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    from latentrec import models
+    from latentrec.data import IdMap, Interactions
+
+    model_class: Any = getattr(models, contender.adapter.split(".", 1)[1])
+    params = dict(contender.params)
+    train = Interactions(arrays.user_index, arrays.item_index, arrays.values,
+                         IdMap(arrays.user_ids, name="users"),
+                         IdMap(arrays.item_ids, name="items"),
+                         "explicit" if arrays.feedback == "explicit" else "implicit")
+    first_users = max(1, int(train.n_users * WARM_UP_USER_SHARE))
+    sample = train.take(train.user_index < first_users)
+
+    def warm_up() -> None:
+        # the same model on a slice: numba compiles (or loads from its cache) the kernels and
+        # torch sets itself up here, not inside the timed fits
+        model_class(**params).fit(sample, show_progress=False)
+
+    def fit() -> Any:
+        return model_class(**params).fit(train, show_progress=False)
+
+    def answer(model: Any) -> np.ndarray:
+        if arrays.rank_users is not None:
+            return np.asarray(model._top_k(arrays.rank_users, k)[0])
+        return np.asarray(model.predict(arrays.test_user_ids, arrays.test_item_ids,
+                                        on_unknown="fallback"), dtype=np.float64)
+
+    return Prepared(fit, answer, warm_up)
+
+
+# ---------------------------------------------------------------------- rating prediction
+def _surprise_svd(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    from surprise import SVD, Dataset, Reader
+
+    frame_train, frame_test = _rating_frames(arrays)
+    trainset = Dataset.load_from_df(frame_train[["user", "item", "rating"]],
+                                    Reader(rating_scale=(1, 5))).build_full_trainset()
+    pairs = list(zip(frame_test["user"], frame_test["item"], strict=True))
+    params = dict(contender.params)
+
+    def fit() -> Any:
+        model = SVD(random_state=0, **params)
+        model.fit(trainset)
+        return model
+
+    def answer(model: Any) -> np.ndarray:
+        return np.array([model.predict(u, i).est for u, i in pairs])
+
+    return Prepared(fit, answer)
+
+
+def _cornac_mf(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    import cornac
+
+    frame_train, frame_test = _rating_frames(arrays)
+    triples = list(frame_train[["user", "item", "rating"]].itertuples(index=False, name=None))
+    dataset = cornac.data.Dataset.from_uir(triples, seed=0)
+    uid, iid = dataset.uid_map, dataset.iid_map
+    users = [uid.get(u, -1) for u in frame_test["user"]]
+    items = [iid.get(i, -1) for i in frame_test["item"]]
+    params = dict(contender.params)
+
+    def fit() -> Any:
+        return cornac.models.MF(seed=0, verbose=False, **params).fit(dataset)
+
+    def answer(model: Any) -> np.ndarray:
+        out = np.full(len(users), dataset.global_mean)
+        for row, (u, i) in enumerate(zip(users, items, strict=True)):
+            if u >= 0 and i >= 0:
+                out[row] = model.score(u, i)
+        return out
+
+    return Prepared(fit, answer)
+
+
+def _libmf(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    from libmf import mf
+
+    frame_train, frame_test = _rating_frames(arrays)
+    users = {u: n for n, u in enumerate(sorted(frame_train["user"].unique()))}
+    items = {i: n for n, i in enumerate(sorted(frame_train["item"].unique()))}
+    # the bindings read fit input row-major and predict input column-major (see PEERS.md)
+    triples = np.ascontiguousarray(np.column_stack([
+        frame_train["user"].map(users), frame_train["item"].map(items), frame_train["rating"],
+    ]).astype(np.float32))
+    pairs = np.asfortranarray(np.column_stack([
+        frame_test["user"].map(users).fillna(len(users)),
+        frame_test["item"].map(items).fillna(len(items)),
+    ]).astype(np.float32))
+    params = dict(contender.params)
+
+    def fit() -> Any:
+        engine = mf.MF(nr_threads=2, quiet=True, lambda_p1=0.0, lambda_q1=0.0, **params)
+        engine.fit(triples)
+        return engine
+
+    def answer(engine: Any) -> np.ndarray:
+        return np.asarray(engine.predict(pairs), dtype=np.float64)
+
+    return Prepared(fit, answer)
+
+
+# ------------------------------------------------------------------------------ top-N
+def _implicit(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    import implicit
+    from threadpoolctl import threadpool_limits
+
+    user_items = _csr(arrays)
+    weighting = contender.options.get("weighting", "binary")
+    if weighting == "bm25":
+        from implicit.nearest_neighbours import bm25_weight
+
+        weights = bm25_weight(user_items, K1=100, B=0.8).tocsr().astype(np.float32)
+    else:
+        weights = user_items.copy()
+        weights.data[:] = 1.0
+    model_class: Any = {"implicit.ALS": implicit.cpu.als.AlternatingLeastSquares,
+                        "implicit.BPR": implicit.cpu.bpr.BayesianPersonalizedRanking,
+                        }[contender.adapter]
+    params = dict(contender.params)
+
+    def fit() -> Any:
+        model = model_class(random_state=0, **params)
+        # implicit warns and slows down when BLAS runs threads of its own
+        with threadpool_limits(1, "blas"):
+            model.fit(weights, show_progress=False)
+        return model
+
+    def answer(model: Any) -> np.ndarray:
+        users = np.asarray(arrays.rank_users)
+        ids, scores = model.recommend(users, user_items[users], N=k,
+                                      filter_already_liked_items=True)
+        return np.where(np.isfinite(scores), ids, -1).astype(np.int64)
+
+    return Prepared(fit, answer)
+
+
+def _cornac_ranker(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    import cornac
+
+    triples = list(zip(arrays.user_index.tolist(), arrays.item_index.tolist(),
+                       [1.0] * len(arrays.user_index), strict=True))
+    data = cornac.data.Dataset.build(triples, seed=0)
+    user_of = np.array([data.uid_map[u] for u in range(arrays.n_users)])
+    item_order = np.array([data.iid_map[i] for i in range(arrays.n_items)])
+    seen = _csr(arrays)
+    model_class: Any = {"cornac.BPR": cornac.models.BPR,
+                        "cornac.EASE": cornac.models.EASE}[contender.adapter]
+    params = dict(contender.params)
+
+    def fit() -> Any:
+        return model_class(seed=0, verbose=False, **params).fit(data)
+
+    def answer(model: Any) -> np.ndarray:
+        users = np.asarray(arrays.rank_users)
+        result = np.full((len(users), k), -1, dtype=np.int64)
+        for row, user in enumerate(users):
+            # EASE's score() returns a 1 x n matrix, BPR's a vector
+            scores = np.asarray(model.score(user_of[user])).ravel()[item_order]
+            result[row] = _top_k_from_scores(scores, seen[user].indices, k)
+        return result
+
+    return Prepared(fit, answer)
+
+
+def _lightfm(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    # not exercised on the development machine, where lightfm cannot be installed (see
+    # MISSING_PEER_REASONS); it follows lightfm's documented fit/predict API
+    from lightfm import LightFM
+
+    seen = _csr(arrays)
+    binary = seen.copy()
+    binary.data[:] = 1.0  # PEERS.md: LightFM sees binary interactions
+    interactions = binary.tocoo()
+    epochs = int(contender.options.get("epochs", 1))
+    params = dict(contender.params)
+    all_items = np.arange(arrays.n_items, dtype=np.int32)
+
+    def fit() -> Any:
+        return LightFM(random_state=0, **params).fit(interactions, epochs=epochs)
+
+    def answer(model: Any) -> np.ndarray:
+        users = np.asarray(arrays.rank_users)
+        result = np.full((len(users), k), -1, dtype=np.int64)
+        for row, user in enumerate(users):
+            scores = np.asarray(model.predict(np.full(arrays.n_items, user, dtype=np.int32),
+                                              all_items))
+            result[row] = _top_k_from_scores(scores, seen[user].indices, k)
+        return result
+
+    return Prepared(fit, answer)
+
+
+def prepare(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    """The adapter named by ``contender.adapter``, applied to the child's data."""
+    if contender.adapter.startswith("latentrec."):
+        return _latentrec(arrays, contender, k)
+    adapters: dict[str, Callable[[BenchArrays, Contender, int], Prepared]] = {
+        "surprise.SVD": _surprise_svd,
+        "cornac.MF": _cornac_mf,
+        "libmf.MF": _libmf,
+        "implicit.ALS": _implicit,
+        "implicit.BPR": _implicit,
+        "cornac.BPR": _cornac_ranker,
+        "cornac.EASE": _cornac_ranker,
+        "lightfm.LightFM": _lightfm,
+    }
+    return adapters[contender.adapter](arrays, contender, k)

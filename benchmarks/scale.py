@@ -2,6 +2,7 @@
 
     python benchmarks/scale.py --task ials --interactions 20000000     # one iALS sweep, k=64
     python benchmarks/scale.py --task sgd  --interactions 20000000     # one SGD epoch, k=64
+    python benchmarks/scale.py --task als  --interactions 20000000     # one explicit ALS sweep
 
 Data: the built-in generator, 1M users x 100k items with Zipf-like popularity (user_zipf 0.5,
 item_zipf 0.8) scaled down proportionally for smaller --interactions; generated once and cached
@@ -39,6 +40,23 @@ def report(times, **extra):
 """
 
 CHILDREN: dict[str, dict[str, str]] = {
+    "als": {
+        "latentrec ALS (explicit, exact solves)": """
+            from latentrec import Interactions, ALS
+            from latentrec.data import IdMap
+            data = Interactions(users.astype(np.int64), items.astype(np.int64), values,
+                                IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
+                                "explicit")
+            del users, items, values
+            times = []
+            for _ in range(repeats + 1):
+                model = ALS(factors=factors, epochs=1)
+                started = time.perf_counter()
+                model.fit(data, show_progress=False)
+                times.append(time.perf_counter() - started)
+            report(times[1:], note="fit() of one sweep (users then items), setup included")
+        """,
+    },
     "ials": {
         "latentrec ImplicitALS (cg)": """
             import torch

@@ -318,3 +318,21 @@ def test_ease_solves_the_same_system_with_more_items_or_more_users(n_users: int,
     direct = np.linalg.inv(gram + 7.0 * np.eye(n_items))
     np.testing.assert_allclose(_regularised_gram_inverse(matrix, 7.0).numpy(), direct,
                                atol=1e-6, rtol=1e-4)
+
+
+def test_exact_solves_agree_when_the_partner_table_is_built_in_slices(
+        planted: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scipy.sparse as sp
+    import torch
+
+    from latentrec.models import _solvers
+
+    rows = _solvers.SparseRows.from_csr(sp.csr_matrix(planted.to_csr()))
+    generator = torch.Generator().manual_seed(0)
+    partners = torch.randn(planted.n_items, 5, generator=generator)
+    reg = torch.full((planted.n_users, 5), 0.5)
+    whole = _solvers.exact_solve(rows, partners, partners.T @ partners, reg)
+    # a budget of 40 partners' outer products: the systems are summed over 8 slices
+    monkeypatch.setattr(_solvers, "_MAX_OUTER_FLOATS", 40 * 25)
+    sliced = _solvers.exact_solve(rows, partners, partners.T @ partners, reg)
+    torch.testing.assert_close(sliced, whole, rtol=1e-4, atol=1e-5)

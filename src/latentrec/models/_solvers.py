@@ -20,10 +20,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from latentrec.errors import InvalidParameterError
+
 __all__ = ["SparseRows", "cg_solve", "exact_solve"]
 
 #: rows of the systems formed at once by exact_solve (bounds memory at about 64 MB at k=64)
 _MAX_SYSTEM_FLOATS = 16_000_000
+#: largest table of partner outer products exact_solve builds at once (1 GB of float32)
+_MAX_OUTER_FLOATS = 256_000_000
+#: largest set of systems exact_solve holds at once when it slices the partners (4 GB)
+_MAX_ALL_SYSTEMS_FLOATS = 1_000_000_000
 
 
 class SparseRows:
@@ -76,26 +82,54 @@ class SparseRows:
 
 def exact_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | None,
                 reg: torch.Tensor) -> torch.Tensor:
-    """Solve every row's system exactly; ``reg`` (rows x k) is the diagonal added per row."""
+    """Solve every row's system exactly; ``reg`` (rows x k) is the diagonal added per row.
+
+    The data term of a block of rows is one sparse product with the table of partner outer
+    products ``y_i (x) y_i``. When that table is too big (1M users at k=64: 16 GB), the systems
+    of all rows are accumulated instead, one slice of partners at a time.
+    """
     k = factors.shape[1]
-    outer = (factors[:, :, None] * factors[:, None, :]).reshape(-1, k * k)
-    rhs = (rows.matrix(rows.targets) @ factors)
-    solution = torch.empty(rows.n_rows, k, dtype=factors.dtype, device=factors.device)
-    step = max(1, _MAX_SYSTEM_FLOATS // (k * k))
-    for start in range(0, rows.n_rows, step):
-        stop = min(rows.n_rows, start + step)
-        systems = (rows.matrix(rows.weights, start, stop) @ outer).reshape(-1, k, k)
-        if gram is not None:
-            systems += gram
-        systems += torch.diag_embed(reg[start:stop])
-        chol, info = torch.linalg.cholesky_ex(systems)
-        if bool((info != 0).any()):
-            # a singular system (an empty row without regularisation): least squares instead
-            solution[start:stop] = torch.linalg.lstsq(systems, rhs[start:stop, :, None]
-                                                      ).solution[:, :, 0]
-        else:
-            solution[start:stop] = torch.cholesky_solve(rhs[start:stop, :, None], chol)[:, :, 0]
-    return solution
+    rhs = rows.matrix(rows.targets) @ factors
+    if len(factors) * k * k <= _MAX_OUTER_FLOATS:
+        outer = (factors[:, :, None] * factors[:, None, :]).reshape(-1, k * k)
+        step = max(1, _MAX_SYSTEM_FLOATS // (k * k))
+        solution = torch.empty(rows.n_rows, k, dtype=factors.dtype, device=factors.device)
+        for start in range(0, rows.n_rows, step):
+            stop = min(rows.n_rows, start + step)
+            systems = (rows.matrix(rows.weights, start, stop) @ outer).reshape(-1, k, k)
+            solution[start:stop] = _factor_and_solve(systems, gram, reg[start:stop],
+                                                     rhs[start:stop])
+        return solution
+    if rows.n_rows * k * k > _MAX_ALL_SYSTEMS_FLOATS:
+        raise InvalidParameterError(
+            f"exact solves need {rows.n_rows:,} or {len(factors):,} systems of size {k} x {k} "
+            "in memory; use solver='cg'")
+    systems = torch.zeros(rows.n_rows * k * k, dtype=factors.dtype, device=factors.device)
+    step = max(1, _MAX_OUTER_FLOATS // (k * k))
+    for first in range(0, len(factors), step):
+        last = min(len(factors), first + step)
+        inside = (rows.indices >= first) & (rows.indices < last)
+        part = factors[first:last]
+        outer = (part[:, :, None] * part[:, None, :]).reshape(-1, k * k)
+        block = torch.sparse_coo_tensor(
+            torch.stack([rows.row_of[inside], rows.indices[inside] - first]),
+            rows.weights[inside], size=(rows.n_rows, last - first), is_coalesced=True,
+            check_invariants=False)
+        systems += (block @ outer).reshape(-1)
+    return _factor_and_solve(systems.reshape(-1, k, k), gram, reg, rhs)
+
+
+def _factor_and_solve(systems: torch.Tensor, gram: torch.Tensor | None, reg: torch.Tensor,
+                      rhs: torch.Tensor) -> torch.Tensor:
+    if gram is not None:
+        systems += gram
+    systems.diagonal(dim1=-2, dim2=-1).add_(reg)
+    chol, info = torch.linalg.cholesky_ex(systems)
+    if bool((info != 0).any()):
+        # a singular system (an empty row without regularisation): least squares instead
+        solution: torch.Tensor = torch.linalg.lstsq(systems, rhs[:, :, None]).solution
+        return solution[:, :, 0]
+    return torch.cholesky_solve(rhs[:, :, None], chol)[:, :, 0]
 
 
 def _apply(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | None,

@@ -13,8 +13,8 @@ from latentrec._rng import derive_seed, torch_generator
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError
 from latentrec.metrics import rmse
-from latentrec.models.base import FactorModel, ModelConfig
-from latentrec.training import Callback, EarlyStopping, Trainer
+from latentrec.models.base import FactorModel, ModelConfig, train
+from latentrec.training import Callback
 from latentrec.training.minibatch import (
     OPTIMIZERS,
     SPARSE_OPTIMIZERS,
@@ -151,11 +151,9 @@ def fit_by_minibatches(model: FactorModel, data: Interactions, valid: Interactio
         seed=derive_seed(config.seed, 1), device=device, scale=scale,
         valid=None if valid is None else validation_arrays(model, valid),
     )
-    model.history_ = Trainer(
-        epochs=config.epochs, early_stopping=early_stopping_for(config, valid),
-        callbacks=callbacks, show_progress=show_progress, description=type(model).__name__,
-    ).fit(trainable)
-    trainable.publish()
+    train(model, trainable, epochs=config.epochs,
+          monitor="valid_rmse" if valid is not None else None, mode="min",
+          patience=config.patience, callbacks=callbacks, show_progress=show_progress)
 
 
 def validation_arrays(model: FactorModel,
@@ -166,12 +164,6 @@ def validation_arrays(model: FactorModel,
         raise InvalidParameterError("valid must carry ratings to compute valid_rmse")
     users, items = model._align(valid)
     return users, items, valid.values
-
-
-def early_stopping_for(config: SGDConfig, valid: Interactions | None) -> EarlyStopping | None:
-    if valid is None or config.patience is None:
-        return None
-    return EarlyStopping(monitor="valid_rmse", mode="min", patience=config.patience)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,8 @@ from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError
 from latentrec.metrics import rmse
 from latentrec.models._solvers import SparseRows, cg_solve, exact_solve, ridge_rows
-from latentrec.models.base import FactorModel, ModelConfig, RankingValidator
-from latentrec.training import Callback, EarlyStopping, Trainer
+from latentrec.models.base import FactorModel, ModelConfig, RankingValidator, train
+from latentrec.training import Callback
 from latentrec.training.minibatch import resolve_device
 
 __all__ = ["ALS", "ImplicitALS"]
@@ -92,12 +92,9 @@ class ALS(FactorModel):
             raise InvalidParameterError("ALS fits ratings; this data has no values "
                                         "(use ImplicitALS for implicit feedback)")
         trainable = _ExplicitALSTrainable(self, data, valid)
-        rule = None
-        if valid is not None and self.config.patience is not None:
-            rule = EarlyStopping("valid_rmse", "min", self.config.patience)
-        self.history_ = Trainer(self.config.epochs, rule, callbacks, show_progress,
-                                "ALS").fit(trainable)
-        trainable.publish()
+        train(self, trainable, epochs=self.config.epochs,
+              monitor="valid_rmse" if valid is not None else None, mode="min",
+              patience=self.config.patience, callbacks=callbacks, show_progress=show_progress)
         return self
 
 
@@ -242,13 +239,10 @@ class ImplicitALS(FactorModel):
             callbacks: Sequence[Callback] = (), show_progress: bool = True) -> Self:
         self._remember_data(data)
         trainable = _ImplicitALSTrainable(self, data, valid)
-        rule = None
-        if valid is not None and self.config.patience is not None:
-            rule = EarlyStopping(trainable.validator.name if trainable.validator else "",
-                                 "max", self.config.patience)
-        self.history_ = Trainer(self.config.epochs, rule, callbacks, show_progress,
-                                "ImplicitALS").fit(trainable)
-        trainable.publish()
+        validator = trainable.validator
+        train(self, trainable, epochs=self.config.epochs,
+              monitor=validator.name if validator is not None else None, mode="max",
+              patience=self.config.patience, callbacks=callbacks, show_progress=show_progress)
         return self
 
     def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -16,7 +16,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, overload
+from typing import Any, ClassVar, Literal, Protocol, Self, overload
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from latentrec.errors import (
 )
 from latentrec.models._solvers import SparseRows
 from latentrec.persistence import read_model_dir, write_model_dir
+from latentrec.training import Callback, EarlyStopping, Trainable, Trainer
 
 __all__ = ["FactorModel", "ModelConfig", "Recommender", "load", "model_kinds"]
 
@@ -852,3 +853,24 @@ class RankingValidator:
             return float("nan")
         top_items, _ = model._top_k(self.users, self.k)
         return float(np.nanmean(ndcg_at_k(top_items, self.relevant, self.k)))
+
+
+class PublishingTrainable(Trainable, Protocol):
+    """A trainable that writes its trained parameters into the model it was built for."""
+
+    def publish(self) -> None:
+        """Copy the learned parameters into the model."""
+        ...
+
+
+def train(model: Recommender, trainable: PublishingTrainable, *, epochs: int, monitor: str | None,
+          mode: Literal["min", "max"], patience: int | None, callbacks: Sequence[Callback],
+          show_progress: bool) -> None:
+    """Run the shared training loop for ``model``: ``epochs`` passes of ``trainable``, early
+    stopping on the logged metric ``monitor`` when ``patience`` is set; keeps the history in
+    ``model.history_`` and publishes the trained factors to the model."""
+    rule = (None if monitor is None or patience is None
+            else EarlyStopping(monitor, mode, patience))
+    model.history_ = Trainer(epochs, rule, callbacks, show_progress,
+                             type(model).__name__).fit(trainable)
+    trainable.publish()

@@ -15,14 +15,13 @@ from latentrec.errors import InvalidParameterError
 from latentrec.metrics import rmse
 from latentrec.models._nn import (
     SGDConfig,
-    early_stopping_for,
     fit_by_minibatches,
     validation_arrays,
 )
 from latentrec.models._solvers import SparseRows
 from latentrec.models.als import fold_in_biased
-from latentrec.models.base import FactorModel
-from latentrec.training import Callback, Trainer
+from latentrec.models.base import FactorModel, train
+from latentrec.training import Callback
 from latentrec.training.minibatch import resolve_device
 
 if TYPE_CHECKING:
@@ -160,11 +159,9 @@ class BiasedMF(FactorModel):
             trainable = GibbsTrainable(self, data, valid_arrays)
         else:
             trainable = _KernelTrainable(self, data, global_mean, valid_arrays)
-        self.history_ = Trainer(
-            epochs=self.config.epochs, early_stopping=early_stopping_for(self.config, valid),
-            callbacks=callbacks, show_progress=show_progress, description="BiasedMF",
-        ).fit(trainable)
-        trainable.publish()
+        train(self, trainable, epochs=self.config.epochs,
+              monitor="valid_rmse" if valid is not None else None, mode="min",
+              patience=self.config.patience, callbacks=callbacks, show_progress=show_progress)
         return self
 
 

@@ -14,8 +14,8 @@ from latentrec._rng import derive_seed, torch_generator
 from latentrec.data import Interactions
 from latentrec.models._nn import FactorModule
 from latentrec.models._solvers import SparseRows
-from latentrec.models.base import FactorModel, ModelConfig, RankingValidator
-from latentrec.training import Callback, EarlyStopping, Trainer
+from latentrec.models.base import FactorModel, ModelConfig, RankingValidator, train
+from latentrec.training import Callback
 from latentrec.training.minibatch import OPTIMIZERS, MinibatchLoop, resolve_device
 
 __all__ = ["BPR"]
@@ -96,12 +96,10 @@ class BPR(FactorModel):
             callbacks: Sequence[Callback] = (), show_progress: bool = True) -> Self:
         self._remember_data(data)
         trainable = _BPRTrainable(self, data, valid)
-        rule = None
-        if trainable.validator is not None and self.config.patience is not None:
-            rule = EarlyStopping(trainable.validator.name, "max", self.config.patience)
-        self.history_ = Trainer(self.config.epochs, rule, callbacks, show_progress,
-                                "BPR").fit(trainable)
-        trainable.publish()
+        validator = trainable.validator
+        train(self, trainable, epochs=self.config.epochs,
+              monitor=validator.name if validator is not None else None, mode="max",
+              patience=self.config.patience, callbacks=callbacks, show_progress=show_progress)
         return self
 
 

@@ -4,9 +4,9 @@
 
 The same BiasedMF model and data (the built-in generator, scaled as in benchmarks/scale.py,
 5% of the ratings held out, seed 0); the kernel with its defaults (blocked parallel SGD above a
-million ratings) and the minibatch trainer with plain SGD and with Adam, each at a learning rate
-that suits it. Reports valid RMSE per epoch and seconds per epoch (writes
-benchmarks/results/sgd_quality.json).
+million ratings), the kernel with per-row AdaGrad steps, and the minibatch trainer with plain
+SGD and with Adam, each at a learning rate that suits it. Reports valid RMSE per epoch and
+seconds per epoch (writes benchmarks/results/sgd_quality.json).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     train, valid = random_split(data, 0.05, seed=0)
     contenders: dict[str, dict[str, Any]] = {
         "kernel (defaults)": {},
+        "kernel AdaGrad (optimizer='adagrad', lr 0.2, no decay)": {
+            "optimizer": "adagrad", "lr": 0.2, "lr_decay": 1.0},
         "minibatch SGD (batch 4096, lr 0.05)": {"solver": "minibatch", "optimizer": "sgd",
                                                 "batch_size": 4096, "lr": 0.05},
         "minibatch Adam (batch 4096, lr 0.005)": {"solver": "minibatch", "optimizer": "adam",

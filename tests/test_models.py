@@ -336,3 +336,20 @@ def test_exact_solves_agree_when_the_partner_table_is_built_in_slices(
     monkeypatch.setattr(_solvers, "_MAX_OUTER_FLOATS", 40 * 25)
     sliced = _solvers.exact_solve(rows, partners, partners.T @ partners, reg)
     torch.testing.assert_close(sliced, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_kernel_adagrad_learns_faster_than_plain_sgd_at_the_start(
+        split: tuple[Interactions, Interactions]) -> None:
+    train, test = split
+    plain = BiasedMF(factors=8, epochs=3).fit(train, show_progress=False)
+    adaptive = BiasedMF(factors=8, epochs=3, optimizer="adagrad", lr=0.2,
+                        lr_decay=1.0).fit(train, show_progress=False)
+    assert _rmse(adaptive, test) < _rmse(plain, test) - 0.02
+
+
+def test_the_kernel_refuses_optimizers_it_does_not_implement(tiny: Interactions) -> None:
+    with pytest.raises(InvalidParameterError, match="solver='kernel' supports optimizer"):
+        BiasedMF(solver="kernel", optimizer="adam").fit(tiny, show_progress=False)
+    # with solver="auto", Adam means PyTorch minibatches
+    model = BiasedMF(optimizer="adam", epochs=2).fit(tiny, show_progress=False)
+    assert len(model.history_) == 2

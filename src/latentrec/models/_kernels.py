@@ -70,6 +70,8 @@ def _update(
     item_factors: np.ndarray,
     user_bias: np.ndarray,
     item_bias: np.ndarray,
+    user_squares: np.ndarray,
+    item_squares: np.ndarray,
     mu: np.float32,
     lr: np.float32,
     reg: np.float32,
@@ -94,13 +96,27 @@ def _update(
     if use_bias:
         user_bias[u] = bu + lr_bias * (err - reg_bias * bu)
         item_bias[i] = bi + lr_bias * (err - reg_bias * bi)
-    le = lr * err
-    decay = np.float32(1.0) - lr * reg
+    user_lr = lr
+    item_lr = lr
+    if user_squares.shape[0] > 0:
+        # per-row AdaGrad (LIBMF's schedule): each row's step shrinks with the mean squared
+        # gradient it has accumulated, so rare rows keep moving while frequent ones settle
+        user_sum = np.float32(0.0)
+        item_sum = np.float32(0.0)
+        for f in range(k):
+            gu = err * qi[f] - reg * pu[f]
+            gi = err * pu[f] - reg * qi[f]
+            user_sum += gu * gu
+            item_sum += gi * gi
+        user_squares[u] += user_sum / k
+        item_squares[i] += item_sum / k
+        user_lr = lr / np.sqrt(user_squares[u])
+        item_lr = lr / np.sqrt(item_squares[i])
     for f in range(k):
         p = pu[f]
         q = qi[f]
-        pu[f] = decay * p + le * q
-        qi[f] = decay * q + le * p
+        pu[f] = p + user_lr * (err * q - reg * p)
+        qi[f] = q + item_lr * (err * p - reg * q)
     return float(err) * float(err)
 
 
@@ -115,6 +131,8 @@ def _sgd_range(
     item_factors: np.ndarray,
     user_bias: np.ndarray,
     item_bias: np.ndarray,
+    user_squares: np.ndarray,
+    item_squares: np.ndarray,
     mu: np.float32,
     lr: np.float32,
     reg: np.float32,
@@ -134,6 +152,8 @@ def _sgd_range(
             item_factors,
             user_bias,
             item_bias,
+            user_squares,
+            item_squares,
             mu,
             lr,
             reg,
@@ -153,6 +173,8 @@ def sgd_epoch(
     item_factors: np.ndarray,
     user_bias: np.ndarray,
     item_bias: np.ndarray,
+    user_squares: np.ndarray,
+    item_squares: np.ndarray,
     global_mean: float,
     lr: float,
     reg: float,
@@ -177,6 +199,8 @@ def sgd_epoch(
         item_factors,
         user_bias,
         item_bias,
+        user_squares,
+        item_squares,
         np.float32(global_mean),
         np.float32(lr),
         np.float32(reg),
@@ -243,6 +267,8 @@ def sgd_epoch_blocked(
     item_factors: np.ndarray,
     user_bias: np.ndarray,
     item_bias: np.ndarray,
+    user_squares: np.ndarray,
+    item_squares: np.ndarray,
     global_mean: float,
     lr: float,
     reg: float,
@@ -277,6 +303,8 @@ def sgd_epoch_blocked(
                 item_factors,
                 user_bias,
                 item_bias,
+                user_squares,
+                item_squares,
                 mu,
                 lr32,
                 reg32,

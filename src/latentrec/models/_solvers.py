@@ -26,8 +26,8 @@ __all__ = ["SparseRows", "cg_solve", "exact_solve"]
 
 #: rows of the systems formed at once by exact_solve (bounds memory at about 64 MB at k=64)
 _MAX_SYSTEM_FLOATS = 16_000_000
-#: largest table of partner outer products exact_solve builds at once (1 GB of float32)
-_MAX_OUTER_FLOATS = 256_000_000
+#: largest table of partner outer products exact_solve builds at once (2 GB of float32)
+_MAX_OUTER_FLOATS = 512_000_000
 #: largest set of systems exact_solve holds at once when it slices the partners (4 GB)
 _MAX_ALL_SYSTEMS_FLOATS = 1_000_000_000
 
@@ -103,7 +103,8 @@ def exact_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | No
     if rows.n_rows * k * k > _MAX_ALL_SYSTEMS_FLOATS:
         raise InvalidParameterError(
             f"exact solves need {rows.n_rows:,} or {len(factors):,} systems of size {k} x {k} "
-            "in memory; use solver='cg'")
+            "in memory at once (over 4 GB); use fewer factors, or solver='cg' where the model "
+            "has it")
     systems = torch.zeros(rows.n_rows * k * k, dtype=factors.dtype, device=factors.device)
     step = max(1, _MAX_OUTER_FLOATS // (k * k))
     for first in range(0, len(factors), step):

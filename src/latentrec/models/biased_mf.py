@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["BiasedMF"]
 
 SOLVERS = ("auto", "kernel", "minibatch", "gibbs")
+#: what the compiled kernel implements: plain SGD, or AdaGrad with one accumulator per row
+KERNEL_OPTIMIZERS = ("sgd", "adagrad")
 #: ratings from which the kernel runs the parallel blocked schedule by default
 _PARALLEL_FROM = 1_000_000
 
@@ -89,14 +91,16 @@ class BiasedMF(FactorModel):
     init_std, lr_decay
         Standard deviation of the initial factors; learning-rate multiplier after each epoch.
     solver
-        ``"kernel"``: compiled per-rating SGD on the CPU (numba, Funk's original update);
+        ``"kernel"``: compiled per-rating SGD on the CPU (numba, Funk's original update), with
+        ``optimizer="sgd"`` (default) or ``"adagrad"`` (per-row adaptive steps ``lr /
+        sqrt(sum of mean squared gradients)``, LIBMF's schedule: start from ``lr`` about 0.1);
         ``"minibatch"``: PyTorch minibatches with ``optimizer`` (``sgd``, ``adam``,
         ``sparse_adam``, ``adagrad``) and ``batch_size`` on any device; ``"auto"`` (default)
-        takes the kernel on the CPU and minibatches on a GPU. ``"gibbs"``: Bayesian biased MF
-        (Salakhutdinov & Mnih 2008, with biases) sampled for ``epochs`` Gibbs sweeps, the first
-        ``burn_in`` discarded; predictions average the samples (stored as one factor model).
-        It needs no ``lr``/``reg`` tuning (the priors are learned) and is the most accurate
-        setting; ``factors=10`` suits it.
+        takes the kernel on the CPU when it implements ``optimizer``, else minibatches.
+        ``"gibbs"``: Bayesian biased MF (Salakhutdinov & Mnih 2008, with biases) sampled for
+        ``epochs`` Gibbs sweeps, the first ``burn_in`` discarded; predictions average the
+        samples (stored as one factor model). It needs no ``lr``/``reg`` tuning (the priors
+        are learned) and is the most accurate setting; ``factors=10`` suits it.
     blocks
         For ``solver="kernel"``: ``1`` runs the serial per-rating SGD; ``b > 1`` splits the
         rating matrix into a ``b x b`` grid and updates blocks that share no user and no item
@@ -140,13 +144,18 @@ class BiasedMF(FactorModel):
         if solver == "gibbs" and device.type != "cpu":
             raise InvalidParameterError(f"solver='gibbs' runs on the CPU only; device is "
                                         f"{device.type!r}")
+        kernel_optimizer = self.config.optimizer in KERNEL_OPTIMIZERS
         if solver == "auto":
-            solver = "kernel" if device.type == "cpu" else "minibatch"
+            solver = "kernel" if device.type == "cpu" and kernel_optimizer else "minibatch"
         if solver == "kernel" and device.type != "cpu":
             raise InvalidParameterError(
                 f"solver='kernel' runs on the CPU only; device is {device.type!r} "
                 f"(use solver='minibatch')"
             )
+        if solver == "kernel" and not kernel_optimizer:
+            raise InvalidParameterError(
+                f"solver='kernel' supports optimizer {' or '.join(map(repr, KERNEL_OPTIMIZERS))}"
+                f", got {self.config.optimizer!r} (use solver='minibatch')")
         valid_arrays = None if valid is None else validation_arrays(self, valid)
         if solver == "minibatch":
             fit_by_minibatches(self, data, valid, callbacks, show_progress, biases=True,
@@ -213,6 +222,10 @@ class _KernelTrainable:
             "user_bias": np.zeros(data.n_users, dtype=np.float32),
             "item_bias": np.zeros(data.n_items, dtype=np.float32),
         }
+        # AdaGrad accumulators start at 1, as in LIBMF: the first steps are about lr
+        adaptive = config.optimizer == "adagrad"
+        self.squares = (np.ones(data.n_users if adaptive else 0, dtype=np.float32),
+                        np.ones(data.n_items if adaptive else 0, dtype=np.float32))
         self.shuffle = numpy_rng(derive_seed(config.seed, 1))
         self.lr = config.lr
         self.lr_bias = config.lr_bias
@@ -239,7 +252,8 @@ class _KernelTrainable:
 
         state = self.state
         weights = (state["user_factors"], state["item_factors"], state["user_bias"],
-                   state["item_bias"], self.global_mean / self.scale, self.lr, self.config.reg,
+                   state["item_bias"], *self.squares, self.global_mean / self.scale, self.lr,
+                   self.config.reg,
                    self.config.reg_bias, self.lr_bias)
         if self.blocks > 1:
             diagonals = self.shuffle.permutation(self.blocks).astype(np.int64)

@@ -14,11 +14,12 @@ one sweep (setup included). Writes benchmarks/results/scaling.json and docs/scal
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, machine, markdown_table, save
+from _common import REPO, RESULTS, machine, markdown_table, save
 from scale import generate, run_contender
 
 CONTENDERS = {"sgd": "latentrec BiasedMF (numba kernel)", "ials": "latentrec ImplicitALS (cg)"}
@@ -32,7 +33,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--cache", default="/tmp/latentrec-scale")
     parser.add_argument("--plot", default=str(REPO / "docs" / "scaling.png"))
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the plot from benchmarks/results/scaling.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        plot(json.loads((RESULTS / "scaling.json").read_text())["rows"], Path(args.plot))
+        return
     points = [(size, 64) for size in args.sizes]
     points += [(20_000_000, k) for k in args.factors if (20_000_000, k) not in points]
     rows: list[dict[str, Any]] = []
@@ -59,6 +65,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     labels = {"sgd": "BiasedMF SGD epoch", "ials": "ImplicitALS sweep"}
     figure, (by_size, by_factors, memory) = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -78,6 +85,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     by_factors.set(xscale="log", yscale="log", xlabel="factors, 20M interactions",
                    ylabel="seconds", title="time vs factors")
     by_factors.set_xticks([16, 32, 64, 128, 256], labels=["16", "32", "64", "128", "256"])
+    by_factors.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     memory.set(xscale="log", xlabel="interactions (millions), 64 factors",
                ylabel="peak resident GiB (process)", title="peak memory")
     for axes in (by_size, by_factors, memory):

@@ -105,18 +105,22 @@ def exact_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | No
             f"exact solves need {rows.n_rows:,} or {len(factors):,} systems of size {k} x {k} "
             "in memory at once (over 4 GB); use fewer factors, or solver='cg' where the model "
             "has it")
-    systems = torch.zeros(rows.n_rows * k * k, dtype=factors.dtype, device=factors.device)
+    systems = torch.zeros(rows.n_rows, k * k, dtype=factors.dtype, device=factors.device)
     step = max(1, _MAX_OUTER_FLOATS // (k * k))
     for first in range(0, len(factors), step):
         last = min(len(factors), first + step)
         inside = (rows.indices >= first) & (rows.indices < last)
         part = factors[first:last]
         outer = (part[:, :, None] * part[:, None, :]).reshape(-1, k * k)
-        block = torch.sparse_coo_tensor(
-            torch.stack([rows.row_of[inside], rows.indices[inside] - first]),
-            rows.weights[inside], size=(rows.n_rows, last - first), is_coalesced=True,
-            check_invariants=False)
-        systems += (block @ outer).reshape(-1)
+        counts = torch.bincount(rows.row_of[inside], minlength=rows.n_rows)
+        pointers = torch.zeros(rows.n_rows + 1, dtype=rows.indptr.dtype, device=counts.device)
+        torch.cumsum(counts, dim=0, out=pointers[1:])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            block = torch.sparse_csr_tensor(pointers, rows.indices[inside] - first,
+                                            rows.weights[inside], size=(rows.n_rows, last - first),
+                                            check_invariants=False)
+        systems.addmm_(block, outer)  # in place: no second copy of all systems
     return _factor_and_solve(systems.reshape(-1, k, k), gram, reg, rhs)
 
 

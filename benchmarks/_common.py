@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -39,19 +38,10 @@ def timed(function: Callable[[], Any], repeats: int = 3) -> tuple[Any, float, li
 
 
 def machine() -> dict[str, Any]:
-    import numpy
-    import torch
+    """Where and when a script ran (the same description ``latentrec bench`` records)."""
+    from latentrec.bench import describe_machine
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "numpy": numpy.__version__,
-        "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "loadavg": os.getloadavg(),
-    }
+    return describe_machine(list(os.getloadavg()))
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -32,6 +32,16 @@ folder = sys.argv[1]; factors = int(sys.argv[2]); repeats = int(sys.argv[3])
 users = np.load(folder + "/users.npy"); items = np.load(folder + "/items.npy")
 values = np.load(folder + "/values.npy")
 n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
+def interactions(feedback):
+    # the loaded arrays as latentrec Interactions; the raw copies are dropped
+    global users, items, values
+    from latentrec import Interactions
+    from latentrec.data import IdMap
+    data = Interactions(users.astype(np.int64), items.astype(np.int64),
+                        values if feedback == "explicit" else None,
+                        IdMap(np.arange(n_users)), IdMap(np.arange(n_items)), feedback)
+    users = items = values = None
+    return data
 def report(times, **extra):
     # VmHWM is this process's own peak; ru_maxrss can include the parent's at fork time
     with open("/proc/self/status") as status:
@@ -42,12 +52,8 @@ def report(times, **extra):
 CHILDREN: dict[str, dict[str, str]] = {
     "als": {
         "latentrec ALS (explicit, exact solves)": """
-            from latentrec import Interactions, ALS
-            from latentrec.data import IdMap
-            data = Interactions(users.astype(np.int64), items.astype(np.int64), values,
-                                IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
-                                "explicit")
-            del users, items, values
+            from latentrec import ALS
+            data = interactions("explicit")
             times = []
             for _ in range(repeats + 1):
                 model = ALS(factors=factors, epochs=1)
@@ -60,12 +66,8 @@ CHILDREN: dict[str, dict[str, str]] = {
     "ials": {
         "latentrec ImplicitALS (cg)": """
             import torch
-            from latentrec import Interactions, ImplicitALS
-            from latentrec.data import IdMap
-            data = Interactions(users.astype(np.int64), items.astype(np.int64), None,
-                                IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
-                                "implicit")
-            del users, items, values
+            from latentrec import ImplicitALS
+            data = interactions("implicit")
             times = []
             for _ in range(repeats + 1):
                 model = ImplicitALS(factors=factors, epochs=1, report_loss=False)
@@ -92,24 +94,16 @@ CHILDREN: dict[str, dict[str, str]] = {
     },
     "sgd": {
         "latentrec BiasedMF (numba kernel)": """
-            from latentrec import Interactions, BiasedMF
-            from latentrec.data import IdMap
-            data = Interactions(users.astype(np.int64), items.astype(np.int64), values,
-                                IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
-                                "explicit")
-            del users, items, values
+            from latentrec import BiasedMF
+            data = interactions("explicit")
             model = BiasedMF(factors=factors, epochs=repeats + 1)
             model.fit(data, show_progress=False)
             times = [h["seconds"] for h in model.history_][1:]
             report(times, note="per-epoch time from history (kernel + shuffle)")
         """,
         "latentrec BiasedMF (fit of one epoch)": """
-            from latentrec import Interactions, BiasedMF
-            from latentrec.data import IdMap
-            data = Interactions(users.astype(np.int64), items.astype(np.int64), values,
-                                IdMap(np.arange(n_users)), IdMap(np.arange(n_items)),
-                                "explicit")
-            del users, items, values
+            from latentrec import BiasedMF
+            data = interactions("explicit")
             times = []
             for _ in range(repeats + 1):
                 model = BiasedMF(factors=factors, epochs=1)

@@ -23,7 +23,13 @@ from latentrec.bench._data import (
     score_ratings,
     score_top_k,
 )
-from latentrec.bench._harness import ContenderResult, SkippedContender, SuiteResult, run_suite
+from latentrec.bench._harness import (
+    ContenderResult,
+    SkippedContender,
+    SuiteResult,
+    describe_machine,
+    run_suite,
+)
 from latentrec.bench._report import WrittenFiles, markdown_table, write_results
 from latentrec.bench._suites import SUITE_DATASETS, TUNED_IMPLICIT, Contender, contenders_for
 
@@ -36,6 +42,7 @@ __all__ = [
     "SuiteResult",
     "WrittenFiles",
     "contenders_for",
+    "describe_machine",
     "find_datasets_dir",
     "load_split",
     "markdown_table",

@@ -39,7 +39,7 @@ from latentrec.bench._suites import (
 )
 from latentrec.errors import InvalidParameterError
 
-__all__ = ["ContenderResult", "SkippedContender", "SuiteResult", "run_suite"]
+__all__ = ["ContenderResult", "SkippedContender", "SuiteResult", "describe_machine", "run_suite"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def _loadavg() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
-def _machine(loadavg_at_start: list[float] | None) -> dict[str, Any]:
+def describe_machine(loadavg_at_start: list[float] | None = None) -> dict[str, Any]:
     """Where and when the suite ran; the load averages tell whether others shared the CPUs."""
     import torch  # already imported by the data readers
 
@@ -376,5 +376,5 @@ def run_suite(
         suite=suite, dataset=dataset, split=SPLIT_NAMES[suite, dataset],
         k=None if explicit else k, metrics=metrics, metric=metric, lower_is_better=explicit,
         rows=rows, skipped=skipped, failed=failed, best_peer=best_peer,
-        machine=_machine(loadavg_at_start),
+        machine=describe_machine(loadavg_at_start),
     )

@@ -332,8 +332,10 @@ def test_exact_solves_agree_when_the_partner_table_is_built_in_slices(
     partners = torch.randn(planted.n_items, 5, generator=generator)
     reg = torch.full((planted.n_users, 5), 0.5)
     whole = _solvers.exact_solve(rows, partners, partners.T @ partners, reg)
-    # a budget of 40 partners' outer products: the systems are summed over 8 slices
+    # a budget of 40 partners' outer products and 100 systems: the systems are summed over
+    # 8 slices, in blocks of 100 rows
     monkeypatch.setattr(_solvers, "_MAX_OUTER_FLOATS", 40 * 25)
+    monkeypatch.setattr(_solvers, "_MAX_SLICED_SYSTEM_FLOATS", 100 * 25)
     sliced = _solvers.exact_solve(rows, partners, partners.T @ partners, reg)
     torch.testing.assert_close(sliced, whole, rtol=1e-4, atol=1e-5)
 

@@ -20,16 +20,15 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from latentrec.errors import InvalidParameterError
-
 __all__ = ["SparseRows", "cg_solve", "exact_solve"]
 
-#: rows of the systems formed at once by exact_solve (bounds memory at about 64 MB at k=64)
+#: systems formed at once by exact_solve when every partner's outer product fits in one
+#: table (64 MB of float32); with sliced partners, blocks are larger (1 GB) so each slice's
+#: table is rebuilt fewer times
 _MAX_SYSTEM_FLOATS = 16_000_000
-#: largest table of partner outer products exact_solve builds at once (2 GB of float32)
-_MAX_OUTER_FLOATS = 512_000_000
-#: largest set of systems exact_solve holds at once when it slices the partners (4 GB)
-_MAX_ALL_SYSTEMS_FLOATS = 1_000_000_000
+_MAX_SLICED_SYSTEM_FLOATS = 256_000_000
+#: largest table of partner outer products exact_solve builds at once (512 MB of float32)
+_MAX_OUTER_FLOATS = 128_000_000
 
 
 class SparseRows:
@@ -64,6 +63,16 @@ class SparseRows:
                    torch.from_numpy(matrix.indices.astype(np.int64)).to(device),
                    values, values.clone(), matrix.shape[1])
 
+    def dots(self, row_vectors: torch.Tensor, column_vectors: torch.Tensor) -> torch.Tensor:
+        """``row_vectors[u] . column_vectors[i]`` for every entry ``(u, i)``, a million entries
+        at a time (gathering both sides for 20M entries at once took 15 GB)."""
+        out = torch.empty(len(self.indices), dtype=row_vectors.dtype, device=row_vectors.device)
+        for lo in range(0, len(self.indices), 1 << 20):
+            hi = min(len(self.indices), lo + (1 << 20))
+            out[lo:hi] = (row_vectors[self.row_of[lo:hi]]
+                          * column_vectors[self.indices[lo:hi]]).sum(dim=1)
+        return out
+
     def counts(self) -> torch.Tensor:
         """Entries per row, as floats."""
         return (self.indptr[1:] - self.indptr[:-1]).to(torch.float32)
@@ -84,44 +93,56 @@ def exact_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | No
                 reg: torch.Tensor) -> torch.Tensor:
     """Solve every row's system exactly; ``reg`` (rows x k) is the diagonal added per row.
 
-    The data term of a block of rows is one sparse product with the table of partner outer
-    products ``y_i (x) y_i``. When that table is too big (1M users at k=64: 16 GB), the systems
-    of all rows are accumulated instead, one slice of partners at a time.
+    The data term of a block of rows is a sparse product with the table of partner outer
+    products ``y_i (x) y_i``. When that table would be too big (1M users at k=64: 16 GB), the
+    partners are taken in slices whose tables are built for each block of rows in turn, so
+    memory stays bounded whatever the sizes.
     """
     k = factors.shape[1]
     rhs = rows.matrix(rows.targets) @ factors
-    if len(factors) * k * k <= _MAX_OUTER_FLOATS:
-        outer = (factors[:, :, None] * factors[:, None, :]).reshape(-1, k * k)
-        step = max(1, _MAX_SYSTEM_FLOATS // (k * k))
-        solution = torch.empty(rows.n_rows, k, dtype=factors.dtype, device=factors.device)
-        for start in range(0, rows.n_rows, step):
-            stop = min(rows.n_rows, start + step)
-            systems = (rows.matrix(rows.weights, start, stop) @ outer).reshape(-1, k, k)
-            solution[start:stop] = _factor_and_solve(systems, gram, reg[start:stop],
-                                                     rhs[start:stop])
-        return solution
-    if rows.n_rows * k * k > _MAX_ALL_SYSTEMS_FLOATS:
-        raise InvalidParameterError(
-            f"exact solves need {rows.n_rows:,} or {len(factors):,} systems of size {k} x {k} "
-            "in memory at once (over 4 GB); use fewer factors, or solver='cg' where the model "
-            "has it")
-    systems = torch.zeros(rows.n_rows, k * k, dtype=factors.dtype, device=factors.device)
-    step = max(1, _MAX_OUTER_FLOATS // (k * k))
-    for first in range(0, len(factors), step):
-        last = min(len(factors), first + step)
-        inside = (rows.indices >= first) & (rows.indices < last)
-        part = factors[first:last]
-        outer = (part[:, :, None] * part[:, None, :]).reshape(-1, k * k)
-        counts = torch.bincount(rows.row_of[inside], minlength=rows.n_rows)
-        pointers = torch.zeros(rows.n_rows + 1, dtype=rows.indptr.dtype, device=counts.device)
-        torch.cumsum(counts, dim=0, out=pointers[1:])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            block = torch.sparse_csr_tensor(pointers, rows.indices[inside] - first,
-                                            rows.weights[inside], size=(rows.n_rows, last - first),
-                                            check_invariants=False)
-        systems.addmm_(block, outer)  # in place: no second copy of all systems
-    return _factor_and_solve(systems.reshape(-1, k, k), gram, reg, rhs)
+    per_slice = max(1, _MAX_OUTER_FLOATS // (k * k))
+    slices = [(first, min(len(factors), first + per_slice))
+              for first in range(0, len(factors), per_slice)]
+    whole = None if len(slices) > 1 else _outer_products(factors)
+    step = max(1, (_MAX_SYSTEM_FLOATS if whole is not None else _MAX_SLICED_SYSTEM_FLOATS)
+               // (k * k))
+    solution = torch.empty(rows.n_rows, k, dtype=factors.dtype, device=factors.device)
+    for start in range(0, rows.n_rows, step):
+        stop = min(rows.n_rows, start + step)
+        if whole is not None:
+            systems = rows.matrix(rows.weights, start, stop) @ whole
+        else:
+            systems = torch.zeros(stop - start, k * k, dtype=factors.dtype,
+                                  device=factors.device)
+            for first, last in slices:
+                block = _partner_slice(rows, start, stop, first, last)
+                systems.addmm_(block, _outer_products(factors[first:last]))
+        solution[start:stop] = _factor_and_solve(systems.reshape(-1, k, k), gram,
+                                                 reg[start:stop], rhs[start:stop])
+    return solution
+
+
+def _outer_products(factors: torch.Tensor) -> torch.Tensor:
+    """Row ``i`` holds ``y_i (x) y_i`` flattened."""
+    k = factors.shape[1]
+    return (factors[:, :, None] * factors[:, None, :]).reshape(-1, k * k)
+
+
+def _partner_slice(rows: SparseRows, start: int, stop: int, first: int, last: int
+                   ) -> torch.Tensor:
+    """Rows ``start:stop`` restricted to the partners ``first:last``, as sparse CSR."""
+    lo, hi = int(rows.indptr[start]), int(rows.indptr[stop])
+    indices = rows.indices[lo:hi]
+    inside = (indices >= first) & (indices < last)
+    counts = torch.bincount(rows.row_of[lo:hi][inside] - start, minlength=stop - start)
+    pointers = torch.zeros(stop - start + 1, dtype=rows.indptr.dtype, device=counts.device)
+    torch.cumsum(counts, dim=0, out=pointers[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(pointers, indices[inside] - first,
+                                       rows.weights[lo:hi][inside],
+                                       size=(stop - start, last - first),
+                                       check_invariants=False)
 
 
 def _factor_and_solve(systems: torch.Tensor, gram: torch.Tensor | None, reg: torch.Tensor,
@@ -140,7 +161,7 @@ def _factor_and_solve(systems: torch.Tensor, gram: torch.Tensor | None, reg: tor
 def _apply(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | None,
            reg: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``A x`` for every row without forming ``A``."""
-    dots = (x[rows.row_of] * factors[rows.indices]).sum(dim=1) * rows.weights
+    dots = rows.dots(x, factors) * rows.weights
     result = rows.matrix(dots) @ factors
     if gram is not None:
         result += x @ gram

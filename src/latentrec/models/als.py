@@ -142,8 +142,8 @@ class _ExplicitALSTrainable:
         self.item_factors, self.item_bias = self._half(self.by_item, self.user_factors,
                                                        self.user_bias)
         rows = self.by_user
-        predicted = ((self.user_factors[rows.row_of] * self.item_factors[rows.indices]).sum(1)
-                     + self.mean + self.user_bias[rows.row_of] + self.item_bias[rows.indices])
+        predicted = (rows.dots(self.user_factors, self.item_factors) + self.mean
+                     + self.user_bias[rows.row_of] + self.item_bias[rows.indices])
         logs = {"loss": float(((predicted - rows.weights) ** 2).mean())}
         if self.valid is not None:
             self.publish()
@@ -353,7 +353,7 @@ class _ImplicitALSTrainable:
         else:
             rows = self.by_user
             assert rows is not None
-            scores = (users[rows.row_of] * items[rows.indices]).sum(dim=1)
+            scores = rows.dots(users, items)
             confidence = rows.weights + 1.0
             observed = float((confidence * (1.0 - scores) ** 2 - scores**2).sum())
         penalty = float((self.user_reg[:, None] * users**2).sum()

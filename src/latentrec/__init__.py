@@ -16,17 +16,8 @@ True
 from __future__ import annotations
 
 import importlib
-import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-# numba's compiled kernels and PyTorch each run an OpenMP thread pool. By default OpenMP
-# threads spin after every parallel region; when anything else wants the cores, the two pools'
-# spinning threads starve each other (2 cores, a second job running: an ImplicitALS fit on
-# Last.fm took 4 s instead of 0.2 s, a 64 x 64 eigh after a kernel 75 ms instead of 0.2 ms).
-# Passive waiting measured no slower on a quiet machine. Each pool reads this when it starts,
-# so it helps fully when latentrec is imported before torch; a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = version("latentrec")

@@ -78,3 +78,14 @@ def test_server_with_an_index(model: ImplicitALS) -> None:
     client = TestClient(create_app(model=model, ann="ivf"))
     body = client.get("/v1/users/3/recommendations", params={"k": 5}).json()
     assert len(body["items"]) == 5
+
+
+def test_an_index_that_misses_the_top_items_warns(model: ImplicitALS) -> None:
+    from latentrec.errors import IndexRecallWarning
+
+    good = ItemIndex(model, method="ivf", probes=64)
+    assert good.recall_estimate >= 0.95
+    # one list searched out of 300: most of the true top items are never looked at
+    with pytest.warns(IndexRecallWarning, match="raise probes"):
+        poor = ItemIndex(model, method="ivf", lists=300, probes=1)
+    assert poor.recall_estimate < 0.9

@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "EvaluationWarning",
+    "IndexRecallWarning",
     "InvalidParameterError",
     "LatentrecError",
     "ModelFileError",
@@ -106,3 +107,7 @@ class EvaluationWarning(UserWarning):
 
 class PerformanceWarning(UserWarning):
     """Something will be slow; the message says how to make it fast."""
+
+
+class IndexRecallWarning(UserWarning):
+    """An approximate index misses many of the exact top items; the message says what to do."""

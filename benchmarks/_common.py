@@ -1,12 +1,10 @@
-"""Shared helpers for the benchmark scripts: data location, timing, tables, machine info."""
+"""Shared helpers for the benchmark scripts: data location, tables, results, machine info."""
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
-import time
-from collections.abc import Callable
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +13,13 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def datasets_dir(given: str | None) -> Path:
-    default = next((folder / "shared" / "datasets" for folder in REPO.parents
-                    if (folder / "shared" / "datasets").is_dir()),
-                   Path("/work/shared/datasets"))
-    path = Path(given or os.environ.get("LATENTREC_DATA", default))
+    """The shared datasets folder (see ``latentrec.bench.find_datasets_dir``), checked."""
+    from latentrec.bench import find_datasets_dir
+
+    path = find_datasets_dir(given)
     if not (path / "ml-100k").is_dir():
         raise SystemExit(f"datasets not found at {path}; pass --data-dir or set LATENTREC_DATA")
     return path
-
-
-def timed(function: Callable[[], Any], repeats: int = 3) -> tuple[Any, float, list[float]]:
-    """Run ``function`` up to ``repeats`` times (once if it takes over 20 s); median seconds."""
-    times: list[float] = []
-    result = None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-        if times[-1] > 20:
-            break
-    return result, statistics.median(times), times
 
 
 def machine() -> dict[str, Any]:
@@ -53,6 +38,18 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_suite(result: Any, name: str) -> None:
+    """Print a ``latentrec.bench`` suite result and write its JSON and plot to RESULTS."""
+    from latentrec.bench import write_results
+
+    print(result.to_markdown())
+    written = write_results(result, RESULTS, name)
+    if written.plot_skipped:
+        print(f"skipping the plot: {written.plot_skipped}", file=sys.stderr)
+    print(f"\nwritten {written.json}" + (f" and {written.plot}" if written.plot else ""),
+          file=sys.stderr)
 
 
 def save(name: str, document: dict[str, Any]) -> Path:

@@ -21,37 +21,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-from _common import RESULTS
+from _common import write_suite
 
-from latentrec.bench import (
-    SUITE_DATASETS,
-    TUNED_IMPLICIT,
-    load_split,
-    run_suite,
-    score_top_k,
-    write_results,
-)
-
-# tune_implicit.py imports _read_adjacency, load, relevant_matrix and score from here
-from latentrec.bench import relevant_matrix as relevant_matrix
-from latentrec.bench._data import _read_adjacency as _read_adjacency
-
-# the settings live in the package; tune_implicit.py's docstring points here
-TUNED = TUNED_IMPLICIT
-
-
-def load(dataset: str, root: Path) -> tuple[Any, Any]:
-    """(train, test) of ``dataset``, split exactly as the benchmark splits it."""
-    return load_split("implicit", dataset, root)
-
-
-def score(top: np.ndarray, relevant: sp.csr_matrix, n_items: int, k: int) -> dict[str, float]:
-    return score_top_k(top, relevant, n_items, k)
+from latentrec.bench import SUITE_DATASETS, run_suite
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,13 +41,7 @@ def main(argv: list[str] | None = None) -> None:
                        progress=lambda line: print(line, file=sys.stderr))
     result.command = "python benchmarks/implicit_topn.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    print(result.to_markdown())
-    name = f"implicit_{args.dataset}" + ("_partial" if args.only else "")
-    written = write_results(result, RESULTS, name)
-    if written.plot_skipped:
-        print(f"skipping the plot: {written.plot_skipped}", file=sys.stderr)
-    print(f"\nwritten {written.json}" + (f" and {written.plot}" if written.plot else ""),
-          file=sys.stderr)
+    write_suite(result, f"implicit_{args.dataset}" + ("_partial" if args.only else ""))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/ml100k_explicit.py [--data-dir ../shared/datasets] [--repeats 3]
 
 A thin wrapper over the package's harness (``latentrec bench explicit`` runs the same code);
-results go to benchmarks/results/ml100k_explicit.json and .png.
+results go to benchmarks/results/ml100k_explicit.json and .png (``_partial`` with --only).
 
 Protocol (the one in ../shared/PEERS.md): fit on u1.base, RMSE/MAE on u1.test with predictions
 clipped to [1, 5]; ratings of users/items absent from u1.base are predicted with each library's
@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import RESULTS
+from _common import write_suite
 
-from latentrec.bench import run_suite, write_results
+from latentrec.bench import run_suite
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,13 +36,7 @@ def main(argv: list[str] | None = None) -> None:
                        progress=lambda line: print(line, file=sys.stderr))
     result.command = "python benchmarks/ml100k_explicit.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    print(result.to_markdown())
-    written = write_results(result, RESULTS, "ml100k_explicit")
-    if written.plot_skipped:
-        print(f"skipping the plot: {written.plot_skipped}", file=sys.stderr)
-    print(f"\nwritten {written.json}" + (f" and {written.plot}" if written.plot else ""),
-          file=sys.stderr)
-
+    write_suite(result, "ml100k_explicit" + ("_partial" if args.only else ""))
 
 if __name__ == "__main__":
     main()

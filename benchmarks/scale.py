@@ -42,6 +42,15 @@ def interactions(feedback):
                         IdMap(np.arange(n_users)), IdMap(np.arange(n_items)), feedback)
     users = items = values = None
     return data
+def timed_fits(make, fit):
+    # one warm-up fit (numba compilation, allocator), then `repeats` timed ones
+    times = []
+    for _ in range(repeats + 1):
+        model = make()
+        started = time.perf_counter()
+        fit(model)
+        times.append(time.perf_counter() - started)
+    return times[1:]
 def report(times, **extra):
     # VmHWM is this process's own peak; ru_maxrss can include the parent's at fork time
     with open("/proc/self/status") as status:
@@ -54,42 +63,30 @@ CHILDREN: dict[str, dict[str, str]] = {
         "latentrec ALS (explicit, exact solves)": """
             from latentrec import ALS
             data = interactions("explicit")
-            times = []
-            for _ in range(repeats + 1):
-                model = ALS(factors=factors, epochs=1)
-                started = time.perf_counter()
-                model.fit(data, show_progress=False)
-                times.append(time.perf_counter() - started)
-            report(times[1:], note="fit() of one sweep (users then items), setup included")
+            report(timed_fits(lambda: ALS(factors=factors, epochs=1),
+                              lambda model: model.fit(data, show_progress=False)),
+                   note="fit() of one sweep (users then items), setup included")
         """,
     },
     "ials": {
         "latentrec ImplicitALS (cg)": """
-            import torch
             from latentrec import ImplicitALS
             data = interactions("implicit")
-            times = []
-            for _ in range(repeats + 1):
-                model = ImplicitALS(factors=factors, epochs=1, report_loss=False)
-                started = time.perf_counter()
-                model.fit(data, show_progress=False)
-                times.append(time.perf_counter() - started)
-            report(times[1:], note="fit() of one epoch, setup included")
+            report(timed_fits(lambda: ImplicitALS(factors=factors, epochs=1, report_loss=False),
+                              lambda model: model.fit(data, show_progress=False)),
+                   note="fit() of one epoch, setup included")
         """,
         "implicit ALS (cg)": """
             from implicit.cpu.als import AlternatingLeastSquares
             from threadpoolctl import threadpool_limits
             matrix = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)),
                                    shape=(n_users, n_items))
-            times = []
-            for _ in range(repeats + 1):
-                model = AlternatingLeastSquares(factors=factors, iterations=1,
-                                                random_state=0)
+            def fit(model):
                 with threadpool_limits(1, "blas"):
-                    started = time.perf_counter()
                     model.fit(matrix, show_progress=False)
-                    times.append(time.perf_counter() - started)
-            report(times[1:], note="fit() of one iteration, setup included")
+            report(timed_fits(lambda: AlternatingLeastSquares(factors=factors, iterations=1,
+                                                              random_state=0), fit),
+                   note="fit() of one iteration, setup included")
         """,
     },
     "sgd": {
@@ -104,13 +101,9 @@ CHILDREN: dict[str, dict[str, str]] = {
         "latentrec BiasedMF (fit of one epoch)": """
             from latentrec import BiasedMF
             data = interactions("explicit")
-            times = []
-            for _ in range(repeats + 1):
-                model = BiasedMF(factors=factors, epochs=1)
-                started = time.perf_counter()
-                model.fit(data, show_progress=False)
-                times.append(time.perf_counter() - started)
-            report(times[1:], note="fit() of one epoch, setup (block layout) included")
+            report(timed_fits(lambda: BiasedMF(factors=factors, epochs=1),
+                              lambda model: model.fit(data, show_progress=False)),
+                   note="fit() of one epoch, setup (block layout) included")
         """,
         "LIBMF (FPSGD, 2 threads)": """
             from libmf import mf

@@ -4,13 +4,14 @@
     python benchmarks/tune_implicit.py --dataset lastfm --model bpr
     python benchmarks/tune_implicit.py --dataset gowalla --model ials      (about 8 minutes)
 
-The test part is never read. ml-100k and Last.fm are split exactly as implicit_topn.py splits
-them (per user 80/20, seed 42) and the 20% test part is dropped unscored; Gowalla reads
-train.txt.gz alone. A validation split is carved from the training part (per user 20%,
-``--seed``, default 1); every setting is fitted on the other 80% and scored on the validation
-20% with the benchmark's own metric code, by NDCG@10 (Recall@20 on Gowalla, as in
-../shared/PEERS.md section E). The winner goes into ``TUNED`` in implicit_topn.py, which refits
-it on the whole training part and scores it once on the test part.
+The test part is never scored: the data is split exactly as the benchmark splits it
+(``latentrec.bench.load_split``: ml-100k and Last.fm per user 80/20 with seed 42, Gowalla's
+published files) and the test part is dropped. A validation split is carved from the training
+part (per user 20%, ``--seed``, default 1); every setting is fitted on the other 80% and scored
+on the validation 20% with the benchmark's own metric code, by NDCG@10 (Recall@20 on Gowalla,
+as in ../shared/PEERS.md section E). The winner goes into ``TUNED_IMPLICIT`` in
+latentrec/bench/_suites.py; the benchmark refits it on the whole training part and scores it
+once on the test part.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 
 import numpy as np
 from _common import datasets_dir, markdown_table, save
-from implicit_topn import _read_adjacency, load, relevant_matrix, score
+
+from latentrec.bench import load_split, relevant_matrix, score_top_k
 
 
 def grid(base: dict[str, Any], **axes: tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -73,13 +75,8 @@ METRIC = {"ml-100k": "ndcg@10", "lastfm": "ndcg@10", "gowalla": "recall@20"}
 
 
 def load_train(dataset: str, root: Path) -> Any:
-    """The benchmark's training part only."""
-    from latentrec import Interactions
-
-    if dataset == "gowalla":
-        users, items = _read_adjacency(root / "gowalla-lightgcn" / "train.txt.gz")
-        return Interactions.from_arrays(users, items, feedback="implicit")
-    train, _ = load(dataset, root)  # the test part is split off and dropped, never scored
+    """The benchmark's training part only (the test part is split off and dropped)."""
+    train, _ = load_split("implicit", dataset, root)
     return train
 
 
@@ -109,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         model = model_class(**params).fit(fit_part, show_progress=False)
         fit_s = time.perf_counter() - started
         top = np.asarray(model._top_k(users, k)[0])
-        rows.append({"params": params, **score(top, relevant, fit_part.n_items, k),
+        rows.append({"params": params, **score_top_k(top, relevant, fit_part.n_items, k),
                      "fit_s": fit_s})
         print(f"{params}: {metric} {rows[-1][metric]:.4f} ({fit_s:.1f} s)", file=sys.stderr)
     rows.sort(key=lambda row: -row[metric])

@@ -266,12 +266,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     @app.get("/v1/model", response_model=schemas.ModelInfo, tags=["service"], responses=errors)
     async def model_info() -> Any:
-        loaded = current
-        served = loaded.model
-        return {"kind": served.kind, "config": served.get_params(), "feedback": served.feedback_,
-                "users": served.n_users, "items": served.n_items,
-                "model_dir": loaded.model_dir, "library_version": library_version(),
-                "loaded_at": loaded.loaded_at}
+        return _describe(current)
 
     @app.get("/v1/users/{user}/recommendations", response_model=schemas.Recommendation,
              responses=errors, tags=["recommend"])
@@ -359,13 +354,17 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             metrics.reloads["done"] += 1
             if sync is not None:
                 seen_version[0] = _write_sync(sync, str(Path(body.model_dir).resolve()))
-        loaded = current
-        return {"kind": loaded.model.kind, "config": loaded.model.get_params(),
-                "feedback": loaded.model.feedback_, "users": loaded.model.n_users,
-                "items": loaded.model.n_items, "model_dir": loaded.model_dir,
-                "library_version": library_version(), "loaded_at": loaded.loaded_at}
+        return _describe(current)
 
     return app
+
+
+def _describe(loaded: _Loaded) -> dict[str, Any]:
+    """The body of ``GET /v1/model`` (and of a successful reload) for a loaded model."""
+    served = loaded.model
+    return {"kind": served.kind, "config": served.get_params(), "feedback": served.feedback_,
+            "users": served.n_users, "items": served.n_items, "model_dir": loaded.model_dir,
+            "library_version": library_version(), "loaded_at": loaded.loaded_at}
 
 
 class _LimitAndMeasure:

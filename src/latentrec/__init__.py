@@ -38,6 +38,7 @@ _EXPORTS = {
     "FactorModel": "latentrec.models",
     "MatrixFactorization": "latentrec.models",
     "BiasedMF": "latentrec.models",
+    "BayesianMF": "latentrec.models",
     "ALS": "latentrec.models",
     "BPR": "latentrec.models",
     "EASE": "latentrec.models",
@@ -49,13 +50,16 @@ _EXPORTS = {
     "evaluate": "latentrec.evaluation",
     "Trainer": "latentrec.training",
     "EarlyStopping": "latentrec.training",
+    "Checkpoint": "latentrec.training",
 }
 
 __all__ = [
     "ALS",
     "BPR",
     "EASE",
+    "BayesianMF",
     "BiasedMF",
+    "Checkpoint",
     "EarlyStopping",
     "FactorModel",
     "IdMap",
@@ -96,6 +100,7 @@ if TYPE_CHECKING:
         ALS,
         BPR,
         EASE,
+        BayesianMF,
         BiasedMF,
         FactorModel,
         ImplicitALS,
@@ -106,7 +111,7 @@ if TYPE_CHECKING:
         load,
         model_kinds,
     )
-    from latentrec.training import EarlyStopping, Trainer
+    from latentrec.training import Checkpoint, EarlyStopping, Trainer
 
 
 def __getattr__(name: str) -> Any:

@@ -70,7 +70,7 @@ def evaluate(
         raise TypeError(f"model must be a latentrec model, got {type(model).__name__}")
     if not isinstance(test, Interactions):
         raise TypeError(f"test must be Interactions, got {type(test).__name__}")
-    model._require_fitted()
+    model.require_fitted()
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}")
     rating_ok = test.values is not None and test.is_explicit and model.feedback_ == "explicit"
@@ -87,12 +87,12 @@ def evaluate(
             "rmse and mae need explicit ratings in both the training data and the test data"
         )
 
-    user_index, item_index = model._align(test)
+    user_index, item_index = model.to_indices(test)
     unknown_row = (user_index < 0) | (item_index < 0)
     rows: list[tuple[str, float]] = []
     if any(name in RATING_METRICS for name in wanted):
         assert test.values is not None  # rating_ok checked it
-        predictions = model._predict_aligned(user_index, item_index)
+        predictions = model.score_indices(user_index, item_index)
         for name in RATING_METRICS:
             if name in wanted:
                 rows.append((name, getattr(m, name)(test.values, predictions)))
@@ -130,7 +130,7 @@ def _ranking_rows(model: Recommender, test: Interactions, user_index: np.ndarray
     )
     relevant.sum_duplicates()
     test_users = model.users_.index_of(test.users.to_numpy(), on_unknown="ignore")
-    top_items, _ = model._top_k(test_users, k, exclude_seen=exclude_seen)
+    top_items, _ = model.top_k_indices(test_users, k, exclude_seen=exclude_seen)
     rows = []
     for name in names:
         if name == "coverage":
@@ -171,8 +171,8 @@ def _sampled_rows(model: Recommender, test: Interactions, user_index: np.ndarray
         if not clash.any():
             break
         sampled[clash] = rng.integers(0, n_items, size=int(clash.sum()))
-    positive_scores = model._predict_aligned(users, positives)
-    negative_scores = model._predict_aligned(np.repeat(users, negatives), sampled.reshape(-1)
+    positive_scores = model.score_indices(users, positives)
+    negative_scores = model.score_indices(np.repeat(users, negatives), sampled.reshape(-1)
                                              ).reshape(len(users), negatives)
     rank = (negative_scores > positive_scores[:, None]).sum(axis=1)
     hit = rank < k

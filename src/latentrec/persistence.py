@@ -1,4 +1,4 @@
-"""Model directories: weights in safetensors, everything else in JSON. Nothing executes code.
+"""Model directories and the registry of model kinds. Nothing executes code on load.
 
 A model directory holds ``model.json`` (format and library version, model kind, config, id maps,
 metadata, and the SHA-256 of the weights) and ``weights.safetensors``. Loading checks the format
@@ -12,13 +12,90 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-from latentrec.errors import ModelFileError
+from latentrec.errors import InvalidParameterError, ModelFileError
 
-__all__ = ["FORMAT_VERSION", "read_model_dir", "write_model_dir"]
+__all__ = [
+    "FORMAT_VERSION",
+    "SavedModel",
+    "load",
+    "model_kinds",
+    "read_model_dir",
+    "register_kind",
+    "write_model_dir",
+]
+
+#: entry-point group through which other packages add model kinds (see docs/extending.md)
+ENTRY_POINT_GROUP = "latentrec.models"
+_KINDS: dict[str, type[Any]] = {}
+_ENTRY_POINTS_LOADED = False
+
+
+class SavedModel(Protocol):
+    """What :func:`load` needs from a registered model class."""
+
+    kind: str
+
+    @classmethod
+    def upgrade_model_file(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        """``meta`` of an older file in today's form (another ``kind`` moves it there)."""
+        ...
+
+    @classmethod
+    def from_model_files(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+                         where: Path) -> Any:
+        """A fitted model from a verified directory's description and tensors."""
+        ...
+
+
+def register_kind(kind: str, cls: type[Any]) -> None:
+    """Make ``cls`` (a :class:`SavedModel`) the class that :func:`load` and ``latentrec train
+    --model`` use for ``kind``. Models register themselves by defining ``kind`` (see ``Recommender``)."""
+    if not isinstance(kind, str) or not kind or kind != kind.strip():
+        raise InvalidParameterError(f"a model kind must be a non-empty name, got {kind!r}")
+    known = _KINDS.get(kind)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise InvalidParameterError(
+            f"model kind {kind!r} is already registered by {known.__module__}."
+            f"{known.__qualname__}; choose another kind for {cls.__qualname__}")
+    _KINDS[kind] = cls
+
+
+def model_kinds() -> dict[str, type[Any]]:
+    """Registered model kinds: the names in saved files and of ``latentrec train --model``.
+
+    Kinds from other installed packages are found through the ``latentrec.models`` entry-point
+    group the first time this is called.
+    """
+    global _ENTRY_POINTS_LOADED
+    if not _ENTRY_POINTS_LOADED:
+        from importlib.metadata import entry_points
+
+        _ENTRY_POINTS_LOADED = True
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            entry.load()  # defining the class registers it
+    return dict(_KINDS)
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a model saved with ``Recommender.save``. Never executes code from the files.
+
+    Raises :class:`~latentrec.errors.ModelFileError` for a truncated, tampered or
+    newer-format directory and ``FileNotFoundError`` when it does not exist.
+    """
+    meta, tensors = read_model_dir(path)
+    where = Path(path) / META_FILE
+    kinds = model_kinds()
+    kind = meta.get("kind")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ModelFileError(f"{where}: unknown model kind {kind!r}; known: {sorted(kinds)}")
+    meta = kinds[kind].upgrade_model_file(meta)
+    if meta.get("kind") not in kinds:
+        raise ModelFileError(f"{where}: unknown model kind {meta.get('kind')!r}")
+    return kinds[meta["kind"]].from_model_files(meta, tensors, where)
 
 FORMAT_VERSION = 1
 META_FILE = "model.json"

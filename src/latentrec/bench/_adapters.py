@@ -89,7 +89,7 @@ def _latentrec(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
 
     def answer(model: Any) -> np.ndarray:
         if arrays.rank_users is not None:
-            return np.asarray(model._top_k(arrays.rank_users, k)[0])
+            return np.asarray(model.top_k_indices(arrays.rank_users, k)[0])
         return np.asarray(model.predict(arrays.test_user_ids, arrays.test_item_ids,
                                         on_unknown="fallback"), dtype=np.float64)
 

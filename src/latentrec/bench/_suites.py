@@ -33,8 +33,6 @@ MISSING_PEER_REASONS: dict[str, str] = {
 }
 
 # chosen on a validation split of u1.base by benchmarks/tune_ml100k.py
-TUNED_BIASED_MF: dict[str, Any] = {"solver": "gibbs", "factors": 10, "epochs": 300,
-                                   "burn_in": 25}
 TUNED_SGD: dict[str, Any] = {"factors": 200}
 
 # chosen on validation splits by benchmarks/tune_implicit.py (see docs/BENCHMARKS.md)
@@ -90,8 +88,7 @@ def _explicit_contenders() -> list[Contender]:
     libmf_tuned = {"k": 32, "nr_iters": 50, "lambda_p2": 0.1, "lambda_q2": 0.1, "eta": 0.05}
     return [
         Contender("latentrec BiasedMF (defaults)", "latentrec", "latentrec.BiasedMF"),
-        Contender("latentrec BiasedMF (tuned: gibbs)", "latentrec", "latentrec.BiasedMF",
-                  TUNED_BIASED_MF),
+        Contender("latentrec BayesianMF (defaults)", "latentrec", "latentrec.BayesianMF"),
         Contender("latentrec BiasedMF (tuned: sgd)", "latentrec", "latentrec.BiasedMF",
                   TUNED_SGD),
         Contender("latentrec MatrixFactorization (seed defaults)", "latentrec",

@@ -120,6 +120,15 @@ class IdMap:
             )
         return self._index.to_numpy()[positions]
 
+    def canonical(self, ids: Sequence[Any]) -> list[Any]:
+        """Each id in this map's own spelling (``"7"`` becomes ``7`` in a map of integer ids),
+        as a plain Python value; ids the map does not hold are returned as given."""
+        given = list(ids)
+        index = self.index_of(given, on_unknown="ignore")
+        spelled = self._index.to_numpy()
+        return [_python(spelled[i]) if i >= 0 else raw
+                for i, raw in zip(index.tolist(), given, strict=True)]
+
     def to_numpy(self) -> np.ndarray:
         return self._index.to_numpy()
 

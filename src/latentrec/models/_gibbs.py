@@ -1,4 +1,4 @@
-"""Bayesian biased matrix factorisation sampled by Gibbs sweeps (``BiasedMF(solver="gibbs")``).
+"""Gibbs sweeps of Bayesian biased matrix factorisation (:class:`~latentrec.BayesianMF`).
 
 This is BPMF (Salakhutdinov & Mnih 2008) with biases. Ratings are standardised,
 ``z = (r - mean) / std``, and the model is::
@@ -22,7 +22,7 @@ whenever its width passes a bound, so memory does not grow with the number of sa
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -35,7 +35,8 @@ from latentrec.models._kernels import csr_gram, gaussian_rows
 
 if TYPE_CHECKING:
     from latentrec.data import Interactions
-    from latentrec.models.biased_mf import BiasedMF
+    from latentrec.models.factor import FactorModel
+    from latentrec.training import Validator
 
 __all__ = ["GibbsTrainable", "compress_factors"]
 
@@ -70,36 +71,17 @@ class GibbsTrainable:
     """Gibbs sweeps of Bayesian biased MF behind the :class:`~latentrec.training.Trainable`
     protocol; :meth:`publish` stores the posterior mean in ``model`` as one factor model.
 
-    Parameters
-    ----------
-    model
-        The :class:`~latentrec.models.BiasedMF` being fitted: ``config.factors`` is the latent
-        dimension of each sample, ``config.epochs`` the number of sweeps, the first
-        ``config.burn_in`` of them discarded, and ``config.seed`` seeds every draw.
-    data
-        Training ratings.
-    valid
-        ``None`` or ``(user_index, item_index, ratings)`` aligned to ``model`` (index ``-1``
-        for ids the model does not know); enables ``valid_rmse`` in the logs.
-
-    Examples
-    --------
-    >>> from latentrec import BiasedMF
-    >>> from latentrec.datasets import synthetic
-    >>> model = BiasedMF(solver="gibbs", factors=4, epochs=20, burn_in=10)
-    >>> model = model.fit(synthetic(200, 100), show_progress=False)
-    >>> model.user_factors_.shape[1] <= 64
-    True
+    ``model.config`` gives ``factors`` (latent dimension of each sample), ``burn_in`` (sweeps
+    discarded before averaging), ``init_std`` and ``seed`` (every draw). Validation RMSE is
+    computed from the running sums (:meth:`validate`), without publishing every sweep.
     """
 
-    def __init__(self, model: BiasedMF, data: Interactions,
-                 valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+    def __init__(self, model: FactorModel, data: Interactions) -> None:
         config = model.config
-        burn_in = config.burn_in  # BiasedMFConfig checked it against epochs
-        if data.values is None:  # BiasedMF.fit checks this first; keeps mypy precise
-            raise InvalidParameterError("solver='gibbs' fits ratings; this data has no values")
+        if data.values is None:  # BayesianMF checks this first; keeps mypy precise
+            raise InvalidParameterError("BayesianMF fits ratings; this data has no values")
         self.model = model
-        self.burn_in = int(burn_in)
+        self.burn_in = int(config.burn_in)
         self.sweep = 0
         self.rng = numpy_rng(config.seed)
         k = config.factors
@@ -144,16 +126,12 @@ class GibbsTrainable:
         self.user_bias_sum = np.zeros(n_users)
         self.item_bias_sum = np.zeros(n_items)
         self.samples = 0
-        self.valid = valid
-        self.valid_sum = None if valid is None else np.zeros(len(valid[0]))
 
     # ------------------------------------------------------------------ Trainable
     def train_epoch(self) -> dict[str, float]:
         """One Gibbs sweep; after burn-in the sample joins the posterior mean.
 
-        Returns ``loss`` (training MSE of the current sample, original units) and, with
-        validation data, ``valid_rmse`` of the running posterior mean (of the current sample
-        during burn-in).
+        Returns ``loss``, the training MSE of the current sample in original units.
         """
         k = self.k
         x, y = self.user_sample, self.item_sample
@@ -167,12 +145,12 @@ class GibbsTrainable:
             self.item_partner[:, :k] = y[:, :k]
             gaussian_rows(user_ptr, user_cols, self.z_by_user - y[user_cols, k],
                           self.item_partner, mean, precision, self.alpha,
-                          self.rng.standard_normal(x.shape), x)
+                          np.asarray(self.rng.standard_normal(x.shape)), x)
             mean, precision = _sample_normal_wishart(y, self.rng)
             self.user_partner[:, :k] = x[:, :k]
             gaussian_rows(item_ptr, item_cols, self.z_by_item - x[item_cols, k],
                           self.user_partner, mean, precision, self.alpha,
-                          self.rng.standard_normal(y.shape), y)
+                          np.asarray(self.rng.standard_normal(y.shape)), y)
             squared_error = self._squared_error()
         finally:
             numba.set_num_threads(previous)
@@ -181,10 +159,7 @@ class GibbsTrainable:
         self.sweep += 1
         if self.sweep > self.burn_in:
             self._accumulate()
-        logs = {"loss": squared_error * self.scale**2 / self.n_ratings}
-        if self.valid is not None and self.valid_sum is not None:
-            logs["valid_rmse"] = self._valid_rmse(self.valid, self.valid_sum)
-        return logs
+        return {"loss": squared_error * self.scale**2 / self.n_ratings}
 
     def publish(self) -> None:
         """Set the model's factors to the posterior mean, in original rating units.
@@ -216,34 +191,44 @@ class GibbsTrainable:
             self.global_mean,
         )
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The sampler's state: current sample, noise precision and the running sums."""
-        state = {
-            "user_sample": self.user_sample, "item_sample": self.item_sample,
-            "user_sum": self.user_sum[:, :self.width], "item_sum": self.item_sum[:, :self.width],
-            "user_bias_sum": self.user_bias_sum, "item_bias_sum": self.item_bias_sum,
-            "alpha": np.array(self.alpha), "samples": np.array(self.samples),
-            "sweep": np.array(self.sweep),
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's state: current sample, noise precision, running sums, random stream."""
+        return {
+            "user_sample": self.user_sample.copy(), "item_sample": self.item_sample.copy(),
+            "user_sum": self.user_sum[:, :self.width].copy(),
+            "item_sum": self.item_sum[:, :self.width].copy(),
+            "user_bias_sum": self.user_bias_sum.copy(), "item_bias_sum": self.item_bias_sum.copy(),
+            "alpha": self.alpha, "samples": self.samples, "sweep": self.sweep,
+            "rng": self.rng.bit_generator.state,
         }
-        if self.valid_sum is not None:
-            state["valid_sum"] = self.valid_sum
-        return {name: torch.from_numpy(np.array(array, copy=True))
-                for name, array in state.items()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore a snapshot from :meth:`state_dict` (the random stream is not rewound)."""
-        self.user_sample[...] = state["user_sample"].numpy()
-        self.item_sample[...] = state["item_sample"].numpy()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.user_sample[...] = state["user_sample"]
+        self.item_sample[...] = state["item_sample"]
         self.width = int(state["user_sum"].shape[1])
-        self.user_sum[:, :self.width] = state["user_sum"].numpy()
-        self.item_sum[:, :self.width] = state["item_sum"].numpy()
-        self.user_bias_sum[...] = state["user_bias_sum"].numpy()
-        self.item_bias_sum[...] = state["item_bias_sum"].numpy()
+        self.user_sum[:, :self.width] = state["user_sum"]
+        self.item_sum[:, :self.width] = state["item_sum"]
+        self.user_bias_sum[...] = state["user_bias_sum"]
+        self.item_bias_sum[...] = state["item_bias_sum"]
         self.alpha = float(state["alpha"])
         self.samples = int(state["samples"])
         self.sweep = int(state["sweep"])
-        if self.valid_sum is not None and "valid_sum" in state:
-            self.valid_sum[...] = state["valid_sum"].numpy()
+        self.rng.bit_generator.state = state["rng"]
+
+    def validate(self, validator: Validator) -> float:
+        """``valid_rmse`` of the running posterior mean (of the current sample during
+        burn-in), clipped like ``predict``. It reads the running sums directly rather than
+        publishing every sweep: a QR + SVD per sweep would cost more than the sweep itself."""
+        users, items, ratings = validator.users, validator.items, validator.ratings  # type: ignore[attr-defined]
+        if self.samples:
+            scores = self._mean_scores(users, items)
+        else:
+            scores = self._sample_scores(users, items)
+        predictions = self.global_mean + self.scale * scores
+        clip = self.model._clip_range
+        if clip is not None:
+            predictions = np.clip(predictions, *clip)
+        return rmse(ratings, predictions)
 
     # ------------------------------------------------------------------ helpers
     def _squared_error(self) -> float:
@@ -290,8 +275,6 @@ class GibbsTrainable:
         self.user_bias_sum += self.user_sample[:, k]
         self.item_bias_sum += self.item_sample[:, k]
         self.samples += 1
-        if self.valid is not None and self.valid_sum is not None:
-            self.valid_sum += self._sample_scores(self.valid[0], self.valid[1])
 
     def _sample_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """The current sample's standardised predictions for index pairs; an unknown side
@@ -306,19 +289,18 @@ class GibbsTrainable:
                                   k)
         return scores
 
-    def _valid_rmse(self, valid: tuple[np.ndarray, np.ndarray, np.ndarray],
-                    valid_sum: np.ndarray) -> float:
-        """RMSE of the running posterior mean (the current sample during burn-in) on the
-        validation pairs, clipped like ``predict``. It sums per-sample scores as they come
-        rather than publishing every sweep: a QR + SVD per sweep would cost more than the
-        sweep itself."""
-        users, items, ratings = valid
-        scores = valid_sum / self.samples if self.samples else self._sample_scores(users, items)
-        predictions = self.global_mean + self.scale * scores
-        clip = self.model._clip_range
-        if clip is not None:
-            predictions = np.clip(predictions, *clip)
-        return rmse(ratings, predictions)
+    def _mean_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The posterior mean's standardised predictions for index pairs (unknown side: no
+        factor term, as in the model's fallback)."""
+        known_users, known_items = users >= 0, items >= 0
+        both = known_users & known_items
+        scores = np.zeros(len(users))
+        scores[known_users] += self.user_bias_sum[users[known_users]]
+        scores[known_items] += self.item_bias_sum[items[known_items]]
+        width = self.width
+        scores[both] += np.einsum("ab,ab->a", self.user_sum[users[both], :width],
+                                  self.item_sum[items[both], :width])
+        return scores / self.samples
 
 
 def compress_factors(left: torch.Tensor, right: torch.Tensor,

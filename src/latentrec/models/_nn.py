@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,10 +11,8 @@ from torch import nn
 
 from latentrec._rng import derive_seed, torch_generator
 from latentrec.data import Interactions
-from latentrec.errors import InvalidParameterError
-from latentrec.metrics import rmse
-from latentrec.models.base import FactorModel, ModelConfig, train
-from latentrec.training import Callback
+from latentrec.models.config import EpochConfig
+from latentrec.models.factor import FactorModel
 from latentrec.training.minibatch import (
     OPTIMIZERS,
     SPARSE_OPTIMIZERS,
@@ -69,31 +67,29 @@ class MinibatchFactorTrainable:
 
     The targets are the ratings divided by ``scale``; published factors are multiplied by
     ``sqrt(scale)`` and biases by ``scale``, so predictions are in the original units. Reports
-    ``loss`` (the mean training objective, in original units) and, with validation data,
-    ``valid_rmse``.
+    ``loss``, the mean training objective in original units.
     """
 
-    def __init__(self, model: FactorModel, module: FactorModule, users: np.ndarray,
-                 items: np.ndarray, ratings: np.ndarray, *, optimizer: str, lr: float,
-                 batch_size: int | None, reg: float, reg_bias: float, lr_decay: float,
-                 seed: int | None, device: torch.device,
-                 valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-                 scale: float = 1.0) -> None:
+    def __init__(self, model: FactorModel, data: Interactions, *, biases: bool,
+                 global_mean: float, scale: float = 1.0) -> None:
+        config: SGDConfig = model.config
+        device = resolve_device(config.device)
         self.model = model
-        self.module = module.to(device)
+        self.module = FactorModule(
+            data.n_users, data.n_items, config.factors, biases=biases,
+            sparse=config.optimizer in SPARSE_OPTIMIZERS, init_std=config.init_std,
+            global_mean=global_mean / scale, generator=torch_generator(config.seed),
+        ).to(device)
         self.device = device
-        self.users = torch.from_numpy(users).to(device)
-        self.items = torch.from_numpy(items).to(device)
-        self.ratings = torch.from_numpy(ratings.astype(np.float32)).to(device)
-        self.reg, self.reg_bias = reg, reg_bias
-        self.valid = valid
+        self.users = torch.from_numpy(data.user_index).to(device)
+        self.items = torch.from_numpy(data.item_index).to(device)
+        self.ratings = torch.from_numpy((data.weights() / scale).astype(np.float32)).to(device)
+        self.reg = config.reg
+        self.reg_bias = float(getattr(config, "reg_bias", 0.0))
         self.scale = scale
-        self.loop = MinibatchLoop(self.module, self._loss, len(ratings), optimizer, lr,
-                                  batch_size, lr_decay=lr_decay, seed=seed, device=device)
-
-    @staticmethod
-    def sparse_for(optimizer: str) -> bool:
-        return optimizer in SPARSE_OPTIMIZERS
+        self.loop = MinibatchLoop(self.module, self._loss, len(data), config.optimizer,
+                                  config.lr, config.batch_size, lr_decay=config.lr_decay,
+                                  seed=derive_seed(config.seed, 1), device=device)
 
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         users, items = self.users[rows], self.items[rows]
@@ -104,12 +100,11 @@ class MinibatchFactorTrainable:
         return loss
 
     def publish(self) -> None:
-        """Copy the module's parameters into the model's learned state."""
         module, scale = self.module, self.scale
         root = scale**0.5
         self.model._set_factors(
-            module.user_factors.weight.detach() * root,
-            module.item_factors.weight.detach() * root,
+            module.user_factors.weight.detach().clone() * root,
+            module.item_factors.weight.detach().clone() * root,
             None if module.user_bias is None else module.user_bias.weight.detach() * scale,
             None if module.item_bias is None else module.item_bias.weight.detach() * scale,
             float(module.global_mean) * scale,
@@ -118,81 +113,37 @@ class MinibatchFactorTrainable:
     def train_epoch(self) -> dict[str, float]:
         logs = self.loop.train_epoch()
         logs["loss"] *= self.scale**2
-        if self.valid is not None:
-            self.publish()
-            users, items, ratings = self.valid
-            logs["valid_rmse"] = rmse(ratings, self.model._predict_aligned(users, items))
         return logs
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
+                "loop": self.loop.state_dict()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
-
-
-def fit_by_minibatches(model: FactorModel, data: Interactions, valid: Interactions | None,
-                       callbacks: Sequence[Callback], show_progress: bool, *, biases: bool,
-                       global_mean: float, scale: float = 1.0) -> None:
-    """``scale`` divides the ratings during training (see ``MinibatchFactorTrainable``)."""
-    """Fit ``model`` (whose config is an :class:`SGDConfig`) with the PyTorch minibatch loop."""
-    config: SGDConfig = model.config  # type: ignore[assignment]
-    device = resolve_device(config.device)
-    generator = torch_generator(config.seed)
-    module = FactorModule(
-        data.n_users, data.n_items, config.factors, biases=biases,
-        sparse=MinibatchFactorTrainable.sparse_for(config.optimizer),
-        init_std=config.init_std, global_mean=global_mean / scale, generator=generator,
-    )
-    trainable = MinibatchFactorTrainable(
-        model, module, data.user_index, data.item_index, data.weights() / scale,
-        optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
-        reg=config.reg, reg_bias=getattr(config, "reg_bias", 0.0), lr_decay=config.lr_decay,
-        seed=derive_seed(config.seed, 1), device=device, scale=scale,
-        valid=None if valid is None else validation_arrays(model, valid),
-    )
-    train(model, trainable, epochs=config.epochs,
-          monitor="valid_rmse" if valid is not None else None, mode="min",
-          patience=config.patience, callbacks=callbacks, show_progress=show_progress)
-
-
-def validation_arrays(model: FactorModel,
-                      valid: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not isinstance(valid, Interactions):
-        raise TypeError(f"valid must be Interactions, got {type(valid).__name__}")
-    if valid.values is None:
-        raise InvalidParameterError("valid must carry ratings to compute valid_rmse")
-    users, items = model._align(valid)
-    return users, items, valid.values
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.loop.load_state_dict(state["loop"])
 
 
 @dataclasses.dataclass(frozen=True)
-class SGDConfig(ModelConfig):
+class SGDConfig(EpochConfig):
     """Hyperparameters shared by the factor models trained by gradient descent."""
 
     factors: int = 64
-    epochs: int = 20
     lr: float = 0.01
     reg: float = 0.02
     optimizer: str = "sgd"
     batch_size: int | None = 1024
     init_std: float = 0.1
     lr_decay: float = 1.0
-    patience: int | None = None
-    seed: int | None = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.check_positive("factors", "epochs", integer=True)
+        super().__post_init__()
+        self.check_positive("factors", integer=True)
         self.check_positive("lr", "init_std", "lr_decay")
         self.check_non_negative("reg")
         self.check_choice("optimizer", OPTIMIZERS)
         if self.batch_size is not None:
             self.check_positive("batch_size", integer=True)
-        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(
-                self.patience, int) or self.patience < 1):
-            raise InvalidParameterError(f"patience must be an integer >= 1 or None, got "
-                                        f"{self.patience!r}")
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a string, got {type(self.device).__name__}")
-        self.check_seed()

@@ -69,7 +69,7 @@ class ItemIndex:
             raise InvalidParameterError(f"method must be one of {list(METHODS)}, got {method!r}")
         if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
             raise InvalidParameterError(f"probes must be an integer >= 1, got {probes!r}")
-        model._require_fitted()
+        model.require_fitted()
         items = model.item_factors_.detach().cpu().numpy().astype(np.float32)
         bias = (np.zeros(len(items), dtype=np.float32) if model.item_bias_ is None
                 else model.item_bias_.detach().cpu().numpy().astype(np.float32))
@@ -110,13 +110,11 @@ class ItemIndex:
     def _estimate_recall(self, seed: int) -> float:
         """Share of the exact top-10 (seen items excluded) that the index returns, on a seeded
         sample of users: a cheap check that catches an index built on unsuitable vectors."""
-        from latentrec.models.base import Recommender
-
         model = self._model
         rng = np.random.default_rng(seed)
         users = rng.choice(model.n_users, min(_RECALL_USERS, model.n_users), replace=False)
         # exact scores 32 users at a time: 256 rows of a 1M-item catalogue would take 1 GB
-        exact = np.concatenate([Recommender._top_k(model, part, 10)[0]
+        exact = np.concatenate([model.top_k_indices(part, 10, approximate=False)[0]
                                 for part in np.array_split(users, -(-len(users) // 32))])
         approx, _ = self.search(users, 10)
         wanted = exact >= 0

@@ -1,22 +1,29 @@
-"""The contract every model follows, and what all models share: raw ids, scoring, top-k,
-fallbacks, persistence.
+"""The contract every model follows: raw ids in and out, one ``fit`` for every model, the
+public index-level API, top-k with seen-item masking, fallbacks and persistence.
 
-A model subclasses :class:`Recommender` (or :class:`FactorModel` when it learns user and item
-factors), names itself with ``kind`` (the name in saved files and on the command line), declares a
-frozen ``Config`` dataclass, and implements ``fit`` plus the index-level scoring hooks. Callers
-never see indices: every public method takes and returns raw ids.
+A model subclasses :class:`Recommender` (or :class:`~latentrec.models.factor.FactorModel` when
+it learns user and item factors), names itself with ``kind`` (the name in saved files and on
+the command line), declares a frozen ``Config`` dataclass and a keyword-only ``__init__`` with
+the same parameters, and implements:
+
+- ``_trainable(data)`` (a :class:`~latentrec.training.Trainable`, for models that train in
+  epochs) **or** ``_fit_closed_form(data)`` (for models solved in one go);
+- ``_score_pairs`` and ``_score_users`` (index-level scoring);
+- ``_tensors`` and ``_restore`` (what is saved).
+
+``fit`` itself is written once, here. docs/extending.md walks through a complete model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, Self, overload
+from typing import Any, ClassVar, Literal, Self, overload
 
 import numpy as np
 import pandas as pd
@@ -24,110 +31,107 @@ import scipy.sparse as sp
 import torch
 
 from latentrec.data import IdMap, Interactions
-from latentrec.errors import (
-    InvalidParameterError,
-    ModelFileError,
-    NotFittedError,
+from latentrec.errors import DataWarning, InvalidParameterError, ModelFileError, NotFittedError
+from latentrec.models._ranking import (
+    SCORE_CHUNK,
+    as_list,
+    canonical_ids,
+    check_k,
+    is_scalar,
+    mask_scores,
+    top_frame,
+    top_k,
 )
-from latentrec.models._solvers import SparseRows
-from latentrec.persistence import read_model_dir, write_model_dir
-from latentrec.training import Callback, EarlyStopping, Trainable, Trainer
+from latentrec.models.config import EpochConfig, ModelConfig
+from latentrec.persistence import register_kind, write_model_dir
+from latentrec.training import Callback, RankingValidator, RatingValidator, Trainable, Trainer
 
-__all__ = ["FactorModel", "ModelConfig", "Recommender", "load", "model_kinds"]
+__all__ = ["Recommender", "hyperparameters"]
 
 logger = logging.getLogger(__name__)
 
 OnUnknown = Literal["raise", "fallback"]
-_REGISTRY: dict[str, type[Recommender]] = {}
-#: rows of the score matrix computed at once by recommend/similar (bounds memory)
-_SCORE_CHUNK = 2048
+Feedback = Literal["explicit", "implicit", "any"]
 
 
-def model_kinds() -> dict[str, type[Recommender]]:
-    """Registered model kinds: the names used in saved files and by ``latentrec train --model``."""
-    return dict(_REGISTRY)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Base of every model's hyperparameters; subclasses validate in ``__post_init__``."""
-
-    def check_positive(self, *names: str, integer: bool = False) -> None:
-        for name in names:
-            value = getattr(self, name)
-            kind = (int,) if integer else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise TypeError(
-                    f"{name} must be {'an integer' if integer else 'a number'}, "
-                    f"got {type(value).__name__}"
-                )
-            if not value > 0 or (not integer and not math.isfinite(value)):
-                raise InvalidParameterError(f"{name} must be > 0, got {value!r}")
-
-    def check_non_negative(self, *names: str) -> None:
-        for name in names:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-            if not (value >= 0 and math.isfinite(value)):
-                raise InvalidParameterError(f"{name} must be >= 0, got {value!r}")
-
-    def check_choice(self, name: str, choices: Sequence[str]) -> None:
-        if getattr(self, name) not in choices:
-            raise InvalidParameterError(
-                f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}"
-            )
-
-    def check_seed(self) -> None:
-        seed = getattr(self, "seed", None)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise InvalidParameterError(
-                f"seed must be a non-negative integer or None, got {seed!r}")
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, (str, bytes, int, np.integer))
+def hyperparameters(local_variables: dict[str, Any]) -> dict[str, Any]:
+    """A model ``__init__``'s keyword arguments, from its ``locals()`` (see docs/extending.md)."""
+    return {name: value for name, value in local_variables.items()
+            if name not in ("self", "__class__")}
 
 
 class Recommender(ABC):
     """Base class of all latentrec models.
 
-    Subclasses set ``kind`` and ``Config`` and implement :meth:`fit`, :meth:`_score_pairs`,
-    :meth:`_score_users`, :meth:`_tensors` and :meth:`_restore`.
+    Class attributes a model sets: ``kind`` (registered name), ``Config`` (its frozen
+    hyperparameter dataclass), ``feedback`` (``"explicit"``: made for ratings, ``"implicit"``:
+    for clicks, plays and other implicit feedback, ``"any"``), ``validator`` (the validation
+    metric of models that train in epochs: :class:`~latentrec.training.RatingValidator` or
+    :class:`~latentrec.training.RankingValidator`), ``similarity`` (the sides for which
+    ``similar_items``/``similar_users`` are defined) and ``quick_params`` (small settings that
+    fit in a blink, for smoke tests and the contract suite).
     """
 
     kind: ClassVar[str]
     Config: ClassVar[type[ModelConfig]]
-    #: the sides for which similar_items / similar_users are defined
+    feedback: ClassVar[Feedback] = "any"
+    validator: ClassVar[type[RatingValidator] | type[RankingValidator]] = RatingValidator
     similarity: ClassVar[tuple[str, ...]] = ()
+    quick_params: ClassVar[dict[str, Any]] = {}
+    #: whether ``fit`` runs epochs (``_trainable``) or solves in one go (``_fit_closed_form``)
+    trains_in_epochs: ClassVar[bool] = False
+
+    config: Any
+    users_: IdMap
+    items_: IdMap
+    feedback_: str
+    seen_: sp.csr_matrix
+    item_popularity_: np.ndarray
+    rating_range_: tuple[float, float] | None
+    rating_mean_: float
+    rating_std_: float
+    history_: list[dict[str, float]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls.trains_in_epochs = cls._trainable is not Recommender._trainable
         if "kind" in cls.__dict__:
-            _REGISTRY[cls.kind] = cls
+            epochs_config = issubclass(cls.Config, EpochConfig)
+            if cls.trains_in_epochs != epochs_config:
+                raise TypeError(
+                    f"{cls.__qualname__}: a model that implements _trainable needs a Config "
+                    f"derived from EpochConfig (epochs, patience, seed), and only such a model")
+            register_kind(cls.kind, cls)
 
     def __init__(self, **params: Any) -> None:
         try:
             self.config = self.Config(**params)
         except TypeError as error:
             if "unexpected keyword" in str(error):
-                known = [f.name for f in dataclasses.fields(self.Config)]
                 bad = str(error).split("'")[-2] if "'" in str(error) else "?"
                 raise InvalidParameterError(
-                    f"{type(self).__name__} has no parameter {bad!r}; parameters: {known}"
-                ) from None
+                    f"{type(self).__name__} has no parameter {bad!r}; parameters: "
+                    f"{self.parameter_names()}") from None
             raise
         self._fitted = False
 
     # ------------------------------------------------------------------ parameters
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """The hyperparameters this model takes, in order."""
+        return [field.name for field in dataclasses.fields(cls.Config)]
+
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as a dict (scikit-learn style)."""
         return dataclasses.asdict(self.config)
 
     def set_params(self, **params: Any) -> Self:
         """Replace hyperparameters; invalid values fail here, not later in ``fit``."""
-        merged = {**self.get_params(), **params}
-        self.config = type(self)(**merged).config
+        unknown = sorted(set(params) - set(self.parameter_names()))
+        if unknown:
+            raise InvalidParameterError(f"{type(self).__name__} has no parameter "
+                                        f"{unknown[0]!r}; parameters: {self.parameter_names()}")
+        self.config = dataclasses.replace(self.config, **params)
         return self
 
     def clone(self) -> Self:
@@ -138,40 +142,105 @@ class Recommender(ABC):
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
 
+    @property
+    def monitor(self) -> tuple[str, Literal["min", "max"]] | None:
+        """The validation metric that early stopping watches and whether lower (``"min"``) or
+        higher (``"max"``) is better; ``None`` for models that do not train in epochs."""
+        if not self.trains_in_epochs:
+            return None
+        return self.validator.metric, self.validator.mode
+
     # ------------------------------------------------------------------ fitting
-    @abstractmethod
     def fit(
         self,
         data: Interactions,
         *,
         valid: Interactions | None = None,
-        callbacks: Sequence[Any] = (),
+        callbacks: Sequence[Callback] = (),
         show_progress: bool = True,
+        trainer: Trainer | None = None,
     ) -> Self:
-        """Learn from ``data``; ``valid`` enables validation metrics and early stopping."""
+        """Learn from ``data``.
+
+        For models that train in epochs, ``valid`` adds the validation metric (see
+        :attr:`monitor`) to every epoch of ``history_`` and, with ``patience`` set, stops
+        early and restores the best epoch; ``callbacks`` are called after every epoch. Pass a
+        :class:`~latentrec.training.Trainer` to control the loop further (checkpoints,
+        resume, callbacks). Models solved in closed form ignore ``valid`` and the loop options.
+        """
+        if not isinstance(data, Interactions):
+            raise TypeError(f"data must be Interactions, got {type(data).__name__}")
+        if valid is not None and not isinstance(valid, Interactions):
+            raise TypeError(f"valid must be Interactions, got {type(valid).__name__}")
+        if trainer is not None and callbacks:
+            raise InvalidParameterError("give callbacks to the Trainer (Trainer(callbacks=...)) "
+                                        "when you pass one")
+        self._check_data(data)
+        self._fitted = False
+        self._remember_data(data)
+        if not self.trains_in_epochs:
+            self._fit_closed_form(data)
+        else:
+            validator = None if valid is None else self.validator(self, valid)
+            trainable = self._trainable(data)
+            runner = trainer if trainer is not None else Trainer(callbacks=callbacks,
+                                                                 show_progress=show_progress)
+            config = self.config
+            identity = {"kind": self.kind, "users": data.n_users, "items": data.n_items,
+                        "interactions": len(data),
+                        "config": {k: v for k, v in self.get_params().items()
+                                   if k not in ("epochs", "patience")}}
+            self.history_ = runner.run(trainable, epochs=config.epochs, validator=validator,
+                                       patience=config.patience,
+                                       description=type(self).__name__, identity=identity)
+        self._fitted = True
+        return self
+
+    def _trainable(self, data: Interactions) -> Trainable:
+        """The trainable that fits this model (models that train in epochs implement this)."""
+        raise NotImplementedError
+
+    def _fit_closed_form(self, data: Interactions) -> None:
+        """Set the learned state from ``data`` in one go (models without epochs implement
+        this)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _trainable nor "
+                                  f"_fit_closed_form")
+
+    def _check_data(self, data: Interactions) -> None:
+        """Refuse data the model cannot learn from; warn when it is not made for it."""
+        name = type(self).__name__
+        if self.feedback == "explicit":
+            if data.values is None:
+                raise InvalidParameterError(
+                    f"{name} fits ratings; this data has no values (use an implicit-feedback "
+                    f"model such as ImplicitALS or BPR)")
+            if data.feedback == "implicit":
+                warnings.warn(
+                    f"{name} predicts ratings, but this data is implicit feedback (weights or "
+                    f"counts): its predictions would be counts and its rankings poor; use "
+                    f"ImplicitALS or BPR for implicit feedback", DataWarning, stacklevel=3)
+        elif self.feedback == "implicit" and data.feedback == "explicit":
+            warnings.warn(
+                f"{name} learns from implicit feedback, but this data holds ratings: every "
+                f"rating, low ones too, counts as a positive signal; pass "
+                f"data.as_implicit(min_value=...) to keep the liked items, or use a rating model",
+                DataWarning, stacklevel=3)
 
     def _remember_data(self, data: Interactions) -> None:
         """Keep what every fitted model needs: id maps, seen items, popularity, rating stats."""
-        if not isinstance(data, Interactions):
-            raise TypeError(f"data must be Interactions, got {type(data).__name__}")
-        self.users_: IdMap = data.users
-        self.items_: IdMap = data.items
-        self.feedback_: str = data.feedback
-        self.seen_: sp.csr_matrix = data.to_csr()
-        self.item_popularity_: np.ndarray = data.item_counts().astype(np.float32)
-        self.rating_range_: tuple[float, float] | None = data.rating_range()
-        self.rating_mean_: float = float(np.mean(data.weights()))
-        spread = float(np.std(data.weights(), dtype=np.float64))
-        self.rating_std_: float = spread if spread > 1e-6 else 1.0
-        self.history_: list[dict[str, float]] = []
+        self.users_ = data.users
+        self.items_ = data.items
+        self.feedback_ = data.feedback
+        self.seen_ = data.to_csr()
+        self.item_popularity_ = data.item_counts().astype(np.float32)
+        self.rating_range_ = data.rating_range()
+        weights = data.weights()
+        self.rating_mean_ = float(np.mean(weights)) if len(weights) else 0.0
+        spread = float(np.std(weights, dtype=np.float64)) if len(weights) else 0.0
+        self.rating_std_ = spread if spread > 1e-6 else 1.0
+        self.history_ = []
 
-    def _align(self, data: Interactions) -> tuple[np.ndarray, np.ndarray]:
-        """``data``'s rows as this model's user and item indices (``-1`` where unknown)."""
-        user_map = self.users_.index_of(data.users.to_numpy(), on_unknown="ignore")
-        item_map = self.items_.index_of(data.items.to_numpy(), on_unknown="ignore")
-        return user_map[data.user_index], item_map[data.item_index]
-
-    def _require_fitted(self) -> None:
+    def require_fitted(self) -> None:
         if not getattr(self, "_fitted", False):
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call fit(data) or load(path) first"
@@ -179,13 +248,69 @@ class Recommender(ABC):
 
     @property
     def n_users(self) -> int:
-        self._require_fitted()
+        if not hasattr(self, "users_"):
+            self.require_fitted()
         return len(self.users_)
 
     @property
     def n_items(self) -> int:
-        self._require_fitted()
+        if not hasattr(self, "items_"):
+            self.require_fitted()
         return len(self.items_)
+
+    # ------------------------------------------------------------------ index-level API
+    def to_indices(self, data: Interactions) -> tuple[np.ndarray, np.ndarray]:
+        """``data``'s rows as this model's user and item indices (``-1`` where unknown).
+
+        The index-level methods (:meth:`score_indices`, :meth:`top_k_indices`) take these;
+        they are what evaluation, benchmarks and serving use to score many rows at once.
+        ``model.users_.index_of(ids)`` gives the indices of raw ids.
+        """
+        if not isinstance(data, Interactions):
+            raise TypeError(f"data must be Interactions, got {type(data).__name__}")
+        user_map = self.users_.index_of(data.users.to_numpy(), on_unknown="ignore")
+        item_map = self.items_.index_of(data.items.to_numpy(), on_unknown="ignore")
+        return user_map[data.user_index], item_map[data.item_index]
+
+    def score_indices(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
+        """Predictions for pairs of indices (float32); a pair with an unknown side (``-1``)
+        gets the fallback that ``predict(..., on_unknown="fallback")`` gives."""
+        user_index = np.asarray(user_index, dtype=np.int64)
+        item_index = np.asarray(item_index, dtype=np.int64)
+        known = (user_index >= 0) & (item_index >= 0)
+        result = np.empty(len(user_index), dtype=np.float32)
+        if known.any():
+            result[known] = self._score_pairs(user_index[known], item_index[known])
+        if not known.all():
+            unknown = ~known
+            result[unknown] = self._fallback_pairs(user_index[unknown], item_index[unknown])
+        return result
+
+    def top_k_indices(self, user_index: np.ndarray, k: int, *, exclude_seen: bool = True,
+                      allowed: np.ndarray | None = None, approximate: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's top ``k`` item indices (``-1`` pads users with fewer candidates) and
+        their raw scores, best first.
+
+        Users with index ``-1`` get the fallback ranking (popularity). ``allowed`` restricts
+        the candidates to these item indices. ``approximate=False`` bypasses an approximate
+        index set with ``use_index``.
+        """
+        user_index = np.asarray(user_index, dtype=np.int64)
+        n_candidates = self.n_items if allowed is None else len(allowed)
+        seen = self.seen_ if exclude_seen else None
+        return top_k(lambda chunk: mask_scores(self._chunk_scores(chunk), chunk, seen, allowed),
+                     user_index, k, n_candidates)
+
+    def _chunk_scores(self, user_index: np.ndarray) -> torch.Tensor:
+        known = user_index >= 0
+        if known.all():
+            return self._score_users(user_index).float()
+        scores = self._fallback_scores().to(torch.float32).repeat(len(user_index), 1)
+        if known.any():
+            scores[torch.from_numpy(known)] = self._score_users(user_index[known]).float().to(
+                scores.device)
+        return scores
 
     # ------------------------------------------------------------------ scoring hooks
     @abstractmethod
@@ -203,6 +328,11 @@ class Recommender(ABC):
     def _fallback_scores(self) -> torch.Tensor:
         """Item scores for an unknown user: popularity (interaction counts)."""
         return torch.from_numpy(self.item_popularity_)
+
+    def _as_predictions(self, scores: np.ndarray) -> np.ndarray:
+        """Raw ranking scores as ``predict`` reports them (clipped to the rating range by
+        models that clip); lists are ranked by the raw scores, reported like this."""
+        return scores
 
     # ------------------------------------------------------------------ public API
     @overload
@@ -229,9 +359,9 @@ class Recommender(ABC):
         >>> 1.0 <= model.predict("b", "y") <= 5.0
         True
         """
-        self._require_fitted()
+        self.require_fitted()
         _check_on_unknown(on_unknown)
-        scalar = _is_scalar(users) and _is_scalar(items)
+        scalar = is_scalar(users) and is_scalar(items)
         user_index = self.users_.index_of(users, on_unknown=_lookup(on_unknown))
         item_index = self.items_.index_of(items, on_unknown=_lookup(on_unknown))
         if len(user_index) != len(item_index):
@@ -239,19 +369,8 @@ class Recommender(ABC):
                 f"users and items must have the same length, got {len(user_index)} and "
                 f"{len(item_index)}"
             )
-        result = self._predict_aligned(user_index, item_index)
+        result = self.score_indices(user_index, item_index)
         return float(result[0]) if scalar else result
-
-    def _predict_aligned(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
-        """Predictions for index pairs; pairs with an unknown side (``-1``) use the fallback."""
-        known = (user_index >= 0) & (item_index >= 0)
-        result = np.empty(len(user_index), dtype=np.float32)
-        if known.any():
-            result[known] = self._score_pairs(user_index[known], item_index[known])
-        if not known.all():
-            unknown = ~known
-            result[unknown] = self._fallback_pairs(user_index[unknown], item_index[unknown])
-        return result
 
     def recommend(
         self,
@@ -266,11 +385,13 @@ class Recommender(ABC):
         """Top-``k`` items for one user or many, best first.
 
         Returns a DataFrame with columns ``user, item, rank, score`` (raw ids, ``rank`` from 1),
-        users in the order given. ``exclude_seen`` drops items the user interacted with in
-        training; ``items`` restricts the candidates to an allow-list and ``exclude`` removes a
-        deny-list (unknown ids in either raise). A user with fewer than
-        ``k`` candidates gets fewer rows. With ``on_unknown="fallback"`` unknown users get the
-        most popular items and a ``fallback`` column marks those rows.
+        users in the order given. ``score`` is what :meth:`predict` gives for the pair (for
+        models that clip predictions to the rating range, items are still ranked by the
+        unclipped score). ``exclude_seen`` drops items the user interacted with in training;
+        ``items`` restricts the candidates to an allow-list and ``exclude`` removes a
+        deny-list (unknown ids in either raise). A user with fewer than ``k`` candidates gets
+        fewer rows. With ``on_unknown="fallback"`` unknown users get the most popular items
+        and a ``fallback`` column marks those rows.
 
         Examples
         --------
@@ -280,16 +401,26 @@ class Recommender(ABC):
         >>> model.recommend("b", k=5)["item"].tolist()
         ['y']
         """
-        self._require_fitted()
+        self.require_fitted()
         _check_on_unknown(on_unknown)
-        k = _check_k(k)
-        user_list = _as_list(users)
+        k = check_k(k)
+        user_list = as_list(users)
         user_index = self.users_.index_of(user_list, on_unknown=_lookup(on_unknown))
-        allowed = self._candidates(items, exclude)
-        top_items, top_scores = self._top_k(user_index, k, exclude_seen=exclude_seen,
-                                            allowed=allowed)
-        return self._top_frame(user_list, user_index, top_items, top_scores,
-                               fallback=on_unknown == "fallback")
+        top_items, top_scores = self.top_k_indices(user_index, k, exclude_seen=exclude_seen,
+                                                   allowed=self._candidates(items, exclude))
+        shown = self._reported(top_items, top_scores, user_index)
+        return top_frame(canonical_ids(self.users_, user_list, user_index), self.items_,
+                         top_items, shown,
+                         fallback=(user_index < 0) if on_unknown == "fallback" else None)
+
+    def _reported(self, top_items: np.ndarray, top_scores: np.ndarray,
+                  user_index: np.ndarray) -> np.ndarray:
+        """Scores as ``predict`` reports them; fallback rows keep their popularity scores."""
+        shown = np.where(top_items >= 0, self._as_predictions(top_scores), top_scores)
+        fallback = user_index < 0
+        if fallback.any():
+            shown[fallback] = top_scores[fallback]
+        return shown.astype(np.float32)
 
     def recommend_lists(
         self,
@@ -305,19 +436,20 @@ class Recommender(ABC):
 
         It skips the DataFrame, which makes it the fast path for serving one request.
         """
-        self._require_fitted()
-        k = _check_k(k)
-        user_list = _as_list(users)
+        self.require_fitted()
+        k = check_k(k)
+        user_list = as_list(users)
         user_index = self.users_.index_of(user_list, on_unknown="raise")
-        top_items, top_scores = self._top_k(user_index, k, exclude_seen=exclude_seen,
-                                            allowed=self._candidates(items, exclude))
-        canonical = self.users_.ids_of(user_index).tolist()
+        top_items, top_scores = self.top_k_indices(user_index, k, exclude_seen=exclude_seen,
+                                                   allowed=self._candidates(items, exclude))
+        shown = self._reported(top_items, top_scores, user_index)
+        canonical = self.users_.canonical(user_list)
         item_ids = self.items_.to_numpy()
         records = []
         for row, user in enumerate(canonical):
             keep = top_items[row] >= 0
             ids = item_ids[top_items[row][keep]].tolist()
-            scores = top_scores[row][keep].astype(np.float64).tolist()
+            scores = shown[row][keep].astype(np.float64).tolist()
             records.append({"user": user, "items": [
                 {"item": item, "score": score} for item, score in zip(ids, scores, strict=True)]})
         return records
@@ -327,7 +459,7 @@ class Recommender(ABC):
                       exclude: Sequence[Any] | np.ndarray | None = None) -> pd.DataFrame:
         """:meth:`recommend` for every training user: ``user, item, rank, score`` rows, ready for
         ``to_csv`` or ``to_parquet``."""
-        self._require_fitted()
+        self.require_fitted()
         return self.recommend(self.users_.to_list(), k, exclude_seen=exclude_seen, items=items,
                               exclude=exclude)
 
@@ -336,79 +468,23 @@ class Recommender(ABC):
         if items is None and exclude is None:
             return None
         allowed = np.arange(self.n_items) if items is None else np.unique(
-            self.items_.index_of(_as_list(items), on_unknown="raise"))
+            self.items_.index_of(as_list(items), on_unknown="raise"))
         if exclude is not None:
-            denied = self.items_.index_of(_as_list(exclude), on_unknown="raise")
+            denied = self.items_.index_of(as_list(exclude), on_unknown="raise")
             allowed = np.setdiff1d(allowed, denied)
         return allowed
 
-    def _top_k(self, user_index: np.ndarray, k: int, *, exclude_seen: bool = True,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Item indices (``-1`` where a user has fewer candidates) and scores of each user's
-        top ``k``; unknown users (index ``-1``) get the fallback ranking."""
-        allowed_tensor = None if allowed is None else torch.from_numpy(allowed)
-        k_eff = min(k, self.n_items if allowed is None else len(allowed))
-        if k_eff == 0:
-            return (np.full((len(user_index), k), -1, dtype=np.int64),
-                    np.full((len(user_index), k), -np.inf, dtype=np.float32))
-        top_items = np.full((len(user_index), k), -1, dtype=np.int64)
-        top_scores = np.full((len(user_index), k), -np.inf, dtype=np.float32)
-        for start in range(0, len(user_index), _SCORE_CHUNK):
-            chunk = user_index[start:start + _SCORE_CHUNK]
-            scores = self._chunk_scores(chunk, exclude_seen=exclude_seen, allowed=allowed_tensor)
-            values, indices = torch.topk(scores, k_eff, dim=1)
-            values_np, indices_np = values.cpu().numpy(), indices.cpu().numpy()
-            valid = np.isfinite(values_np)
-            top_items[start:start + len(chunk), :k_eff] = np.where(valid, indices_np, -1)
-            top_scores[start:start + len(chunk), :k_eff] = values_np
-        return top_items, top_scores
-
-    def _chunk_scores(self, user_index: np.ndarray, *, exclude_seen: bool,
-                      allowed: torch.Tensor | None) -> torch.Tensor:
-        known = user_index >= 0
-        if known.all():
-            scores = self._score_users(user_index).float()
-        else:
-            scores = self._fallback_scores().to(torch.float32).repeat(len(user_index), 1)
-            if known.any():
-                scores[torch.from_numpy(known)] = self._score_users(user_index[known]).float().to(
-                    scores.device)
-        if allowed is not None:
-            mask = torch.ones(scores.shape[1], dtype=torch.bool, device=scores.device)
-            mask[allowed.to(scores.device)] = False
-            scores[:, mask] = -math.inf
-        if exclude_seen and known.any():
-            rows, cols = _seen_pairs(self.seen_, user_index)
-            scores[torch.from_numpy(rows).to(scores.device),
-                   torch.from_numpy(cols).to(scores.device)] = -math.inf
-        return scores
-
-    def _top_frame(self, user_list: list[Any], user_index: np.ndarray, top_items: np.ndarray,
-                   top_scores: np.ndarray, *, fallback: bool) -> pd.DataFrame:
-        n_users, k = top_items.shape
-        keep = (top_items >= 0).reshape(-1)
-        user_pos = np.repeat(np.arange(n_users), k)[keep]
-        frame = pd.DataFrame({
-            "user": _canonical_ids(self.users_, user_list, user_index)[user_pos],
-            "item": self.items_.ids_of(top_items.reshape(-1)[keep]),
-            "rank": np.tile(np.arange(1, k + 1), n_users)[keep].astype(np.int64),
-            "score": top_scores.reshape(-1)[keep].astype(np.float64),
-        })
-        if fallback:
-            frame["fallback"] = (user_index < 0)[user_pos]
-        return frame
-
     def _similar(self, side: str, ids: Any, k: int) -> pd.DataFrame:
-        self._require_fitted()
+        self.require_fitted()
         if side not in self.similarity:
             raise InvalidParameterError(
                 f"{type(self).__name__} does not define similar {side}"
                 + (f"; it supports similar {' and '.join(self.similarity)}"
                    if self.similarity else ""))
-        k = _check_k(k)
+        k = check_k(k)
         vectors = self._vectors(side)
         id_map = self.users_ if side == "users" else self.items_
-        id_list = _as_list(ids)
+        id_list = as_list(ids)
         index = id_map.index_of(id_list, on_unknown="raise")
         normed = torch.nn.functional.normalize(vectors.float(), dim=1)
         k_eff = min(k, len(id_map) - 1)
@@ -416,17 +492,17 @@ class Recommender(ABC):
         if k_eff < 1:
             return pd.DataFrame(columns=[noun, f"similar_{noun}", "rank", "score"])
         frames = []
-        for start in range(0, len(index), _SCORE_CHUNK):
-            chunk = torch.from_numpy(index[start:start + _SCORE_CHUNK]).to(normed.device)
+        for start in range(0, len(index), SCORE_CHUNK):
+            chunk = torch.from_numpy(index[start:start + SCORE_CHUNK]).to(normed.device)
             scores = normed[chunk] @ normed.T
-            scores[torch.arange(len(chunk)), chunk] = -math.inf
+            scores[torch.arange(len(chunk)), chunk] = -float("inf")
             top_scores, top_index = torch.topk(scores, k_eff, dim=1)
             frames.append((top_scores.cpu().numpy(), top_index.cpu().numpy()))
         top_scores_all = np.concatenate([f[0] for f in frames]).reshape(-1)
         top_index_all = np.concatenate([f[1] for f in frames]).reshape(-1)
         return pd.DataFrame({
-            noun: _canonical_ids(id_map, id_list, index)[np.repeat(np.arange(len(id_list)),
-                                                                   k_eff)],
+            noun: canonical_ids(id_map, id_list, index)[np.repeat(np.arange(len(id_list)),
+                                                                  k_eff)],
             f"similar_{noun}": id_map.ids_of(top_index_all),
             "rank": np.tile(np.arange(1, k_eff + 1), len(id_list)),
             "score": top_scores_all.astype(np.float64),
@@ -475,7 +551,7 @@ class Recommender(ABC):
         >>> again.predict("a", "x") == model.predict("a", "x")
         True
         """
-        self._require_fitted()
+        self.require_fitted()
         seen = self.seen_
         tensors = {
             **{name: t.detach().cpu() for name, t in self._tensors().items()},
@@ -498,272 +574,47 @@ class Recommender(ABC):
         }
         return write_model_dir(path, meta, tensors)
 
+    @classmethod
+    def upgrade_model_file(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        """An older file's description in today's form; models that renamed parameters (or
+        moved to another kind) override this so that old files still load."""
+        return meta
 
-def load(path: str | os.PathLike[str]) -> Recommender:
-    """Load a model saved with :meth:`Recommender.save`. Never executes code from the files.
-
-    Raises :class:`~latentrec.errors.ModelFileError` for a truncated, tampered or
-    newer-format directory and ``FileNotFoundError`` when it does not exist.
-    """
-    meta, tensors = read_model_dir(path)
-    where = Path(path) / "model.json"
-    kind = meta.get("kind")
-    if kind not in _REGISTRY:
-        raise ModelFileError(f"{where}: unknown model kind {kind!r}; known: {sorted(_REGISTRY)}")
-    cls = _REGISTRY[kind]
-    try:
-        config = meta["config"]
-        model = cls(**config)
-        users = IdMap.from_list(meta["users"], name="users")
-        items = IdMap.from_list(meta["items"], name="items")
-        n_users, n_items = len(users), len(items)
-        indptr = tensors.pop("seen_indptr").numpy()
-        indices = tensors.pop("seen_indices").numpy()
-        values = tensors.pop("seen_values").numpy()
-        popularity = tensors.pop("item_popularity").numpy()
-        if len(indptr) != n_users + 1 or (len(indices) and indices.max() >= n_items) or (
-                len(popularity) != n_items):
-            raise ModelFileError(f"{where}: seen-item matrix does not match the id maps")
-        model.users_, model.items_ = users, items
-        model.seen_ = sp.csr_matrix((values, indices, indptr), shape=(n_users, n_items))
-        model.item_popularity_ = popularity
-        model.feedback_ = str(meta["feedback"])
-        rating_range = meta.get("rating_range")
-        model.rating_range_ = tuple(rating_range) if rating_range else None  # type: ignore[assignment]
-        model.rating_mean_ = float(meta["rating_mean"])
-        model.rating_std_ = float(meta.get("rating_std", 1.0))
-        model.history_ = list(meta.get("history") or [])
-        model._restore(tensors, meta)
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise ModelFileError(f"{where}: inconsistent model description ({error})") from None
-    model._fitted = True
-    return model
-
-
-class FactorModel(Recommender):
-    """A model that scores ``global_mean + user_bias + item_bias + user_factors . item_factors``.
-
-    Biases and the global mean are optional (zero when absent). Any model whose predictions have
-    this form - SGD MF, ALS, BPR, ensembles of them - inherits predictions, top-k, similarity,
-    factor tables and persistence from here and only implements ``fit``.
-    """
-
-    similarity = ("users", "items")
-    user_factors_: torch.Tensor
-    item_factors_: torch.Tensor
-    user_bias_: torch.Tensor | None
-    item_bias_: torch.Tensor | None
-    global_mean_: float
-
-    def _set_factors(self, user_factors: torch.Tensor, item_factors: torch.Tensor,
-                     user_bias: torch.Tensor | None = None, item_bias: torch.Tensor | None = None,
-                     global_mean: float = 0.0) -> None:
-        self.user_factors_ = user_factors.detach()
-        self.item_factors_ = item_factors.detach()
-        self.user_bias_ = None if user_bias is None else user_bias.detach().reshape(-1)
-        self.item_bias_ = None if item_bias is None else item_bias.detach().reshape(-1)
-        self.global_mean_ = float(global_mean)
-        self._fitted = True
-
-    @property
-    def _clip_range(self) -> tuple[float, float] | None:
-        if getattr(self.config, "clip", False) and self.rating_range_ is not None:
-            return self.rating_range_
-        return None
-
-    def _score_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
-        device = self.user_factors_.device
-        users = torch.from_numpy(user_index).to(device)
-        items = torch.from_numpy(item_index).to(device)
-        scores = (self.user_factors_[users] * self.item_factors_[items]).sum(dim=1)
-        scores = scores + self.global_mean_
-        if self.user_bias_ is not None:
-            scores = scores + self.user_bias_[users]
-        if self.item_bias_ is not None:
-            scores = scores + self.item_bias_[items]
-        if self._clip_range is not None:
-            scores = scores.clamp(*self._clip_range)
-        return np.asarray(scores.cpu().numpy(), dtype=np.float32)
-
-    def _score_users(self, user_index: np.ndarray) -> torch.Tensor:
-        users = torch.from_numpy(user_index).to(self.user_factors_.device)
-        bias = None if self.user_bias_ is None else self.user_bias_[users]
-        return self._score_vectors(self.user_factors_[users], bias)
-
-    def use_index(self, index: Any | None) -> Self:
-        """Answer ``recommend`` from an approximate :class:`~latentrec.models.ann.ItemIndex`
-        (``None`` goes back to exact search). Requests with an allow- or deny-list, and users
-        with more seen items than the index can skip, are still answered exactly."""
-        self._require_fitted()
-        self._index = index
-        return self
-
-    def _top_k(self, user_index: np.ndarray, k: int, *, exclude_seen: bool = True,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        index = getattr(self, "_index", None)
-        if index is None or allowed is not None or len(user_index) == 0 or (
-                user_index < 0).any():
-            return super()._top_k(user_index, k, exclude_seen=exclude_seen, allowed=allowed)
-        return index.search(user_index, k, exclude_seen=exclude_seen)  # type: ignore[no-any-return]
-
-    def _score_vectors(self, vectors: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Scores of every item for user vectors (and user biases) that need not be stored."""
-        device = self.item_factors_.device
-        scores = vectors.to(device) @ self.item_factors_.T
-        if self.item_bias_ is not None:
-            scores += self.item_bias_
-        offset = torch.full((len(vectors), 1), self.global_mean_, device=device)
-        if bias is not None:
-            offset += bias.to(device)[:, None]
-        return scores + offset
-
-    # ------------------------------------------------------------------ fold-in
-    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """User vectors (and biases) for rows of interactions, the item side held fixed."""
-        raise InvalidParameterError(f"{type(self).__name__} does not support fold-in")
-
-    def _interaction_rows(self, item_index: np.ndarray, values: np.ndarray,
-                          rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
-        matrix = sp.csr_matrix((values.astype(np.float32), (rows, item_index)),
-                               shape=(n_rows, self.n_items))
-        matrix.sum_duplicates()
-        return matrix
-
-    def recommend_new_user(self, items: Sequence[Any] | np.ndarray,
-                           values: Sequence[float] | np.ndarray | None = None, *, k: int = 10,
-                           exclude_seen: bool = True) -> pd.DataFrame:
-        """Top-``k`` items for a user who was not in training, from their interactions.
-
-        ``items`` are raw item ids the user interacted with and ``values`` their ratings or
-        weights (default 1). The user's factors are solved with the item side held fixed
-        (closed form for least-squares models, a few gradient steps for BPR); nothing is
-        retrained and the model is not changed. Returns ``item, rank, score`` rows; the given
-        items are excluded unless ``exclude_seen=False``.
-
-        Examples
-        --------
-        >>> from latentrec import ImplicitALS
-        >>> from latentrec.datasets import synthetic
-        >>> model = ImplicitALS(factors=8, epochs=3).fit(synthetic(200, 100, feedback="implicit"),
-        ...                                               show_progress=False)
-        >>> model.recommend_new_user([1, 2, 3], k=2)["rank"].tolist()
-        [1, 2]
-        """
-        self._require_fitted()
-        k = _check_k(k)
-        item_index = self.items_.index_of(_as_list(items), on_unknown="raise")
-        if len(item_index) == 0:
-            raise InvalidParameterError("recommend_new_user needs at least one item")
-        weights = _values_for(values, len(item_index))
-        matrix = self._interaction_rows(item_index, weights, np.zeros(len(item_index), int), 1)
-        vectors, bias = self._fold_in(SparseRows.from_csr(matrix))
-        scores = self._score_vectors(vectors, bias).float()
-        if exclude_seen:
-            scores[0, torch.from_numpy(item_index).to(scores.device)] = -math.inf
-        k_eff = min(k, self.n_items)
-        top_scores, top_items = torch.topk(scores[0], k_eff)
-        keep = torch.isfinite(top_scores).cpu().numpy()
-        return pd.DataFrame({
-            "item": self.items_.ids_of(top_items.cpu().numpy()[keep]),
-            "rank": np.arange(1, k_eff + 1)[keep],
-            "score": top_scores.cpu().numpy()[keep].astype(np.float64),
-        })
-
-    def update_users(self, data: Interactions) -> Self:
-        """Refit the factors of the users in ``data`` after new interactions.
-
-        ``data`` holds new interactions of known users with known items (anything else raises
-        :class:`~latentrec.errors.UnknownIdError`). They are merged into what each user has
-        seen (a new value replaces an old one for the same item), then those users' factors
-        are solved again from all their interactions with the item side held fixed, as
-        :meth:`recommend_new_user` does. Other users and all items are unchanged.
-        """
-        self._require_fitted()
-        if not isinstance(data, Interactions):
-            raise TypeError(f"data must be Interactions, got {type(data).__name__}")
-        users = self.users_.index_of(data.users.ids_of(data.user_index), on_unknown="raise")
-        items = self.items_.index_of(data.items.ids_of(data.item_index), on_unknown="raise")
-        n_items = self.n_items
-        seen = self.seen_.tocoo()
-        old_keys = seen.row.astype(np.int64) * n_items + seen.col
-        new_keys = users * n_items + items
-        keep = ~np.isin(old_keys, new_keys)
-        new_pairs = int((~np.isin(new_keys, old_keys)).sum())
-        rows = np.concatenate([seen.row[keep], users])
-        cols = np.concatenate([seen.col[keep], items])
-        values = np.concatenate([seen.data[keep], data.weights()])
-        self.seen_ = sp.csr_matrix((values.astype(np.float32), (rows, cols)),
-                                   shape=self.seen_.shape)
-        self.seen_.sort_indices()
-        np.add.at(self.item_popularity_, items[~np.isin(new_keys, old_keys)], 1.0)
-        changed = np.unique(users)
-        vectors, bias = self._fold_in(SparseRows.from_csr(self.seen_[changed]))
-        target = torch.from_numpy(changed).to(self.user_factors_.device)
-        self.user_factors_ = self.user_factors_.clone()
-        self.user_factors_[target] = vectors.to(self.user_factors_)
-        if bias is not None and self.user_bias_ is not None:
-            self.user_bias_ = self.user_bias_.clone()
-            self.user_bias_[target] = bias.to(self.user_bias_)
-        logger.info("updated %d users (%d new interactions)", len(changed), new_pairs)
-        return self
-
-    def _fallback_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
-        if self.user_bias_ is None and self.item_bias_ is None:
-            return super()._fallback_pairs(user_index, item_index)
-        result = np.full(len(user_index), self.global_mean_, dtype=np.float32)
-        known_users, known_items = user_index >= 0, item_index >= 0
-        if self.user_bias_ is not None and known_users.any():
-            result[known_users] += self.user_bias_.cpu().numpy()[user_index[known_users]]
-        if self.item_bias_ is not None and known_items.any():
-            result[known_items] += self.item_bias_.cpu().numpy()[item_index[known_items]]
-        if self._clip_range is not None:
-            result = np.clip(result, *self._clip_range)
-        return result
-
-    def _vectors(self, side: str) -> torch.Tensor:
-        return self.user_factors_ if side == "users" else self.item_factors_
-
-    def factors(self, side: Literal["users", "items"] = "items") -> pd.DataFrame:
-        """Learned factors as a DataFrame indexed by raw id (columns ``f0..``, plus ``bias``)."""
-        self._require_fitted()
-        if side not in ("users", "items"):
-            raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
-        vectors = self._vectors(side).cpu().numpy()
-        id_map = self.users_ if side == "users" else self.items_
-        frame = pd.DataFrame(vectors, index=pd.Index(id_map.to_numpy(), name=side[:-1]),
-                             columns=[f"f{j}" for j in range(vectors.shape[1])])
-        bias = self.user_bias_ if side == "users" else self.item_bias_
-        if bias is not None:
-            frame["bias"] = bias.cpu().numpy()
-        return frame
-
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
-        if self.user_bias_ is not None:
-            tensors["user_bias"] = self.user_bias_
-        if self.item_bias_ is not None:
-            tensors["item_bias"] = self.item_bias_
-        return tensors
-
-    def _extra_meta(self) -> dict[str, Any]:
-        return {"global_mean": self.global_mean_}
-
-    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        user_factors, item_factors = tensors["user_factors"], tensors["item_factors"]
-        if user_factors.ndim != 2 or item_factors.ndim != 2 or (
-                user_factors.shape[1] != item_factors.shape[1]):
-            raise ModelFileError("factor tensors have inconsistent shapes")
-        if user_factors.shape[0] != len(self.users_) or item_factors.shape[0] != len(self.items_):
-            raise ModelFileError("factor tensors do not match the number of users and items")
-        user_bias, item_bias = tensors.get("user_bias"), tensors.get("item_bias")
-        if user_bias is not None and user_bias.shape[0] != len(self.users_):
-            raise ModelFileError("user_bias does not match the number of users")
-        if item_bias is not None and item_bias.shape[0] != len(self.items_):
-            raise ModelFileError("item_bias does not match the number of items")
-        self._set_factors(user_factors, item_factors, user_bias, item_bias,
-                          float(meta.get("global_mean", 0.0)))
+    @classmethod
+    def from_model_files(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+                         where: Path) -> Recommender:
+        """A fitted model from a verified model directory (used by :func:`load`)."""
+        try:
+            model = cls(**meta["config"])
+            users = IdMap.from_list(meta["users"], name="users")
+            items = IdMap.from_list(meta["items"], name="items")
+            n_users, n_items = len(users), len(items)
+            indptr = tensors.pop("seen_indptr").numpy()
+            indices = tensors.pop("seen_indices").numpy()
+            values = tensors.pop("seen_values").numpy()
+            popularity = tensors.pop("item_popularity").numpy()
+            if len(indptr) != n_users + 1 or (len(indices) and indices.max() >= n_items) or (
+                    len(popularity) != n_items):
+                raise ModelFileError(f"{where}: seen-item matrix does not match the id maps")
+            model.users_, model.items_ = users, items
+            model.seen_ = sp.csr_matrix((values, indices, indptr), shape=(n_users, n_items))
+            model.item_popularity_ = popularity
+            model.feedback_ = str(meta["feedback"])
+            rating_range = meta.get("rating_range")
+            model.rating_range_ = (float(rating_range[0]), float(rating_range[1])
+                                   ) if rating_range else None
+            model.rating_mean_ = float(meta["rating_mean"])
+            model.rating_std_ = float(meta.get("rating_std", 1.0))
+            model.history_ = list(meta.get("history") or [])
+            model._restore(tensors, meta)
+        except ModelFileError as error:
+            message = str(error)
+            raise ModelFileError(message if message.startswith(str(where))
+                                 else f"{where}: {message}") from None
+        except (KeyError, TypeError, ValueError, IndexError, InvalidParameterError) as error:
+            raise ModelFileError(f"{where}: inconsistent model description ({error})") from None
+        model._fitted = True
+        return model
 
 
 # ---------------------------------------------------------------------- helpers
@@ -775,102 +626,3 @@ def _check_on_unknown(on_unknown: str) -> None:
 
 def _lookup(on_unknown: str) -> Literal["raise", "ignore"]:
     return "raise" if on_unknown == "raise" else "ignore"
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an integer, got {type(k).__name__}")
-    if k < 1:
-        raise InvalidParameterError(f"k must be >= 1, got {k}")
-    return int(k)
-
-
-def _values_for(values: Any, count: int) -> np.ndarray:
-    if values is None:
-        return np.ones(count, dtype=np.float32)
-    array = np.asarray(values, dtype=np.float64).reshape(-1)
-    if len(array) != count:
-        raise InvalidParameterError(f"values must have one entry per item: {count} items, "
-                                    f"{len(array)} values")
-    if not np.isfinite(array).all():
-        raise InvalidParameterError("values must be finite numbers")
-    return array.astype(np.float32)
-
-
-def _as_list(ids: Any) -> list[Any]:
-    if _is_scalar(ids):
-        return [ids]
-    if isinstance(ids, (pd.Series, pd.Index, np.ndarray)):
-        return list(ids.tolist())
-    return list(ids)
-
-
-def _seen_pairs(seen: sp.csr_matrix, user_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row in chunk, item index) of every training interaction of the chunk's known users."""
-    safe = np.where(user_index >= 0, user_index, 0)
-    starts, ends = seen.indptr[safe], seen.indptr[safe + 1]
-    lengths = np.where(user_index >= 0, ends - starts, 0)
-    rows = np.repeat(np.arange(len(user_index)), lengths)
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    cols = seen.indices[np.repeat(starts, lengths) + offsets]
-    return rows.astype(np.int64), cols.astype(np.int64)
-
-
-def _canonical_ids(id_map: IdMap, given: list[Any], index: np.ndarray) -> np.ndarray:
-    """The model's own spelling of each id (``"7"`` becomes ``7`` for integer ids)."""
-    result = np.empty(len(given), dtype=object)
-    result[:] = given
-    known = index >= 0
-    if known.any():
-        result[known] = id_map.ids_of(index[known])
-    return result
-
-
-class RankingValidator:
-    """NDCG@k of a model on held-out interactions, for ``valid_ndcg@k`` during training.
-
-    Built once per fit; users or items of ``valid`` that the model does not know are skipped
-    (an unknown user cannot be ranked, an unknown item can never be hit).
-    """
-
-    def __init__(self, model: Recommender, valid: Interactions, k: int = 10) -> None:
-        if not isinstance(valid, Interactions):
-            raise TypeError(f"valid must be Interactions, got {type(valid).__name__}")
-        user_index, item_index = model._align(valid)
-        keep = (user_index >= 0) & (item_index >= 0)
-        users, rows = np.unique(user_index[keep], return_inverse=True)
-        self.users = users
-        self.relevant = sp.csr_matrix(
-            (np.ones(int(keep.sum()), dtype=np.float32), (rows, item_index[keep])),
-            shape=(len(users), model.n_items))
-        self.k = k
-        self.name = f"valid_ndcg@{k}"
-
-    def __call__(self, model: Recommender) -> float:
-        from latentrec.metrics import ndcg_at_k
-
-        if len(self.users) == 0:
-            return float("nan")
-        top_items, _ = model._top_k(self.users, self.k)
-        return float(np.nanmean(ndcg_at_k(top_items, self.relevant, self.k)))
-
-
-class PublishingTrainable(Trainable, Protocol):
-    """A trainable that writes its trained parameters into the model it was built for."""
-
-    def publish(self) -> None:
-        """Copy the learned parameters into the model."""
-        ...
-
-
-def train(model: Recommender, trainable: PublishingTrainable, *, epochs: int, monitor: str | None,
-          mode: Literal["min", "max"], patience: int | None, callbacks: Sequence[Callback],
-          show_progress: bool) -> None:
-    """Run the shared training loop for ``model``: ``epochs`` passes of ``trainable``, early
-    stopping on the logged metric ``monitor`` when ``patience`` is set; keeps the history in
-    ``model.history_`` and publishes the trained factors to the model."""
-    rule = (None if monitor is None or patience is None
-            else EarlyStopping(monitor, mode, patience))
-    model.history_ = Trainer(epochs, rule, callbacks, show_progress,
-                             type(model).__name__).fit(trainable)
-    trainable.publish()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -12,24 +11,17 @@ import torch
 from latentrec._rng import derive_seed, numpy_rng
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError
-from latentrec.metrics import rmse
-from latentrec.models._nn import (
-    SGDConfig,
-    fit_by_minibatches,
-    validation_arrays,
-)
+from latentrec.models._nn import MinibatchFactorTrainable, SGDConfig
 from latentrec.models._solvers import SparseRows
-from latentrec.models.als import fold_in_biased
-from latentrec.models.base import FactorModel, train
-from latentrec.training import Callback
+from latentrec.models.base import hyperparameters
+from latentrec.models.factor import FactorModel
+from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
-
-if TYPE_CHECKING:
-    from latentrec.models._gibbs import GibbsTrainable
 
 __all__ = ["BiasedMF"]
 
-SOLVERS = ("auto", "kernel", "minibatch", "gibbs")
+#: which code trains the model (``engine``): the compiled CPU kernel or PyTorch minibatches
+ENGINES = ("auto", "kernel", "minibatch")
 #: what the compiled kernel implements: plain SGD, or AdaGrad with one accumulator per row
 KERNEL_OPTIMIZERS = ("sgd", "adagrad")
 #: ratings from which the kernel runs the parallel blocked schedule by default
@@ -51,9 +43,8 @@ class BiasedMFConfig(SGDConfig):
     lr_decay: float = 0.95
     optimizer: str = "sgd"
     batch_size: int | None = 1024
-    solver: str = "auto"
+    engine: str = "auto"
     blocks: int | None = None
-    burn_in: int = 25
     clip: bool = True
 
     def __post_init__(self) -> None:
@@ -62,21 +53,8 @@ class BiasedMFConfig(SGDConfig):
         self.check_non_negative("reg_bias")
         if self.blocks is not None:
             self.check_positive("blocks", integer=True)
-        if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or (
-                self.burn_in < 0):
-            raise InvalidParameterError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
-        if self.solver == "gibbs":
-            if self.epochs <= self.burn_in:
-                raise InvalidParameterError(
-                    f"solver='gibbs' needs epochs > burn_in (sweeps kept = epochs - burn_in); "
-                    f"got epochs={self.epochs}, burn_in={self.burn_in}")
-            if self.patience is not None:
-                raise InvalidParameterError(
-                    "solver='gibbs' does not stop early (every extra sample helps); "
-                    "leave patience=None")
-        self.check_choice("solver", SOLVERS)
-        if not isinstance(self.clip, bool):
-            raise TypeError(f"clip must be True or False, got {type(self.clip).__name__}")
+        self.check_choice("engine", ENGINES)
+        self.check_flag("clip")
 
 
 class BiasedMF(FactorModel):
@@ -90,27 +68,24 @@ class BiasedMF(FactorModel):
         deviation, so these defaults suit any rating scale.
     init_std, lr_decay
         Standard deviation of the initial factors; learning-rate multiplier after each epoch.
-    solver
-        ``"kernel"``: compiled per-rating SGD on the CPU (numba, Funk's original update), with
-        ``optimizer="sgd"`` (default) or ``"adagrad"`` (per-row adaptive steps ``lr /
-        sqrt(sum of mean squared gradients)``, LIBMF's schedule: start from ``lr`` about 0.1);
-        ``"minibatch"``: PyTorch minibatches with ``optimizer`` (``sgd``, ``adam``,
-        ``sparse_adam``, ``adagrad``) and ``batch_size`` on any device; ``"auto"`` (default)
-        takes the kernel on the CPU when it implements ``optimizer``, else minibatches.
-        ``"gibbs"``: Bayesian biased MF (Salakhutdinov & Mnih 2008, with biases) sampled for
-        ``epochs`` Gibbs sweeps, the first ``burn_in`` discarded; predictions average the
-        samples (stored as one factor model). It needs no ``lr``/``reg`` tuning (the priors
-        are learned) and is the most accurate setting; ``factors=10`` suits it.
+    engine
+        Which code trains the model. ``"kernel"``: compiled per-rating SGD on the CPU (numba,
+        Funk's original update), with ``optimizer="sgd"`` (default) or ``"adagrad"`` (per-row
+        adaptive steps ``lr / sqrt(sum of mean squared gradients)``, LIBMF's schedule: start
+        from ``lr`` about 0.1); ``"minibatch"``: PyTorch minibatches with ``optimizer``
+        (``sgd``, ``adam``, ``sparse_adam``, ``adagrad``) and ``batch_size`` on any device;
+        ``"auto"`` (default) takes the kernel on the CPU when it implements ``optimizer``, else
+        minibatches. The Bayesian version of this model is :class:`~latentrec.BayesianMF`.
     blocks
-        For ``solver="kernel"``: ``1`` runs the serial per-rating SGD; ``b > 1`` splits the
+        For ``engine="kernel"``: ``1`` runs the serial per-rating SGD; ``b > 1`` splits the
         rating matrix into a ``b x b`` grid and updates blocks that share no user and no item
         in parallel (the LIBMF/DSGD scheme: no races, the same result for any thread count).
         Inside a block the ratings run in user order, which keeps memory access cheap; the
         order of the blocks changes every epoch. ``None`` (default) is serial (ratings
         shuffled every epoch) below a million ratings and 8 blocks above.
     clip
-        Clip predictions to the training rating range (``predict`` only; ``recommend`` ranks by
-        the raw score).
+        Clip predictions to the training rating range. ``recommend`` reports the same clipped
+        predictions and ranks by the unclipped score.
     patience
         With ``fit(..., valid=...)``, stop when ``valid_rmse`` has not improved for this many
         epochs and restore the best epoch.
@@ -129,50 +104,51 @@ class BiasedMF(FactorModel):
     kind = "biased-mf"
     Config = BiasedMFConfig
     config: BiasedMFConfig
+    feedback = "explicit"
+    quick_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 5}
 
-    def fit(self, data: Interactions, *, valid: Interactions | None = None,
-            callbacks: Sequence[Callback] = (), show_progress: bool = True) -> Self:
-        self._remember_data(data)
-        if data.values is None:
-            raise InvalidParameterError(
-                "BiasedMF fits ratings; this data has no values (use an implicit-feedback model)"
-            )
-        global_mean = float(np.mean(data.values, dtype=np.float64))
-        solver = self.config.solver
-        device = resolve_device("cpu" if solver == "gibbs" and self.config.device == "auto"
-                                else self.config.device)
-        if solver == "gibbs" and device.type != "cpu":
-            raise InvalidParameterError(f"solver='gibbs' runs on the CPU only; device is "
-                                        f"{device.type!r}")
-        kernel_optimizer = self.config.optimizer in KERNEL_OPTIMIZERS
-        if solver == "auto":
-            solver = "kernel" if device.type == "cpu" and kernel_optimizer else "minibatch"
-        if solver == "kernel" and device.type != "cpu":
-            raise InvalidParameterError(
-                f"solver='kernel' runs on the CPU only; device is {device.type!r} "
-                f"(use solver='minibatch')"
-            )
-        if solver == "kernel" and not kernel_optimizer:
-            raise InvalidParameterError(
-                f"solver='kernel' supports optimizer {' or '.join(map(repr, KERNEL_OPTIMIZERS))}"
-                f", got {self.config.optimizer!r} (use solver='minibatch')")
-        valid_arrays = None if valid is None else validation_arrays(self, valid)
-        if solver == "minibatch":
-            fit_by_minibatches(self, data, valid, callbacks, show_progress, biases=True,
-                               global_mean=global_mean, scale=self.rating_std_)
-            return self
-        trainable: _KernelTrainable | GibbsTrainable
+    def __init__(self, *, epochs: int = 30, patience: int | None = None, seed: int | None = 0,
+                 factors: int = 100, lr: float = 0.03, reg: float = 0.06,
+                 optimizer: str = "sgd", batch_size: int | None = 1024, init_std: float = 0.01,
+                 lr_decay: float = 0.95, device: str = "auto", lr_bias: float = 0.015,
+                 reg_bias: float = 0.01, engine: str = "auto", blocks: int | None = None,
+                 clip: bool = True) -> None:
+        super().__init__(**hyperparameters(locals()))
+
+    @classmethod
+    def upgrade_model_file(cls, meta: dict[str, Any]) -> dict[str, Any]:
+        # format 1 called the engine "solver" and had the Bayesian model as solver="gibbs"
+        config = dict(meta.get("config") or {})
+        if "solver" not in config:
+            return meta
+        solver = config.pop("solver")
+        burn_in = config.pop("burn_in", 25)
         if solver == "gibbs":
-            from latentrec.models._gibbs import GibbsTrainable
+            kept = ("epochs", "seed", "factors", "init_std", "clip", "device")
+            return {**meta, "kind": "bayesian-mf",
+                    "config": {**{k: config[k] for k in kept if k in config},
+                               "burn_in": burn_in}}
+        return {**meta, "config": {**config, "engine": solver}}
 
-            trainable = GibbsTrainable(self, data, valid_arrays)
-        else:
-            trainable = _KernelTrainable(self, data, global_mean, valid_arrays)
-        train(self, trainable, epochs=self.config.epochs,
-              monitor="valid_rmse" if valid is not None else None, mode="min",
-              patience=self.config.patience, callbacks=callbacks, show_progress=show_progress)
-        return self
-
+    def _trainable(self, data: Interactions) -> Trainable:
+        global_mean = float(np.mean(data.weights(), dtype=np.float64))
+        engine = self.config.engine
+        device = resolve_device(self.config.device)
+        kernel_optimizer = self.config.optimizer in KERNEL_OPTIMIZERS
+        if engine == "auto":
+            engine = "kernel" if device.type == "cpu" and kernel_optimizer else "minibatch"
+        if engine == "kernel" and device.type != "cpu":
+            raise InvalidParameterError(
+                f"engine='kernel' runs on the CPU only; device is {device.type!r} "
+                f"(use engine='minibatch')")
+        if engine == "kernel" and not kernel_optimizer:
+            raise InvalidParameterError(
+                f"engine='kernel' supports optimizer {' or '.join(map(repr, KERNEL_OPTIMIZERS))}"
+                f", got {self.config.optimizer!r} (use engine='minibatch')")
+        if engine == "minibatch":
+            return MinibatchFactorTrainable(self, data, biases=True, global_mean=global_mean,
+                                            scale=self.rating_std_)
+        return _KernelTrainable(self, data, global_mean)
 
     def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
         # SGD's per-rating penalties, in original units: reg * std * n on the factors (they
@@ -182,7 +158,7 @@ class BiasedMF(FactorModel):
         width = self.item_factors_.shape[1]
         reg = torch.cat([config.reg * self.rating_std_ * counts.expand(-1, width),
                          config.reg_bias * counts], dim=1)
-        return fold_in_biased(self, rows, reg)
+        return self._fold_in_biased(rows, reg)
 
 
 def _normal_rows(generator: np.random.Generator, rows: int, columns: int,
@@ -202,14 +178,12 @@ class _KernelTrainable:
     published multiplied by ``sqrt(s)`` and biases by ``s``, which gives predictions in the
     original units."""
 
-    def __init__(self, model: BiasedMF, data: Interactions, global_mean: float,
-                 valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+    def __init__(self, model: BiasedMF, data: Interactions, global_mean: float) -> None:
         from latentrec.models import _kernels
 
         config = model.config
         self.model = model
         self.config = config
-        self.valid = valid
         self.global_mean = global_mean
         self.users = data.user_index.astype(np.int32)
         self.items = data.item_index.astype(np.int32)
@@ -234,7 +208,7 @@ class _KernelTrainable:
         if self.blocks > 1:
             if len(self.ratings) >= 2**31:
                 raise InvalidParameterError("the blocked SGD kernel handles fewer than 2**31 "
-                                            "ratings; use solver='minibatch'")
+                                            "ratings; use engine='minibatch'")
             # stored once in block order; each epoch only reorders the blocks
             strata = numpy_rng(derive_seed(config.seed, 2))
             order, self.block_ptr = _kernels.block_layout(
@@ -267,12 +241,7 @@ class _KernelTrainable:
         self.epoch += 1
         self.lr *= self.config.lr_decay
         self.lr_bias *= self.config.lr_decay
-        logs = {"loss": float(squared_error) * self.scale**2 / len(self.ratings)}
-        if self.valid is not None:
-            self.publish()
-            users, items, ratings = self.valid
-            logs["valid_rmse"] = rmse(ratings, self.model._predict_aligned(users, items))
-        return logs
+        return {"loss": float(squared_error) * self.scale**2 / len(self.ratings)}
 
     def publish(self) -> None:
         state = self.state
@@ -285,9 +254,17 @@ class _KernelTrainable:
             self.global_mean,
         )
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {name: torch.from_numpy(array.copy()) for name, array in self.state.items()}
+    def state_dict(self) -> dict[str, Any]:
+        return {"parameters": {name: array.copy() for name, array in self.state.items()},
+                "squares": [array.copy() for array in self.squares],
+                "lr": self.lr, "lr_bias": self.lr_bias, "epoch": self.epoch,
+                "shuffle": self.shuffle.bit_generator.state}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for name, tensor in state.items():
-            self.state[name][...] = tensor.numpy()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, array in state["parameters"].items():
+            self.state[name][...] = array
+        for mine, saved in zip(self.squares, state["squares"], strict=True):
+            mine[...] = saved
+        self.lr, self.lr_bias = float(state["lr"]), float(state["lr_bias"])
+        self.epoch = int(state["epoch"])
+        self.shuffle.bit_generator.state = state["shuffle"]

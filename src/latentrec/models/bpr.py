@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Self
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -14,8 +13,10 @@ from latentrec._rng import derive_seed, torch_generator
 from latentrec.data import Interactions
 from latentrec.models._nn import FactorModule
 from latentrec.models._solvers import SparseRows
-from latentrec.models.base import FactorModel, ModelConfig, RankingValidator, train
-from latentrec.training import Callback
+from latentrec.models.base import hyperparameters
+from latentrec.models.config import EpochConfig
+from latentrec.models.factor import FactorModel
+from latentrec.training import RankingValidator, Trainable
 from latentrec.training.minibatch import OPTIMIZERS, MinibatchLoop, resolve_device
 
 __all__ = ["BPR"]
@@ -25,11 +26,11 @@ SAMPLINGS = ("uniform", "popularity")
 
 
 @dataclasses.dataclass(frozen=True)
-class BPRConfig(ModelConfig):
+class BPRConfig(EpochConfig):
     """Hyperparameters of :class:`BPR`."""
 
-    factors: int = 64
     epochs: int = 40
+    factors: int = 64
     lr: float = 0.02
     reg: float = 0.02
     loss: str = "bpr"
@@ -40,21 +41,16 @@ class BPRConfig(ModelConfig):
     batch_size: int = 4096
     init_std: float = 0.1
     lr_decay: float = 0.9
-    patience: int | None = None
-    seed: int | None = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.check_positive("factors", "epochs", "negatives", "candidates", "batch_size",
-                            integer=True)
+        super().__post_init__()
+        self.check_positive("factors", "negatives", "candidates", "batch_size", integer=True)
         self.check_positive("lr", "init_std", "lr_decay")
         self.check_non_negative("reg")
         self.check_choice("loss", LOSSES)
         self.check_choice("sampling", SAMPLINGS)
         self.check_choice("optimizer", OPTIMIZERS)
-        if self.patience is not None:
-            self.check_positive("patience", integer=True)
-        self.check_seed()
 
 
 class BPR(FactorModel):
@@ -91,17 +87,19 @@ class BPR(FactorModel):
     kind = "bpr"
     Config = BPRConfig
     config: BPRConfig
+    feedback = "implicit"
+    validator = RankingValidator
+    quick_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 2, "batch_size": 64}
 
-    def fit(self, data: Interactions, *, valid: Interactions | None = None,
-            callbacks: Sequence[Callback] = (), show_progress: bool = True) -> Self:
-        self._remember_data(data)
-        trainable = _BPRTrainable(self, data, valid)
-        validator = trainable.validator
-        train(self, trainable, epochs=self.config.epochs,
-              monitor=validator.name if validator is not None else None, mode="max",
-              patience=self.config.patience, callbacks=callbacks, show_progress=show_progress)
-        return self
+    def __init__(self, *, epochs: int = 40, patience: int | None = None, seed: int | None = 0,
+                 factors: int = 64, lr: float = 0.02, reg: float = 0.02, loss: str = "bpr",
+                 negatives: int = 1, candidates: int = 4, sampling: str = "uniform",
+                 optimizer: str = "adam", batch_size: int = 4096, init_std: float = 0.1,
+                 lr_decay: float = 0.9, device: str = "auto") -> None:
+        super().__init__(**hyperparameters(locals()))
 
+    def _trainable(self, data: Interactions) -> Trainable:
+        return _BPRTrainable(self, data)
 
     def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
         # no closed form for a ranking loss: a few Adam steps on the user vectors alone
@@ -129,7 +127,7 @@ _FOLD_IN_STEPS = 100
 
 
 class _BPRTrainable:
-    def __init__(self, model: BPR, data: Interactions, valid: Interactions | None) -> None:
+    def __init__(self, model: BPR, data: Interactions) -> None:
         config = model.config
         self.model = model
         self.config = config
@@ -155,7 +153,6 @@ class _BPRTrainable:
         self.loop = MinibatchLoop(self.module, self._loss, len(data), config.optimizer,
                                   config.lr, config.batch_size, lr_decay=config.lr_decay,
                                   seed=derive_seed(config.seed, 1), device=device)
-        self.validator = None if valid is None else RankingValidator(model, valid)
 
     def _sample(self, users: torch.Tensor, count: int) -> torch.Tensor:
         shape = (len(users), count)
@@ -221,21 +218,20 @@ class _BPRTrainable:
         return loss
 
     def train_epoch(self) -> dict[str, float]:
-        logs = self.loop.train_epoch()
-        if self.validator is not None:
-            self.publish()
-            logs[self.validator.name] = self.validator(self.model)
-        return logs
+        return self.loop.train_epoch()
 
     def publish(self) -> None:
         module = self.module
         assert module.item_bias is not None
-        self.model._set_factors(module.user_factors.weight.detach(),
-                                module.item_factors.weight.detach(), None,
-                                module.item_bias.weight.detach().reshape(-1), 0.0)
+        self.model._set_factors(module.user_factors.weight.detach().clone(),
+                                module.item_factors.weight.detach().clone(), None,
+                                module.item_bias.weight.detach().reshape(-1).clone(), 0.0)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
+                "loop": self.loop.state_dict(), "sampler": self.sampler.get_state()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.loop.load_state_dict(state["loop"])
+        self.sampler.set_state(state["sampler"])

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Self
+from typing import Any, ClassVar
 
 import torch
 
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError
-from latentrec.models._nn import SGDConfig, fit_by_minibatches
+from latentrec.models._nn import MinibatchFactorTrainable, SGDConfig
 from latentrec.models._solvers import SparseRows, ridge_rows
-from latentrec.models.base import FactorModel
-from latentrec.training import Callback
+from latentrec.models.base import hyperparameters
+from latentrec.models.factor import FactorModel
+from latentrec.training import Trainable
 
 __all__ = ["MatrixFactorization"]
 
@@ -37,6 +37,7 @@ class MatrixFactorization(FactorModel):
 
     This is the seed notebook's model, unchanged. It has no biases, so on real ratings it needs
     far more epochs than its defaults; :class:`~latentrec.BiasedMF` is the model to use.
+    Parameters are those of :class:`~latentrec.BiasedMF`'s minibatch engine.
 
     Examples
     --------
@@ -50,17 +51,23 @@ class MatrixFactorization(FactorModel):
     kind = "mf"
     Config = MatrixFactorizationConfig
     config: MatrixFactorizationConfig
+    feedback = "any"
+    quick_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 5, "init_std": 0.1,
+                                              "lr": 0.05}
 
-    def fit(self, data: Interactions, *, valid: Interactions | None = None,
-            callbacks: Sequence[Callback] = (), show_progress: bool = True) -> Self:
-        self._remember_data(data)
-        if not data.is_explicit and data.values is None:
+    def __init__(self, *, epochs: int = 100, patience: int | None = None, seed: int | None = 0,
+                 factors: int = 5, lr: float = 0.01, reg: float = 0.0, optimizer: str = "adam",
+                 batch_size: int | None = None, init_std: float = 1.0, lr_decay: float = 1.0,
+                 device: str = "auto") -> None:
+        super().__init__(**hyperparameters(locals()))
+
+    def _check_data(self, data: Interactions) -> None:
+        if data.values is None:
             raise InvalidParameterError(
-                "MatrixFactorization fits ratings or weights; this data has neither"
-            )
-        fit_by_minibatches(self, data, valid, callbacks, show_progress, biases=False,
-                           global_mean=0.0)
-        return self
+                "MatrixFactorization fits ratings or weights; this data has neither")
+
+    def _trainable(self, data: Interactions) -> Trainable:
+        return MinibatchFactorTrainable(self, data, biases=False, global_mean=0.0)
 
     def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
         items = self.item_factors_.cpu()

@@ -307,8 +307,8 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         items = [pair.item for pair in body.pairs]
         values = served.predict(users, items, on_unknown="fallback" if body.fallback
                                 else "raise")
-        user_ids = _canonical(served, "users", users)
-        item_ids = _canonical(served, "items", items)
+        user_ids = served.users_.canonical(users)
+        item_ids = served.items_.canonical(items)
         return JSONResponse({"predictions": [
             {"user": u, "item": i, "prediction": float(p)}
             for u, i, p in zip(user_ids, item_ids, values.tolist(), strict=True)]})
@@ -451,13 +451,6 @@ def _write_sync(path: Path, model_dir: str) -> str:
                          encoding="utf-8")
     os.replace(temporary, path)  # atomic: other workers never read half a file
     return version
-
-
-def _canonical(model: Recommender, side: str, ids: list[Any]) -> list[Any]:
-    id_map = model.users_ if side == "users" else model.items_
-    index = id_map.index_of(ids, on_unknown="ignore")
-    known = id_map.ids_of(np.where(index >= 0, index, 0)).tolist()
-    return [k if i >= 0 else raw for k, i, raw in zip(known, index.tolist(), ids, strict=True)]
 
 
 def app_from_environment() -> FastAPI:

@@ -6,6 +6,7 @@ same :class:`~latentrec.training.Trainable` interface where they are faster.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,3 +101,15 @@ class MinibatchLoop:
             total += loss.detach() * len(rows)
         self._schedule.step()
         return {"loss": float(total) / self.n_rows}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer, learning-rate schedule and shuffling generator (not the module)."""
+        # optimizer state dicts hold references to the live moment tensors: copy them
+        return copy.deepcopy({"optimizer": self._optimizer.state_dict(),
+                              "schedule": self._schedule.state_dict(),
+                              "generator": self._generator.get_state()})
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._optimizer.load_state_dict(state["optimizer"])
+        self._schedule.load_state_dict(state["schedule"])
+        self._generator.set_state(state["generator"])

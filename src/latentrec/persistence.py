@@ -53,7 +53,8 @@ class SavedModel(Protocol):
 
 def register_kind(kind: str, cls: type[Any]) -> None:
     """Make ``cls`` (a :class:`SavedModel`) the class that :func:`load` and ``latentrec train
-    --model`` use for ``kind``. Models register themselves by defining ``kind`` (see ``Recommender``)."""
+    --model`` use for ``kind``. Models register themselves by defining ``kind`` (see
+    ``Recommender``)."""
     if not isinstance(kind, str) or not kind or kind != kind.strip():
         raise InvalidParameterError(f"a model kind must be a non-empty name, got {kind!r}")
     known = _KINDS.get(kind)

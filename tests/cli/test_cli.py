@@ -153,11 +153,81 @@ def test_real_subprocess(ratings_csv: Path, tmp_path: Path) -> None:
     assert "Traceback" in done.stderr
 
 
-def test_model_choices_match_the_registry() -> None:
+def test_models_lists_every_registered_kind() -> None:
     from latentrec import model_kinds
-    from latentrec.cli.main import MODEL_CHOICES
 
-    assert set(MODEL_CHOICES) == set(model_kinds())
+    code, out, _ = run("models")
+    assert code == 0
+    listed = {line.split()[0] for line in out.splitlines() if not line.startswith(" ")}
+    assert listed == set(model_kinds())
+    assert "validates valid_ndcg@10" in out and "closed form" in out
+
+
+def test_an_unknown_model_kind_lists_the_known_ones(ratings_csv: Path, tmp_path: Path) -> None:
+    code, _, err = run("train", str(ratings_csv), "-o", str(tmp_path / "m"), "--model", "svd")
+    assert code == 2
+    assert "'svd' is not a model kind" in err and "biased-mf" in err
+
+
+@pytest.mark.parametrize("kind", ["popular", "item-knn", "ease"])
+def test_deterministic_models_accept_a_seed_and_refuse_epochs(kind: str, plays_tsv: Path,
+                                                              tmp_path: Path) -> None:
+    code, _, err = run("train", str(plays_tsv), "-o", str(tmp_path / kind), "--model", kind,
+                       "--implicit", "--seed", "1", "--quiet")
+    assert code == 0, err
+    code, _, err = run("train", str(plays_tsv), "-o", str(tmp_path / kind), "--model", kind,
+                       "--implicit", "--epochs", "3")
+    assert code == 1
+    assert f"--epochs: {kind} is fitted in closed form" in err
+    code, _, err = run("train", str(plays_tsv), "-o", str(tmp_path / kind), "--model", kind,
+                       "--implicit", "--lr", "0.1")
+    assert code == 1
+    assert f"--lr: {kind} has no parameter 'lr'" in err
+
+
+def test_valid_fraction_refits_on_all_data_unless_told_not_to(ratings_csv: Path,
+                                                              tmp_path: Path) -> None:
+    code, out, err = run("train", str(ratings_csv), "-o", str(tmp_path / "a"), "--factors", "4",
+                         "--epochs", "8", "--valid-fraction", "0.2", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["refit"] is True and 1 <= summary["best_epoch"] <= 8
+    saved = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert len(saved["history"]) == summary["best_epoch"]  # the refit ran the best epochs
+    assert sum(1 for _ in saved["users"]) == summary["users"]
+    code, out, err = run("train", str(ratings_csv), "-o", str(tmp_path / "b"), "--factors", "4",
+                         "--epochs", "8", "--valid-fraction", "0.2", "--no-refit", "--quiet")
+    assert code == 0, err
+    assert "--no-refit" in out and "held out" in out
+    code, _, err = run("train", str(ratings_csv), "-o", str(tmp_path / "c"), "--model", "ials",
+                       "--valid-fraction", "1.5")
+    assert code == 1
+    assert "--valid-fraction must be between 0 and 1" in err
+
+
+def test_checkpoints_and_resume_from_the_command_line(ratings_csv: Path,
+                                                      tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    code, _, err = run("train", str(ratings_csv), "-o", str(whole), "--factors", "4",
+                       "--epochs", "6", "--quiet")
+    assert code == 0, err
+    checkpoints = tmp_path / "checkpoints"
+    code, _, err = run("train", str(ratings_csv), "-o", str(tmp_path / "first"), "--factors",
+                       "4", "--epochs", "3", "--quiet", "--checkpoint-dir", str(checkpoints))
+    assert code == 0, err
+    assert (checkpoints / "LATEST").read_text().strip() == "epoch-000003"
+    resumed = tmp_path / "resumed"
+    code, _, err = run("train", str(ratings_csv), "-o", str(resumed), "--factors", "4",
+                       "--epochs", "6", "--quiet", "--resume", str(checkpoints))
+    assert code == 0, err
+    for user, item in (("u1", "i3"), ("u5", "i0")):
+        _, first, _ = run("predict", str(whole), "--user", user, "--item", item)
+        _, again, _ = run("predict", str(resumed), "--user", user, "--item", item)
+        assert first == again
+    code, _, err = run("train", str(ratings_csv), "-o", str(resumed), "--factors", "5",
+                       "--epochs", "6", "--quiet", "--resume", str(checkpoints))
+    assert code == 1
+    assert "the checkpoint is of another run" in err
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ def model() -> ImplicitALS:
 @pytest.mark.parametrize("method", ["ivf", "hnsw"])
 def test_recall_against_exact_search(model: ImplicitALS, method: str) -> None:
     users = np.arange(300)
-    exact_items, exact_scores = model._top_k(users, 10)
+    exact_items, exact_scores = model.top_k_indices(users, 10)
     model.use_index(ItemIndex(model, method=method, probes=64))
     try:
-        approx_items, approx_scores = model._top_k(users, 10)
+        approx_items, approx_scores = model.top_k_indices(users, 10)
     finally:
         model.use_index(None)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx_items, exact_items,

@@ -1,4 +1,4 @@
-"""BiasedMF(solver="gibbs"): Bayesian biased MF by Gibbs sampling, published as one factor
+"""BayesianMF: Bayesian biased MF by Gibbs sampling, published as one factor
 model."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentrec import BiasedMF, Interactions, evaluate, load, random_split
+from latentrec import BayesianMF, BiasedMF, Interactions, evaluate, load, random_split
 from latentrec.datasets import synthetic
 from latentrec.errors import InvalidParameterError
 from latentrec.models import _gibbs
@@ -22,11 +22,10 @@ def _rmse(model: BiasedMF, test: Interactions) -> float:
     return float(table.loc["rmse", "value"])
 
 
-def _gibbs_model(**params: object) -> BiasedMF:
-    settings: dict[str, object] = {"solver": "gibbs", "factors": 4, "epochs": 20,
-                                   "burn_in": 5, "seed": 0}
+def _gibbs_model(**params: object) -> BayesianMF:
+    settings: dict[str, object] = {"factors": 4, "epochs": 20, "burn_in": 5, "seed": 0}
     settings.update(params)
-    return BiasedMF(**settings)
+    return BayesianMF(**settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +35,9 @@ def split() -> tuple[Interactions, Interactions]:
     return train, test
 
 
-def _predictions(model: BiasedMF, test: Interactions) -> np.ndarray:
-    return model.predict(test.users.ids_of(test.user_index), test.items.ids_of(test.item_index))
+def _predictions(model: BiasedMF | BayesianMF, test: Interactions) -> np.ndarray:
+    # the index-level API: it also works while a trainable is driven by hand
+    return model.score_indices(*model.to_indices(test))
 
 
 def test_beats_the_mean_and_a_short_sgd_fit(split: tuple[Interactions, Interactions]) -> None:
@@ -65,7 +65,7 @@ def test_save_and_load_give_identical_predictions(split: tuple[Interactions, Int
     train, test = split
     model = _gibbs_model().fit(train, show_progress=False)
     again = load(model.save(model_dir))
-    assert isinstance(again, BiasedMF)
+    assert isinstance(again, BayesianMF)
     np.testing.assert_array_equal(_predictions(again, test), _predictions(model, test))
 
 
@@ -125,11 +125,11 @@ def test_state_dict_round_trip_restores_the_published_model(
     train, test = split
     model = _gibbs_model(factors=8, epochs=70, burn_in=5)
     model._remember_data(train)
-    trainable = GibbsTrainable(model, train, None)
+    trainable = GibbsTrainable(model, train)
     for _ in range(60):  # 55 samples x 8 columns: past the first re-compression (at 384)
         trainable.train_epoch()
     assert trainable.width < 55 * 8
-    snapshot = {name: tensor.clone() for name, tensor in trainable.state_dict().items()}
+    snapshot = trainable.state_dict()
     trainable.publish()
     before = _predictions(model, test)
     for _ in range(3):
@@ -144,7 +144,7 @@ def test_publish_during_burn_in_gives_the_current_sample(
     train, test = split
     model = _gibbs_model(factors=4, epochs=20, burn_in=5)
     model._remember_data(train)
-    trainable = GibbsTrainable(model, train, None)
+    trainable = GibbsTrainable(model, train)
     trainable.train_epoch()
     trainable.publish()
     assert model.user_factors_.shape == (train.n_users, 4)

@@ -324,11 +324,17 @@ def test_every_worker_follows_a_reload(explicit_dir: Path, string_ids_dir: Path,
             headers={"Content-Type": "application/json", "Authorization": "Bearer tok"})
         with urllib.request.urlopen(request) as response:
             assert json.loads(response.read())["kind"] == "ials"
-        time.sleep(2.0)  # followers poll every 0.5 s
-        kinds = set()
-        for _ in range(40):  # fresh connections land on both workers
-            with urllib.request.urlopen(f"{url}/health") as response:
-                kinds.add(json.loads(response.read())["model"])
+        # followers poll every 0.5 s; on a busy machine that can take longer, so wait until
+        # 40 fresh connections in a row (they land on both workers) answer with the new model
+        deadline = time.monotonic() + 60
+        while True:
+            kinds = set()
+            for _ in range(40):
+                with urllib.request.urlopen(f"{url}/health") as response:
+                    kinds.add(json.loads(response.read())["model"])
+            if kinds == {"ials"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert kinds == {"ials"}
     finally:
         process.terminate()

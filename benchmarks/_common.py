@@ -42,9 +42,10 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def write_suite(result: Any, name: str) -> None:
     """Print a ``latentrec.bench`` suite result and write its JSON and plot to RESULTS."""
+    from latentrec.bench import markdown_table as suite_table
     from latentrec.bench import write_results
 
-    print(result.to_markdown())
+    print(suite_table(result))
     written = write_results(result, RESULTS, name)
     if written.plot_skipped:
         print(f"skipping the plot: {written.plot_skipped}", file=sys.stderr)

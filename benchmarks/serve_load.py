@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> None:
                          feedback="implicit", seed=0)
         model = ImplicitALS(factors=args.factors, epochs=3).fit(data, show_progress=False)
         probe_users = np.random.default_rng(0).choice(model.n_users, 1000, replace=False)
-        exact, _ = model._top_k(probe_users, 10)
+        exact, _ = model.top_k_indices(probe_users, 10)
         started = time.perf_counter()
         index = ItemIndex(model, method=args.ann)
         build_s = time.perf_counter() - started
-        approx, _ = model.use_index(index)._top_k(probe_users, 10)
+        approx, _ = model.use_index(index).top_k_indices(probe_users, 10)
         model.use_index(None)
         recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact,
                                                                             strict=True)]))

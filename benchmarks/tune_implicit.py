@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         model = model_class(**params).fit(fit_part, show_progress=False)
         fit_s = time.perf_counter() - started
-        top = np.asarray(model._top_k(users, k)[0])
+        top = np.asarray(model.top_k_indices(users, k)[0])
         rows.append({"params": params, **score_top_k(top, relevant, fit_part.n_items, k),
                      "fit_s": fit_s})
         print(f"{params}: {metric} {rows[-1][metric]:.4f} ({fit_s:.1f} s)", file=sys.stderr)

@@ -13,18 +13,13 @@ from latentrec.data import Interactions
 REPO = Path(__file__).resolve().parents[1]
 
 
-#: where the shared datasets live on the team's machines, after $LATENTREC_DATA and the
-#: ``shared/datasets`` folder beside (or above) the checkout
-WELL_KNOWN = Path("/work/shared/datasets")
-
-
 def shared_datasets_dir() -> Path:
     if "LATENTREC_DATA" in os.environ:
         return Path(os.environ["LATENTREC_DATA"])
     for folder in REPO.parents:
         if (folder / "shared" / "datasets").is_dir():
             return folder / "shared" / "datasets"
-    return WELL_KNOWN
+    return REPO / "datasets"
 
 
 @pytest.fixture(scope="session")

@@ -37,3 +37,30 @@ def test_import_layers() -> None:
 @pytest.mark.slow
 def test_mypy_strict() -> None:
     _check(_tool("mypy"), "src/latentrec")
+
+
+def test_no_import_cycles() -> None:
+    """No module imports itself through others, type-checking-only imports included."""
+    import grimp
+
+    graph = grimp.build_graph("latentrec", exclude_type_checking_imports=False)
+    edges = {module: graph.find_modules_directly_imported_by(module)
+             for module in graph.modules}
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges.get(module, ())):
+            if target == module or target not in edges:
+                continue
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*path[path.index(target):], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "\n".join(cycles)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from latentrec import (
     BPR,
@@ -26,9 +27,19 @@ from latentrec.datasets import synthetic
 
 # ---------------------------------------------------------------------- shared data and helpers
 #: small settings that train BPR in well under a second on the CPU
-BPR_QUICK: dict[str, Any] = {"factors": 16, "epochs": 20, "batch_size": 256, "seed": 0,
+BPR_QUICK: dict[str, Any] = {"factors": 16, "epochs": 12, "batch_size": 256, "seed": 0,
                              "device": "cpu"}
 ALS_QUICK: dict[str, Any] = {"factors": 8, "epochs": 5, "seed": 0, "device": "cpu"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Any:
+    """These problems are tiny: one thread is as fast, and it keeps the timings steady on a
+    busy machine (idle OpenMP workers competing with other processes cost seconds)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,9 @@ from latentrec.bench._data import (
     score_ratings,
     score_top_k,
 )
-from latentrec.bench._harness import (
-    ContenderResult,
-    SkippedContender,
-    SuiteResult,
-    describe_machine,
-    run_suite,
-)
+from latentrec.bench._harness import describe_machine, run_suite
 from latentrec.bench._report import WrittenFiles, markdown_table, write_results
+from latentrec.bench._results import ContenderResult, SkippedContender, SuiteResult
 from latentrec.bench._suites import SUITE_DATASETS, TUNED_IMPLICIT, Contender, contenders_for
 
 __all__ = [

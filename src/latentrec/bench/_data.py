@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from latentrec.data import Interactions
 
 #: where the team's machines keep the shared datasets, tried last
-WELL_KNOWN_DATASETS = Path("/work/shared/datasets")
 DATA_ENV = "LATENTREC_DATA"
 
 #: files each (suite, dataset) reads, relative to the datasets folder
@@ -45,9 +44,9 @@ def find_datasets_dir(given: str | os.PathLike[str] | None = None) -> Path:
     """The folder that holds the shared datasets (``ml-100k/``, ``lastfm-hetrec/`` ...).
 
     In order: ``given``; ``$LATENTREC_DATA``; the first ``shared/datasets`` folder beside the
-    current directory or one of its parents (then beside this package's source); and finally
-    ``/work/shared/datasets``. The folder is not checked here: the suites name the file they
-    miss.
+    current directory or one of its parents (then beside this package's source); else
+    ``./datasets``. The folder is not checked here: the suites name the file they miss and how
+    to point at the data (``--data-dir`` or ``$LATENTREC_DATA``).
 
     Examples
     --------
@@ -62,7 +61,7 @@ def find_datasets_dir(given: str | os.PathLike[str] | None = None) -> Path:
         for folder in (start, *start.parents):
             if (folder / "shared" / "datasets").is_dir():
                 return folder / "shared" / "datasets"
-    return WELL_KNOWN_DATASETS
+    return Path("datasets")
 
 
 def check_data(suite: str, dataset: str, root: Path) -> None:

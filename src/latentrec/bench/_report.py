@@ -6,10 +6,8 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from latentrec.bench._harness import SuiteResult
+from latentrec.bench._results import SuiteResult
 
 __all__ = ["WrittenFiles", "markdown_table", "write_results"]
 

@@ -519,7 +519,7 @@ def serve(model_dir: str, host: str, port: int, workers: int, max_k: int,
               show_default=True, help="Data set; lastfm and gowalla for the implicit suite.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding ml-100k/ etc. (default: $LATENTREC_DATA, else the first "
-                   "shared/datasets beside this folder or a parent, else /work/shared/datasets).")
+                   "shared/datasets in this folder's parents, else ./datasets).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
               default="bench-results", show_default=True,
               help="Folder for SUITE_DATASET.json and .png.")
@@ -555,7 +555,7 @@ def bench(suite: str, dataset: str, data_dir: str | None, out_dir: str, no_peers
     command = shlex.join(words)
 
     def action() -> None:
-        from latentrec.bench import run_suite, write_results
+        from latentrec.bench import markdown_table, run_suite, write_results
 
         result = run_suite(suite, dataset=dataset, data_dir=data_dir, peers=not no_peers,
                            only=only, k=k, repeats=repeats,
@@ -565,7 +565,7 @@ def bench(suite: str, dataset: str, data_dir: str | None, out_dir: str, no_peers
         if as_json:
             _emit_json(json.loads(written.json.read_text()))
         else:
-            click.echo(result.to_markdown())
+            click.echo(markdown_table(result))
         if written.plot_skipped is not None:
             click.echo(f"skipping the plot: {written.plot_skipped}", err=True)
         files = [str(path) for path in (written.json, written.plot) if path is not None]

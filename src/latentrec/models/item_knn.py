@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,11 +11,15 @@ import scipy.sparse as sp
 import torch
 
 from latentrec.data import Interactions
+from latentrec.errors import PerformanceWarning
 from latentrec.models._sparse import csr_from_tensors, weights_matrix
 from latentrec.models.base import Recommender, hyperparameters
 from latentrec.models.config import ModelConfig
 
 __all__ = ["ItemKNN"]
+
+#: dense similarity rows above this size (GB) warn before they are built
+_DENSE_WARNING_GB = 1.0
 
 WEIGHTINGS = ("binary", "none", "log", "bm25")
 
@@ -83,6 +88,12 @@ class ItemKNN(Recommender):
     def _vectors(self, side: str) -> torch.Tensor:
         # rows of the (already normalised) similarity matrix: cosine of these rows ranks the
         # items by their shared neighbours; the similarity itself is used for scoring
+        gigabytes = 4 * self.n_items**2 / 1e9
+        if gigabytes > _DENSE_WARNING_GB:
+            warnings.warn(
+                f"similar_items on ItemKNN builds a dense {self.n_items:,} x {self.n_items:,} "
+                f"matrix ({gigabytes:.1f} GB); for large catalogues use the factors of "
+                f"ImplicitALS or BPR", PerformanceWarning, stacklevel=4)
         return torch.from_numpy(self.similarity_.toarray())
 
     def _tensors(self) -> dict[str, torch.Tensor]:

@@ -15,11 +15,12 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from latentrec.errors import InvalidParameterError, TrainingDivergedError
+from latentrec.errors import ConvergenceWarning, InvalidParameterError, TrainingDivergedError
 from latentrec.training.checkpoints import Checkpoint, read_checkpoint, write_checkpoint
 from latentrec.training.validation import Validator
 
@@ -191,6 +192,12 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
+        if (rule is not None and history and best_epoch == history[-1]["epoch"] == epochs
+                and len(history) > 1):
+            warnings.warn(
+                f"{rule.monitor} was still improving at the last epoch ({epochs}); early "
+                f"stopping never triggered, so more epochs would likely help", ConvergenceWarning,
+                stacklevel=3)
         if best_state is not None and best_epoch != len(history):
             trainable.load_state_dict(best_state)
         trainable.publish()

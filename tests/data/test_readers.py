@@ -476,3 +476,17 @@ def test_filmtrust_duplicates(datasets_dir: Path) -> None:
     assert (len(data), data.n_users, data.n_items) == (35_494, 1508, 2071)
     frame = data.to_frame().set_index(["user", "item"]).rating
     assert frame[(308, 207)] == 3.25 and frame[(308, 235)] == 2.75 and frame[(308, 12)] == 4.0
+
+
+def test_a_count_column_read_as_ratings_warns(tmp_path: Path) -> None:
+    from latentrec.errors import DataWarning
+
+    named = tmp_path / "plays.csv"
+    named.write_text("user,item,plays\na,x,3\nb,y,1\n")
+    with pytest.warns(DataWarning, match="column 'plays' is named like a count"):
+        read_interactions(named)
+    heavy = tmp_path / "weights.csv"
+    heavy.write_text("user,item,score\n" + "".join(f"u{i},i{i},{i * 37}\n" for i in range(40)))
+    with pytest.warns(DataWarning, match="holds whole numbers up to 1,443"):
+        read_interactions(heavy)
+    read_interactions(named, feedback="implicit")  # no warning: counts read as counts

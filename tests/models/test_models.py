@@ -363,3 +363,27 @@ def test_the_kernel_refuses_optimizers_it_does_not_implement(tiny: Interactions)
     # with engine="auto", Adam means PyTorch minibatches
     model = BiasedMF(optimizer="adam", epochs=2).fit(tiny, show_progress=False)
     assert len(model.history_) == 2
+
+
+def test_models_warn_about_data_they_are_not_made_for(planted: Interactions) -> None:
+    from latentrec import ImplicitALS
+    from latentrec.errors import DataWarning
+
+    with pytest.warns(DataWarning, match="ImplicitALS learns from implicit feedback"):
+        ImplicitALS(factors=4, epochs=1).fit(planted, show_progress=False)
+    counts = planted.as_implicit()
+    with pytest.warns(DataWarning, match="BiasedMF predicts ratings, but this data is implicit"):
+        BiasedMF(factors=4, epochs=1).fit(counts, show_progress=False)
+
+
+def test_recommend_reports_what_predict_gives(planted: Interactions) -> None:
+    model = BiasedMF(factors=16, epochs=30, reg=0.0, lr=0.05).fit(planted, show_progress=False)
+    users = planted.users.ids_of(range(40))
+    table = model.recommend(users, k=10)
+    low, high = model.rating_range_ or (0.0, 0.0)
+    assert table["score"].between(low, high).all()
+    np.testing.assert_allclose(table["score"].to_numpy(),
+                               model.predict(table["user"], table["item"]), rtol=1e-6)
+    # the rule matters here: the raw ranking scores of these lists pass the rating range
+    _, raw = model.top_k_indices(model.users_.index_of(users), 10)
+    assert raw.max() > high

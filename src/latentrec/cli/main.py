@@ -13,6 +13,7 @@ import math
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -39,7 +40,11 @@ def _run(action: Any) -> Any:
     from latentrec.errors import LatentrecError
 
     try:
-        return action()
+        # warnings are one line each on stderr, as they happen (not Python's two-line form)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            return action()
     except (LatentrecError, FileNotFoundError, PermissionError, IsADirectoryError) as error:
         if _Context.debug:
             raise
@@ -51,6 +56,11 @@ def _run(action: Any) -> Any:
         if _Context.debug:
             raise
         _fail(str(error).splitlines()[0])
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any,
+                  **kwargs: Any) -> None:
+    click.echo(f"latentrec: warning: {str(message).splitlines()[0]}", err=True)
 
 
 def _json_value(value: Any) -> Any:

@@ -22,7 +22,7 @@ from latentrec.data.interactions import (
     Interactions,
     _check_choice,
 )
-from latentrec.errors import DataError, InvalidParameterError
+from latentrec.errors import DataError, DataWarning, InvalidParameterError
 
 __all__ = ["FORMATS", "FileFormat", "detect_format", "read_interactions"]
 
@@ -467,6 +467,31 @@ def _check_short_rows(
         )
 
 
+#: column names that say "how much or how often", not "how much liked"
+_COUNT_WORDS = ("count", "plays", "play_count", "playcount", "clicks", "views", "weight",
+                "listens", "visits", "checkins", "purchases", "quantity")
+#: explicit ratings above this many distinct levels with a large maximum look like counts
+_COUNT_LEVELS = 20
+
+
+def _warn_if_counts(column: pd.Series, name: str, where: str) -> None:
+    """Warn when a column read as ratings looks like weights or counts (by name, or by being
+    whole numbers with many levels and a heavy tail)."""
+    named = name.strip().lower() in _COUNT_WORDS
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    counting = False
+    if len(values):
+        whole = bool((values == values.round()).all())
+        counting = (whole and values.min() >= 0 and values.nunique() > _COUNT_LEVELS
+                    and values.max() > 100)
+    if named or counting:
+        why = "is named like a count" if named else (
+            f"holds whole numbers up to {values.max():,.0f} with {values.nunique():,} levels")
+        warnings.warn(f"{where}: column {name!r} {why} but is read as ratings; pass "
+                      f"feedback='implicit' (--implicit) if it holds weights or counts",
+                      DataWarning, stacklevel=4)
+
+
 def _frame_to_interactions(
     path: Path,
     frame: pd.DataFrame,
@@ -498,6 +523,8 @@ def _frame_to_interactions(
     if layout.name != "parquet":
         _check_short_rows(path, frame, lines, [c for c in resolved.values() if c is not None],
                           layout)
+    if feedback == "explicit" and resolved["value"] is not None:
+        _warn_if_counts(frame[resolved["value"]], str(resolved["value"]), where)
     return Interactions.from_frame(
         frame,
         user_col=str(resolved["user"]),

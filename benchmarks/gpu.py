@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     k = args.factors
     contenders = {
         "BiasedMF (minibatch SGD, batch 262144)": (lambda: BiasedMF(
-            factors=k, epochs=1, device="cuda", solver="minibatch", optimizer="sgd",
+            factors=k, epochs=1, device="cuda", engine="minibatch", optimizer="sgd",
             batch_size=262_144, lr=0.05), explicit),
         "ImplicitALS (CG, 3 steps)": (lambda: ImplicitALS(
             factors=k, epochs=1, device="cuda", report_loss=False), implicit),

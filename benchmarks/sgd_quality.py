@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         "kernel (defaults)": {},
         "kernel AdaGrad (optimizer='adagrad', lr 0.2, no decay)": {
             "optimizer": "adagrad", "lr": 0.2, "lr_decay": 1.0},
-        "minibatch SGD (batch 4096, lr 0.05)": {"solver": "minibatch", "optimizer": "sgd",
+        "minibatch SGD (batch 4096, lr 0.05)": {"engine": "minibatch", "optimizer": "sgd",
                                                 "batch_size": 4096, "lr": 0.05},
-        "minibatch Adam (batch 4096, lr 0.005)": {"solver": "minibatch", "optimizer": "adam",
+        "minibatch Adam (batch 4096, lr 0.005)": {"engine": "minibatch", "optimizer": "adam",
                                                   "batch_size": 4096, "lr": 0.005},
     }
     rows = []

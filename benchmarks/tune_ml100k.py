@@ -1,4 +1,4 @@
-"""Choose BiasedMF settings for MovieLens 100K on a validation split carved from u1.base.
+"""Choose BiasedMF and BayesianMF settings for MovieLens 100K on a validation split carved from u1.base.
 
     python benchmarks/tune_ml100k.py [--data-dir ../shared/datasets]
 
@@ -22,7 +22,7 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "sgd": [{"factors": f, "reg": r, "epochs": e}
             for f, r, e in itertools.product((50, 100, 200), (0.04, 0.06, 0.08), (20, 30, 40))],
     # Bayesian biased MF: latent size and number of sweeps (the priors tune themselves)
-    "gibbs": [{"solver": "gibbs", "factors": f, "epochs": e, "burn_in": b}
+    "bayesian": [{"factors": f, "epochs": e, "burn_in": b}
               for f, e, b in itertools.product((5, 10, 20), (150, 300), (25, 50))],
 }
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid", choices=sorted(GRIDS), action="append")
     args = parser.parse_args(argv)
 
-    from latentrec import BiasedMF, evaluate, random_split, read_interactions
+    from latentrec import BayesianMF, BiasedMF, evaluate, random_split, read_interactions
 
     base = read_interactions(datasets_dir(args.data_dir) / "ml-100k" / "u1.base")
     train, valid = random_split(base, 0.1, seed=0)
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     for grid in args.grid or sorted(GRIDS):
         for params in GRIDS[grid]:
             started = time.perf_counter()
-            model = BiasedMF(**params).fit(train, show_progress=False)
+            model_class = BayesianMF if grid == "bayesian" else BiasedMF
+            model = model_class(**params).fit(train, show_progress=False)
             seconds = time.perf_counter() - started
             value = float(evaluate(model, valid, metrics=["rmse"])["value"].iloc[0])
             rows.append({"grid": grid, "params": params, "valid_rmse": value, "fit_s": seconds})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from latentrec import BiasedMF, ImplicitALS
+from latentrec import BiasedMF, ImplicitALS, Interactions
 from latentrec.datasets import synthetic
 from latentrec.errors import InvalidParameterError
 from latentrec.models.ann import ItemIndex
@@ -89,3 +89,20 @@ def test_an_index_that_misses_the_top_items_warns(model: ImplicitALS) -> None:
     with pytest.warns(IndexRecallWarning, match="raise probes"):
         poor = ItemIndex(model, method="ivf", lists=300, probes=1)
     assert poor.recall_estimate < 0.9
+
+
+def test_users_the_index_cannot_fill_are_answered_exactly() -> None:
+    # user 0 has seen all but 10 of 2,300 items: more than the index skips
+    n_items = 2300
+    users = np.r_[np.zeros(n_items - 10, dtype=np.int64), np.arange(1, 200).repeat(20)]
+    items = np.r_[np.arange(n_items - 10), np.random.default_rng(0).integers(0, n_items,
+                                                                              199 * 20)]
+    data = Interactions.from_arrays(users, items, duplicates="sum", feedback="implicit")
+    model = ImplicitALS(factors=8, epochs=2).fit(data, show_progress=False)
+    exact_items, _ = model.top_k_indices(np.array([0]), 10, approximate=False)
+    model.use_index(ItemIndex(model, method="ivf", probes=64))
+    approx_items, _ = model.top_k_indices(np.array([0]), 10)
+    unseen = model.n_items - model.seen_[0].nnz
+    assert 5 <= unseen <= 10
+    assert (approx_items >= 0).sum() == (exact_items >= 0).sum() == unseen
+    np.testing.assert_array_equal(np.sort(approx_items), np.sort(exact_items))

@@ -7,6 +7,7 @@ model still learns (held-out ranking quality clearly above popularity or an untr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ ALS_QUICK: dict[str, Any] = {"factors": 8, "epochs": 5, "seed": 0, "device": "cp
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
+def one_torch_thread() -> Iterator[None]:
     """These problems are tiny: one thread is as fast, and it keeps the timings steady on a
     busy machine (idle OpenMP workers competing with other processes cost seconds)."""
     threads = torch.get_num_threads()
@@ -390,6 +391,7 @@ def test_recommend_is_answered_by_the_item_index(monkeypatch: pytest.MonkeyPatch
     users = np.array([0, 1, 2])
     exact_items, exact_scores = model.top_k_indices(users, 5)
     index = ItemIndex(model)  # 100 items: 2 inverted lists, both probed, so exact
+    assert index.recall_estimate == 1.0
     calls: list[tuple[list[int], int, bool]] = []
     search = index.search
 

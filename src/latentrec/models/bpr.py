@@ -59,7 +59,8 @@ class BPR(FactorModel):
     ``loss="bpr"``: Bayesian personalised ranking, ``-log sigmoid(s_ui - s_uj)`` averaged over
     ``negatives`` sampled items ``j`` per interaction. ``loss="softmax"``: sampled softmax, the
     cross-entropy of the positive among itself and the ``negatives`` sampled items (corrected
-    for the sampling distribution). ``sampling`` draws negatives uniformly or in proportion to
+    for the sampling distribution; with one uniformly sampled negative it is exactly BPR, so it
+differs only with ``negatives > 1`` or popularity sampling). ``sampling`` draws negatives uniformly or in proportion to
     popularity (``count ** 0.75``); sampled items the user already has are redrawn once.
     With ``candidates > 1`` every negative is the highest-scoring of ``candidates`` sampled
     items (dynamic negative sampling, Zhang et al. 2013): like WARP, training then concentrates

@@ -94,7 +94,17 @@ class FactorModel(Recommender):
                 or (user_index < 0).any()):
             return super().top_k_indices(user_index, k, exclude_seen=exclude_seen,
                                          allowed=allowed)
-        return index.search(user_index, k, exclude_seen=exclude_seen)  # type: ignore[no-any-return]
+        top_items, top_scores = index.search(user_index, k, exclude_seen=exclude_seen)
+        # the index skips a bounded number of seen items: users it could not fill (many seen
+        # items) are answered exactly
+        seen = np.diff(self.seen_.indptr)[user_index] if exclude_seen else 0
+        wanted = np.minimum(k, self.n_items - seen)
+        short = np.flatnonzero((top_items >= 0).sum(axis=1) < wanted)
+        if len(short):
+            exact_items, exact_scores = super().top_k_indices(
+                user_index[short], k, exclude_seen=exclude_seen)
+            top_items[short], top_scores[short] = exact_items, exact_scores
+        return top_items, top_scores
 
     def _as_predictions(self, scores: np.ndarray) -> np.ndarray:
         if self._clip_range is None:

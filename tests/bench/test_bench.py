@@ -21,9 +21,11 @@ from latentrec.bench import (
     _harness,
     contenders_for,
     find_datasets_dir,
+    markdown_table,
     write_results,
 )
-from latentrec.cli.main import BENCH_DATASETS, BENCH_SUITES, cli
+from latentrec.cli._common import BENCH_DATASETS, BENCH_SUITES
+from latentrec.cli.main import cli
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -260,7 +262,7 @@ def test_ratios_are_against_the_best_peer() -> None:
     assert ours.quality_vs_best_peer == pytest.approx(0.90 / 0.92)
     assert ours.fit_vs_best_peer == pytest.approx(0.5)
     assert result.rows[2].quality_vs_best_peer == pytest.approx(1.0)
-    table = result.to_markdown()
+    table = markdown_table(result)
     assert "| latentrec A | 0.9000 | 0.7200 | 0.200 | 300 | 0.978 | 0.50 |" in table
     assert "best peer by RMSE (lower is better): peer best." in table
     assert "Skipped LightFM: not installed." in table
@@ -275,7 +277,7 @@ def test_higher_is_better_picks_the_highest_peer(tmp_path: Path) -> None:
     result = SuiteResult(suite="implicit", dataset="ml-100k", split="80/20", k=10,
                          metrics=["rmse"], metric="rmse", lower_is_better=False, rows=ranked,
                          best_peer=best)
-    assert "best peer by RMSE (higher is better): p1." in result.to_markdown()
+    assert "best peer by RMSE (higher is better): p1." in markdown_table(result)
     assert write_results(result, tmp_path, "top").plot == tmp_path / "top.png"
 
 

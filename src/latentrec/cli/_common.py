@@ -1,0 +1,93 @@
+"""What every command shares: one-line errors and warnings, JSON output, data options.
+
+Errors are mapped here, in one place: one line on stderr and exit status 1 (2 for usage
+errors); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+from typing import Any, NoReturn
+
+import click
+
+FORMAT_CHOICES = ("auto", "csv", "tsv", "parquet", "ml-100k", "ml-1m", "ml-latest")
+DUPLICATE_CHOICES = ("error", "last", "mean", "sum")
+# literal for the same reason; a test checks them against latentrec.bench.SUITE_DATASETS
+BENCH_SUITES = ("explicit", "implicit")
+BENCH_DATASETS = ("ml-100k", "lastfm", "gowalla")
+
+
+class Context:
+    debug: bool = False
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"latentrec: error: {message}", err=True)
+    sys.exit(1)
+
+
+def run(action: Any) -> Any:
+    """Call ``action``; turn expected errors into one line on stderr."""
+    from latentrec.errors import LatentrecError
+
+    try:
+        # warnings are one line each on stderr, as they happen (not Python's two-line form)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = show_warning
+            return action()
+    except (LatentrecError, FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        if Context.debug:
+            raise
+        text = str(error)
+        if isinstance(error, (FileNotFoundError, PermissionError)) and error.filename:
+            text = f"{error.filename}: {error.strerror or text}"
+        fail(text.splitlines()[0] if text else type(error).__name__)
+    except TypeError as error:
+        if Context.debug:
+            raise
+        fail(str(error).splitlines()[0])
+
+
+def show_warning(message: Warning | str, category: type[Warning], *args: Any,
+                  **kwargs: Any) -> None:
+    click.echo(f"latentrec: warning: {str(message).splitlines()[0]}", err=True)
+
+
+def json_value(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, allow_nan=False))
+
+
+def read_data(path: str, fmt: str, sep: str | None, implicit: bool, duplicates: str) -> Any:
+    from latentrec.data import read_interactions
+
+    return read_interactions(path, format=fmt, sep=sep,
+                             feedback="implicit" if implicit else "explicit",
+                             duplicates=duplicates)  # type: ignore[arg-type]
+
+
+def data_options(function: Any) -> Any:
+    options = [
+        click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto",
+                     show_default=True, help="File format; 'auto' detects it."),
+        click.option("--sep", default=None, help="Column separator (default: detected)."),
+        click.option("--implicit", is_flag=True,
+                     help="Values are weights/counts (or absent), not ratings."),
+        click.option("--duplicates", type=click.Choice(DUPLICATE_CHOICES), default="error",
+                     show_default=True, help="What to do with repeated (user, item) pairs."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function

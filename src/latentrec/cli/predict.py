@@ -1,0 +1,31 @@
+"""``latentrec predict``."""
+
+from __future__ import annotations
+
+import click
+
+from latentrec.cli._common import emit_json, json_value, run
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--user", required=True, help="Raw user id.")
+@click.option("--item", required=True, help="Raw item id.")
+@click.option("--fallback", is_flag=True,
+              help="Predict for unknown ids with the fallback instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def predict(model_dir: str, user: str, item: str, fallback: bool, as_json: bool) -> None:
+    """Predict USER's rating (or score) of ITEM with the model in MODEL_DIR."""
+
+    def action() -> None:
+        from latentrec.models import load
+
+        model = load(model_dir)
+        value = model.predict(user, item, on_unknown="fallback" if fallback else "raise")
+        user_id, item_id = model.users_.canonical([user])[0], model.items_.canonical([item])[0]
+        if as_json:
+            emit_json({"user": user_id, "item": item_id, "prediction": json_value(value)})
+        else:
+            click.echo(f"{value:.4f}")
+
+    run(action)

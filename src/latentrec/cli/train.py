@@ -1,0 +1,212 @@
+"""``latentrec train`` and ``latentrec models``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from latentrec.cli._common import data_options, emit_json, json_value, read_data, run
+
+
+class _ModelKind(click.ParamType):  # type: ignore[type-arg]
+    """A registered model kind, checked when used (so that ``--help`` imports no models)."""
+
+    name = "kind"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from latentrec.models import model_kinds
+
+        kinds = model_kinds()
+        if value not in kinds:
+            self.fail(f"{value!r} is not a model kind; choose from {', '.join(sorted(kinds))} "
+                      f"(latentrec models lists them)", param, ctx)
+        return str(value)
+
+
+#: options that `train` offers for every model, and what they mean to models without them
+_COMMON_OPTIONS = ("factors", "epochs", "lr", "reg", "seed", "device")
+
+
+def _model_params(model_class: Any, kind: str, given: dict[str, Any],
+                  extra: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters for ``model_class`` from the common options and ``-p`` pairs."""
+    from latentrec.errors import InvalidParameterError
+
+    names = set(model_class.parameter_names())
+    params: dict[str, Any] = {}
+    for name, value in given.items():
+        if name in names:
+            params[name] = value
+        elif name == "seed":
+            continue  # a deterministic model has nothing to seed: the same result either way
+        elif name == "epochs" and not model_class.trains_in_epochs:
+            raise InvalidParameterError(f"--epochs: {kind} is fitted in closed form, in one "
+                                        f"pass; it has no epochs")
+        else:
+            raise InvalidParameterError(f"--{name}: {kind} has no parameter {name!r}; its "
+                                        f"parameters: {', '.join(sorted(names)) or 'none'}")
+    for name, value in extra.items():
+        if name not in names:
+            raise InvalidParameterError(f"-p {name}: {kind} has no parameter {name!r}; its "
+                                        f"parameters: {', '.join(sorted(names)) or 'none'}")
+        params[name] = value
+    return params
+
+
+@click.command()
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to save the model in.")
+@click.option("--model", "kind", type=_ModelKind(), default="biased-mf", show_default=True,
+              help="Model kind (`latentrec models` lists them).")
+@click.option("--factors", type=click.IntRange(min=1), default=None, help="Latent factors.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.")
+@click.option("--lr", type=float, default=None, help="Learning rate.")
+@click.option("--reg", type=float, default=None, help="L2 regularisation of the factors.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Random seed (deterministic models ignore it).")
+@click.option("--device", default=None, help="auto, cpu, cuda or mps.")
+@click.option("-p", "--param", "extra", multiple=True, metavar="NAME=VALUE",
+              help="Any other hyperparameter, e.g. -p alpha=5 -p engine=minibatch (repeatable).")
+@click.option("--valid-fraction", type=float, default=None,
+              help="Hold out this fraction of DATA, stop early on it, then refit on all of "
+                   "DATA for the best number of epochs (see --no-refit).")
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Epochs without validation improvement before stopping.")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="With --valid-fraction: refit on all of DATA (or save the model trained on "
+                   "the rest).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Save the training state here (resumable with --resume).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Epochs between checkpoints.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="Continue the run saved in this checkpoint directory.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@data_options
+def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int | None,
+          lr: float | None, reg: float | None, seed: int | None, device: str | None,
+          extra: tuple[str, ...], valid_fraction: float | None, patience: int, refit: bool,
+          checkpoint_dir: str | None, checkpoint_every: int, resume_dir: str | None,
+          quiet: bool, as_json: bool, fmt: str, sep: str | None, implicit: bool,
+          duplicates: str) -> None:
+    """Train a model on DATA (CSV/TSV/Parquet/MovieLens) and save it to MODEL_DIR.
+
+    \b
+    Models: biased-mf (default), bayesian-mf, mf, als for ratings; ials, bpr, popular,
+    item-knn, ease for implicit feedback (add --implicit when DATA holds counts or no
+    values); `latentrec models` lists every installed kind with its parameters.
+    """
+    given: dict[str, Any] = {name: value for name, value in (
+        ("factors", factors), ("epochs", epochs), ("lr", lr), ("reg", reg),
+        ("seed", seed), ("device", device)) if value is not None}
+    extra_params = _parse_params(extra)
+
+    def action() -> None:
+        from latentrec.data import random_split
+        from latentrec.errors import InvalidParameterError
+        from latentrec.models import model_kinds
+        from latentrec.training import Checkpoint, Trainer
+
+        model_class = model_kinds()[kind]
+        params = _model_params(model_class, kind, given, extra_params)
+        model = model_class(**params)  # bad hyperparameters fail before any reading
+        interactions = read_data(data, fmt, sep, implicit, duplicates)
+        everything = interactions
+        valid = None
+        if valid_fraction is not None:
+            if model.monitor is None:
+                raise InvalidParameterError(f"--valid-fraction: {kind} is fitted in closed "
+                                            f"form; there are no epochs to validate")
+            if not 0.0 < valid_fraction < 1.0:
+                raise InvalidParameterError(f"--valid-fraction must be between 0 and 1, got "
+                                            f"{valid_fraction}")
+            # a model that never stops early (BayesianMF) still reports its validation curve
+            with contextlib.suppress(InvalidParameterError):
+                model.set_params(patience=patience)
+            interactions, valid = random_split(interactions, valid_fraction,
+                                               seed=params.get("seed", 0))
+        trainer = Trainer(
+            show_progress=not quiet and not as_json,
+            checkpoint=None if checkpoint_dir is None else Checkpoint(checkpoint_dir,
+                                                                      every=checkpoint_every),
+            resume=resume_dir)
+        started = time.perf_counter()
+        model.fit(interactions, valid=valid, trainer=trainer)
+        monitor = model.monitor
+        summary: dict[str, Any] = {
+            "model": kind, "model_dir": str(Path(model_dir)),
+            "interactions": len(everything), "users": everything.n_users,
+            "items": everything.n_items, "epochs": len(model.history_),
+        }
+        note = ""
+        if valid is not None and monitor is not None:
+            metric, mode = monitor
+            values = [h[metric] for h in model.history_]
+            best = min(values) if mode == "min" else max(values)
+            best_epoch = values.index(best) + 1
+            # a model that does not stop early is refit as configured
+            epochs_again = best_epoch if model.config.patience is not None else len(values)
+            summary[metric] = json_value(best)
+            summary["best_epoch"] = best_epoch
+            summary["refit"] = refit
+            note = f", best {metric} {best:.4f} at epoch {best_epoch}"
+            if refit:
+                model = model_class(**{**params, "epochs": epochs_again})
+                model.fit(everything, show_progress=not quiet and not as_json)
+                note += (f"; refit on all {len(everything):,} interactions for "
+                         f"{epochs_again} epochs")
+            else:
+                note += (f"; saved the model trained on {len(interactions):,} interactions "
+                         f"(--no-refit; {len(valid):,} held out)")
+        seconds = time.perf_counter() - started
+        model.save(model_dir)
+        last = model.history_[-1] if model.history_ else {}
+        summary["seconds"] = round(seconds, 3)
+        summary["loss"] = json_value(last.get("loss"))
+        if as_json:
+            emit_json(summary)
+        else:
+            click.echo(
+                f"trained {kind} on {len(interactions):,} interactions "
+                f"({interactions.n_users:,} users, {interactions.n_items:,} items) in "
+                f"{seconds:.2f} s, {len(model.history_)} epochs{note}; saved to {model_dir}"
+            )
+
+    run(action)
+
+
+@click.command()
+def models() -> None:
+    """List the model kinds: what each is made for, what it monitors, its parameters."""
+    from latentrec.models import model_kinds
+
+    for kind, model_class in sorted(model_kinds().items()):
+        defaults = model_class().get_params()
+        made_for = {"explicit": "ratings", "implicit": "implicit feedback",
+                    "any": "ratings or weights"}[model_class.feedback]
+        trains = (f"trains in epochs, validates {model_class.validator.metric}"
+                  if model_class.trains_in_epochs else "closed form")
+        click.echo(f"{kind:<12} {model_class.__name__} - {made_for}; {trains}")
+        click.echo("    " + ", ".join(f"{k}={v!r}" for k, v in defaults.items()))
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs; values are read as JSON when they parse (numbers, true, null)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}",
+                                     param_hint="'-p' / '--param'")
+        try:
+            params[name.strip().replace("-", "_")] = json.loads(text)
+        except json.JSONDecodeError:
+            params[name.strip().replace("-", "_")] = text
+    return params

@@ -67,11 +67,14 @@ class UnknownIdError(LatentrecError, KeyError):
         count = total if total is not None else len(self.ids)
         more = f" and {count - 5} more" if count > 5 else ""
         noun = side[:-1] if count == 1 else side
-        self.message = (
-            f"unknown {noun}: {shown}{more} (not in the training data; "
-            f"pass on_unknown='fallback' to score them with the documented fallback)"
-        )
+        self.what = f"unknown {noun}: {shown}{more} (not in the training data"
+        self.message = self.explain("pass on_unknown='fallback'")
         super().__init__(self.message)
+
+    def explain(self, way_out: str) -> str:
+        """The message with the way out of the caller's surface (the Python API says
+        ``on_unknown='fallback'``, the CLI ``--fallback``, HTTP its own field)."""
+        return f"{self.what}; {way_out} to score them with the documented fallback)"
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -73,6 +74,15 @@ def evaluate(
     model.require_fitted()
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}")
+    if k > model.n_items and test.n_users * k > _MAX_PADDED:
+        raise InvalidParameterError(f"k={k} is larger than the catalogue ({model.n_items:,} "
+                                    f"items); choose k <= {model.n_items:,}")
+    if relevance_threshold is not None and (
+            isinstance(relevance_threshold, bool)
+            or not isinstance(relevance_threshold, (int, float, np.number))
+            or not math.isfinite(relevance_threshold)):
+        raise InvalidParameterError(f"relevance_threshold must be a finite number, got "
+                                    f"{relevance_threshold!r}")
     rating_ok = test.values is not None and test.is_explicit and model.feedback_ == "explicit"
     wanted = list(metrics) if metrics is not None else (
         [*RATING_METRICS, *RANKING_METRICS] if rating_ok else list(RANKING_METRICS))
@@ -89,6 +99,8 @@ def evaluate(
 
     user_index, item_index = model.to_indices(test)
     unknown_row = (user_index < 0) | (item_index < 0)
+    if exclude_seen and any(name in RANKING_METRICS for name in wanted):
+        _warn_if_seen(model, user_index, item_index)
     rows: list[tuple[str, float]] = []
     if any(name in RATING_METRICS for name in wanted):
         assert test.values is not None  # rating_ok checked it
@@ -114,6 +126,30 @@ def evaluate(
     return pd.DataFrame(rows, columns=["metric", "value"])
 
 
+#: entries of padded top-k lists evaluate may build when k exceeds the catalogue
+_MAX_PADDED = 20_000_000
+#: share of test interactions seen in training above which rankings say little
+_SEEN_WARNING = 0.5
+
+
+def _warn_if_seen(model: Recommender, user_index: np.ndarray, item_index: np.ndarray) -> None:
+    """Warn when most test interactions were seen in training: they are excluded from every
+    ranking, so ranking metrics fall to about zero (e.g. evaluating on the training file)."""
+    known = (user_index >= 0) & (item_index >= 0)
+    if not known.any():
+        return
+    seen = model.seen_
+    keys = user_index[known] * model.n_items + item_index[known]
+    coo = seen.tocoo()
+    seen_keys = np.sort(coo.row.astype(np.int64) * model.n_items + coo.col)
+    share = float(np.isin(keys, seen_keys, assume_unique=False).mean()) * known.mean()
+    if share > _SEEN_WARNING:
+        warnings.warn(
+            f"{share:.0%} of the test interactions were seen in training; seen items are "
+            f"excluded from rankings, so ranking metrics are near 0: evaluate on held-out "
+            f"data (or pass exclude_seen=False)", EvaluationWarning, stacklevel=3)
+
+
 def _ranking_rows(model: Recommender, test: Interactions, user_index: np.ndarray,
                   item_index: np.ndarray, k: int, names: list[str],
                   relevance_threshold: float | None, exclude_seen: bool) -> list[tuple[str, float]]:
@@ -131,6 +167,10 @@ def _ranking_rows(model: Recommender, test: Interactions, user_index: np.ndarray
     relevant.sum_duplicates()
     test_users = model.users_.index_of(test.users.to_numpy(), on_unknown="ignore")
     top_items, _ = model.top_k_indices(test_users, k, exclude_seen=exclude_seen)
+    if top_items.shape[1] < k:
+        # lists shorter than k (a k beyond the catalogue; evaluate bounded the size): pad them
+        top_items = np.pad(top_items, ((0, 0), (0, k - top_items.shape[1])),
+                           constant_values=-1)
     rows = []
     for name in names:
         if name == "coverage":

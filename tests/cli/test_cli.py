@@ -85,12 +85,22 @@ def test_integer_ids_come_back_as_integers(tmp_path: Path) -> None:
     [
         (["predict", "{model}", "--user", "nobody", "--item", "i1"], "unknown user: 'nobody'"),
         (["recommend", "{model}", "--user", "nobody"], "unknown user: 'nobody'"),
+        (["recommend", "{model}", "--user", "nobody"], "pass --fallback to score them"),
+        (["recommend", "{model}", "--user", "u1", "-o", "{tmp}/nodir/recs.csv"],
+         "nodir does not exist or is not a directory"),
+        (["recommend", "{model}", "--user", "u1", "-o", ""], "the file name is empty"),
+        (["recommend", "{model}", "--user", "u1", "-o", "{tmp}"], "is a directory, not a file"),
+        (["evaluate", "{model}", "{tmp}/ratings.csv", "--relevance-threshold", "nan"],
+         "relevance_threshold must be a finite number"),
+        (["evaluate", "{model}", "{tmp}/ratings.csv", "-k", "99999999999"],
+         "is larger than the catalogue (20 items)"),
+        (["similar", "{model}", "--item", "nothing"], "unknown item: 'nothing'"),
         (["predict", "{tmp}/absent", "--user", "u1", "--item", "i1"], "no such model directory"),
         (["evaluate", "{model}", "{tmp}/absent.csv"], "absent.csv: no such file"),
     ],
 )
 def test_errors_are_one_line(args: list[str], message: str, trained: Path,
-                             tmp_path: Path) -> None:
+                             tmp_path: Path, ratings_csv: Path) -> None:
     filled = [a.format(model=trained, tmp=tmp_path) for a in args]
     code, out, err = run(*filled)
     assert code == 1
@@ -119,7 +129,8 @@ def test_usage_errors(trained: Path) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in ("train", "evaluate", "predict", "recommend", "demo"):
+    for command in ("train", "models", "evaluate", "predict", "recommend", "similar", "demo",
+                    "serve", "bench"):
         code, out, _ = run(command, "--help")
         assert code == 0
         assert "Usage:" in out and "--help" in out
@@ -289,3 +300,77 @@ def test_explicit_model_on_bare_pairs_is_a_clear_error(tmp_path: Path) -> None:
     code, _, err = run("train", str(pairs), "-o", str(tmp_path / "m"))
     assert code == 1
     assert "no rating column" in err and "--implicit" in err
+
+
+def test_recommend_answers_each_user_once_and_marks_fallbacks(trained: Path) -> None:
+    code, out, err = run("recommend", str(trained), "--user", "u1", "--user", "u1", "-k", "2",
+                         "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["user"] == "u1" and len(answer["items"]) == 2
+    code, out, err = run("recommend", str(trained), "--user", "u1", "--user", "ghost", "-k",
+                         "2", "--json", "--fallback")
+    assert code == 0, err
+    first, second = json.loads(out)["recommendations"]
+    assert first["user"] == "u1" and first["fallback"] is False
+    assert second["user"] == "ghost" and second["fallback"] is True
+    assert len(second["items"]) == 2
+
+
+def test_unknown_integer_ids_keep_the_models_id_type(tmp_path: Path) -> None:
+    data = tmp_path / "u.data"
+    data.write_text("".join(f"{u}\t{i}\t{1 + (u * i) % 5}\t{880000000 + u}\n"
+                            for u in range(1, 20) for i in range(1, 15) if (u + i) % 3))
+    model_dir = tmp_path / "model"
+    assert run("train", str(data), "-o", str(model_dir), "--epochs", "2", "--quiet")[0] == 0
+    code, out, _ = run("recommend", str(model_dir), "--user", "3", "--user", "99999", "-k", "1",
+                       "--json", "--fallback")
+    assert code == 0
+    users = [entry["user"] for entry in json.loads(out)["recommendations"]]
+    assert users == [3, 99999]
+
+
+def test_similar_items_and_users(trained: Path) -> None:
+    code, out, err = run("similar", str(trained), "--item", "i3", "-k", "3", "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["item"] == "i3" and len(answer["similar"]) == 3
+    assert "i3" not in [entry["item"] for entry in answer["similar"]]
+    code, out, err = run("similar", str(trained), "--user", "u1", "--user", "u2", "-k", "2")
+    assert code == 0, err
+    assert out.startswith("user u1:") and "user u2:" in out
+    code, _, err = run("similar", str(trained), "--item", "i3", "--user", "u1")
+    assert code == 2 and "either --item I" in err
+
+
+def test_debug_is_accepted_after_the_command(trained: Path) -> None:
+    result = CliRunner().invoke(cli, ["predict", str(trained), "--user", "nobody", "--item",
+                                      "i1", "--debug"])
+    assert result.exit_code == 1
+    assert type(result.exception).__name__ == "UnknownIdError"  # the traceback, not one line
+
+
+def test_evaluating_on_training_data_warns(trained: Path, ratings_csv: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        code, _, err = run("evaluate", str(trained), str(ratings_csv))
+    assert code == 0
+    assert "latentrec: warning: " in err and "were seen in training" in err
+
+
+def test_warnings_are_one_line(tmp_path: Path) -> None:
+    import warnings
+
+    plays = tmp_path / "plays.csv"
+    plays.write_text("user,item,plays\n" + "".join(f"u{u},i{i},{1 + u % 3}\n"
+                                                   for u in range(10) for i in range(6)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        code, _, err = run("train", str(plays), "-o", str(tmp_path / "m"), "--epochs", "1",
+                           "--quiet")
+    assert code == 0
+    lines = [line for line in err.splitlines() if line]
+    assert lines and all(line.startswith("latentrec: warning: ") for line in lines)
+    assert "column 'plays' is named like a count" in err

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -32,7 +34,7 @@ def fail(message: str) -> NoReturn:
 
 def run(action: Any) -> Any:
     """Call ``action``; turn expected errors into one line on stderr."""
-    from latentrec.errors import LatentrecError
+    from latentrec.errors import LatentrecError, UnknownIdError
 
     try:
         # warnings are one line each on stderr, as they happen (not Python's two-line form)
@@ -40,17 +42,30 @@ def run(action: Any) -> Any:
             warnings.simplefilter("default")
             warnings.showwarning = show_warning
             return action()
-    except (LatentrecError, FileNotFoundError, PermissionError, IsADirectoryError) as error:
+    except (LatentrecError, OSError) as error:
         if Context.debug:
             raise
-        text = str(error)
-        if isinstance(error, (FileNotFoundError, PermissionError)) and error.filename:
+        text = error.explain("pass --fallback") if isinstance(error, UnknownIdError) else str(
+            error)
+        if isinstance(error, OSError) and error.filename:
             text = f"{error.filename}: {error.strerror or text}"
         fail(text.splitlines()[0] if text else type(error).__name__)
     except TypeError as error:
         if Context.debug:
             raise
         fail(str(error).splitlines()[0])
+
+
+def debug_option(function: Any) -> Any:
+    """``--debug`` after the command too (``latentrec train ... --debug``)."""
+
+    def remember(ctx: Any, param: Any, value: bool) -> bool:
+        if value:
+            Context.debug = True
+        return value
+
+    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
+                        callback=remember, help="Show full tracebacks for errors.")(function)
 
 
 def show_warning(message: Warning | str, category: type[Warning], *args: Any,
@@ -76,6 +91,40 @@ def read_data(path: str, fmt: str, sep: str | None, implicit: bool, duplicates: 
     return read_interactions(path, format=fmt, sep=sep,
                              feedback="implicit" if implicit else "explicit",
                              duplicates=duplicates)  # type: ignore[arg-type]
+
+
+def check_output_file(path: str) -> None:
+    """Refuse, before any work, an output file that cannot be written (one line)."""
+    from latentrec.errors import InvalidParameterError
+
+    if not path.strip():
+        raise InvalidParameterError("-o/--output: the file name is empty")
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        raise InvalidParameterError(f"-o/--output: {target} is a directory, not a file")
+    if not parent.is_dir():
+        raise InvalidParameterError(f"-o/--output: {parent} does not exist or is not a "
+                                    f"directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidParameterError(f"-o/--output: cannot write in {parent} (permission "
+                                    f"denied)")
+
+
+def output_ids(id_map: Any, given: list[str]) -> list[Any]:
+    """Ids as the model spells them; an id the model does not know keeps the type the model's
+    ids have when it spells one (``"99999"`` is ``99999`` for a model of integer ids)."""
+    canonical: list[Any] = list(id_map.canonical(given))
+    if id_map.is_integer:
+        return [int(raw) if isinstance(raw, str) and _is_canonical_int(raw) else raw
+                for raw in canonical]
+    return canonical
+
+
+def _is_canonical_int(text: str) -> bool:
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isdigit() and (digits == "0" or not digits.startswith("0")) and len(
+        digits) < 19
 
 
 def data_options(function: Any) -> Any:

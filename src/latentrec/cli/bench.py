@@ -7,10 +7,11 @@ import shlex
 
 import click
 
-from latentrec.cli._common import BENCH_DATASETS, BENCH_SUITES, emit_json, fail, run
+from latentrec.cli._common import BENCH_DATASETS, BENCH_SUITES, debug_option, emit_json, fail, run
 
 
 @click.command()
+@debug_option
 @click.argument("suite", type=click.Choice(BENCH_SUITES), default="explicit")
 @click.option("--dataset", type=click.Choice(BENCH_DATASETS), default="ml-100k",
               show_default=True, help="Data set; lastfm and gowalla for the implicit suite.")

@@ -6,10 +6,11 @@ import time
 
 import click
 
-from latentrec.cli._common import read_data, run
+from latentrec.cli._common import debug_option, read_data, run
 
 
 @click.command()
+@debug_option
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="Use this interaction file instead of the built-in synthetic data.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

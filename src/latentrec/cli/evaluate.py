@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from latentrec.cli._common import data_options, emit_json, json_value, read_data, run
+from latentrec.cli._common import data_options, debug_option, emit_json, json_value, read_data, run
 
 
 @click.command()
+@debug_option
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.argument("test_data", type=click.Path(dir_okay=False))
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,

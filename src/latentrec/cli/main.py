@@ -12,6 +12,7 @@ from latentrec.cli.evaluate import evaluate
 from latentrec.cli.predict import predict
 from latentrec.cli.recommend import recommend
 from latentrec.cli.serve import serve
+from latentrec.cli.similar import similar
 from latentrec.cli.train import models, train
 
 
@@ -30,7 +31,7 @@ def cli(debug: bool) -> None:
     Context.debug = debug
 
 
-for command in (train, models, evaluate, predict, recommend, demo, serve, bench):
+for command in (train, models, evaluate, predict, recommend, similar, demo, serve, bench):
     cli.add_command(command)
 
 

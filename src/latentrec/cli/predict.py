@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from latentrec.cli._common import emit_json, json_value, run
+from latentrec.cli._common import debug_option, emit_json, json_value, run
 
 
 @click.command()
+@debug_option
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.option("--user", required=True, help="Raw user id.")
 @click.option("--item", required=True, help="Raw item id.")

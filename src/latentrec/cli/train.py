@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from latentrec.cli._common import data_options, emit_json, json_value, read_data, run
+from latentrec.cli._common import data_options, debug_option, emit_json, json_value, read_data, run
 
 
 class _ModelKind(click.ParamType):  # type: ignore[type-arg]
@@ -59,6 +59,7 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
 
 
 @click.command()
+@debug_option
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
               help="Directory to save the model in.")
@@ -183,6 +184,7 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
 
 
 @click.command()
+@debug_option
 def models() -> None:
     """List the model kinds: what each is made for, what it monitors, its parameters."""
     from latentrec.models import model_kinds

@@ -21,10 +21,12 @@ SCORE_CHUNK = 2048
 def top_k(score_chunk: Callable[[np.ndarray], torch.Tensor], user_index: np.ndarray, k: int,
           n_candidates: int) -> tuple[np.ndarray, np.ndarray]:
     """Item indices (``-1`` where a user has fewer candidates) and scores of each user's top
-    ``k``, from ``score_chunk(users)``, which returns masked scores (``-inf`` = excluded)."""
+    ``k`` (at most as many columns as there are candidates), from ``score_chunk(users)``, which returns masked scores (``-inf`` = excluded)."""
     k_eff = min(k, n_candidates)
-    top_items = np.full((len(user_index), k), -1, dtype=np.int64)
-    top_scores = np.full((len(user_index), k), -np.inf, dtype=np.float32)
+    # a k beyond the catalogue returns every candidate: the arrays are never wider than that
+    width = max(k_eff, 1)
+    top_items = np.full((len(user_index), width), -1, dtype=np.int64)
+    top_scores = np.full((len(user_index), width), -np.inf, dtype=np.float32)
     if k_eff == 0:
         return top_items, top_scores
     for start in range(0, len(user_index), SCORE_CHUNK):

@@ -21,7 +21,8 @@ SCORE_CHUNK = 2048
 def top_k(score_chunk: Callable[[np.ndarray], torch.Tensor], user_index: np.ndarray, k: int,
           n_candidates: int) -> tuple[np.ndarray, np.ndarray]:
     """Item indices (``-1`` where a user has fewer candidates) and scores of each user's top
-    ``k`` (at most as many columns as there are candidates), from ``score_chunk(users)``, which returns masked scores (``-inf`` = excluded)."""
+    ``k`` (at most as many columns as there are candidates), from ``score_chunk(users)``,
+    which returns masked scores (``-inf`` = excluded)."""
     k_eff = min(k, n_candidates)
     # a k beyond the catalogue returns every candidate: the arrays are never wider than that
     width = max(k_eff, 1)

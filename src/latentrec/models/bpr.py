@@ -60,8 +60,9 @@ class BPR(FactorModel):
     ``negatives`` sampled items ``j`` per interaction. ``loss="softmax"``: sampled softmax, the
     cross-entropy of the positive among itself and the ``negatives`` sampled items (corrected
     for the sampling distribution; with one uniformly sampled negative it is exactly BPR, so it
-differs only with ``negatives > 1`` or popularity sampling). ``sampling`` draws negatives uniformly or in proportion to
-    popularity (``count ** 0.75``); sampled items the user already has are redrawn once.
+    differs only with ``negatives > 1`` or popularity sampling). ``sampling`` draws negatives
+    uniformly or in proportion to popularity (``count ** 0.75``); sampled items the user
+    already has are redrawn once.
     With ``candidates > 1`` every negative is the highest-scoring of ``candidates`` sampled
     items (dynamic negative sampling, Zhang et al. 2013): like WARP, training then concentrates
     on the items that compete for the top of the user's list (the sampling correction of

@@ -169,3 +169,43 @@ def test_compress_factors_is_exact_or_the_best_low_rank_product() -> None:
     a, b = compress_factors(left, right, 5)
     u, s, vh = torch.linalg.svd(product)
     torch.testing.assert_close(a @ b.T, (u[:, :5] * s[:5]) @ vh[:5])
+
+
+def _as_format_1(directory: Path, config: dict[str, object]) -> None:
+    """Rewrite a saved model's description as latentrec 0.1 wrote it (format 1)."""
+    import json
+
+    meta_path = directory / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["kind"], meta["config"] = "biased-mf", config
+    meta["format_version"] = 1
+    meta_path.write_text(json.dumps(meta))
+    for extra in directory.iterdir():  # a later format's manifest, if any
+        if extra.name not in ("model.json", "weights.safetensors"):
+            extra.unlink()
+
+
+def test_old_gibbs_files_load_as_bayesian_mf(split: tuple[Interactions, Interactions],
+                                             model_dir: Path) -> None:
+    train, test = split
+    model = _gibbs_model().fit(train, show_progress=False)
+    model.save(model_dir)
+    _as_format_1(model_dir, {"solver": "gibbs", "factors": 4, "epochs": 20, "burn_in": 5,
+                             "seed": 0, "lr": 0.03, "reg": 0.06, "patience": None,
+                             "clip": True, "device": "auto"})
+    again = load(model_dir)
+    assert isinstance(again, BayesianMF)
+    assert again.config.burn_in == 5 and again.config.factors == 4
+    np.testing.assert_array_equal(_predictions(again, test), _predictions(model, test))
+
+
+def test_old_solver_files_load_with_the_engine(split: tuple[Interactions, Interactions],
+                                               model_dir: Path) -> None:
+    train, test = split
+    model = BiasedMF(factors=4, epochs=3, engine="minibatch").fit(train, show_progress=False)
+    model.save(model_dir)
+    old = {k: v for k, v in model.get_params().items() if k != "engine"}
+    _as_format_1(model_dir, {**old, "solver": "minibatch", "burn_in": 25})
+    again = load(model_dir)
+    assert isinstance(again, BiasedMF) and again.config.engine == "minibatch"
+    np.testing.assert_array_equal(_predictions(again, test), _predictions(model, test))

@@ -9,7 +9,7 @@ from latentrec.cli._common import data_options, debug_option, emit_json, json_va
 
 @click.command()
 @debug_option
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=click.Path())
 @click.argument("test_data", type=click.Path(dir_okay=False))
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Cut-off of the ranking metrics.")

@@ -9,7 +9,7 @@ from latentrec.cli._common import debug_option, emit_json, json_value, run
 
 @click.command()
 @debug_option
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=click.Path())
 @click.option("--user", required=True, help="Raw user id.")
 @click.option("--item", required=True, help="Raw item id.")
 @click.option("--fallback", is_flag=True,

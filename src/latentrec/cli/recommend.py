@@ -19,7 +19,7 @@ from latentrec.cli._common import (
 
 @click.command()
 @debug_option
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=click.Path())
 @click.option("--user", "users", multiple=True, help="Raw user id (repeatable).")
 @click.option("--all", "all_users", is_flag=True, help="Recommend for every training user.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,

@@ -11,7 +11,7 @@ from latentrec.cli._common import debug_option, emit_json, json_value, output_id
 
 @click.command()
 @debug_option
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.argument("model_dir", type=click.Path())
 @click.option("--item", "items", multiple=True, help="Raw item id (repeatable).")
 @click.option("--user", "users", multiple=True, help="Raw user id (repeatable).")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,

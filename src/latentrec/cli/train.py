@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from latentrec.cli._common import data_options, debug_option, emit_json, json_value, read_data, run
+from latentrec.cli._common import (
+    check_output_dir,
+    data_options,
+    debug_option,
+    emit_json,
+    json_value,
+    read_data,
+    run,
+)
 
 
 class _ModelKind(click.ParamType):  # type: ignore[type-arg]
@@ -61,7 +69,7 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
 @click.command()
 @debug_option
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "model_dir", required=True, type=click.Path(),
               help="Directory to save the model in.")
 @click.option("--model", "kind", type=_ModelKind(), default="biased-mf", show_default=True,
               help="Model kind (`latentrec models` lists them).")
@@ -82,11 +90,11 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="With --valid-fraction: refit on all of DATA (or save the model trained on "
                    "the rest).")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--checkpoint-dir", type=click.Path(), default=None,
               help="Save the training state here (resumable with --resume).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Epochs between checkpoints.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue the run saved in this checkpoint directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
@@ -115,6 +123,9 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         from latentrec.models import model_kinds
         from latentrec.training import Checkpoint, Trainer
 
+        check_output_dir(model_dir)  # before reading and training, not after
+        if checkpoint_dir is not None:
+            check_output_dir(checkpoint_dir, "--checkpoint-dir")
         model_class = model_kinds()[kind]
         params = _model_params(model_class, kind, given, extra_params)
         model = model_class(**params)  # bad hyperparameters fail before any reading

@@ -173,12 +173,15 @@ def test_compress_factors_is_exact_or_the_best_low_rank_product() -> None:
 
 def _as_format_1(directory: Path, config: dict[str, object]) -> None:
     """Rewrite a saved model's description as latentrec 0.1 wrote it (format 1)."""
+    import hashlib
     import json
 
     meta_path = directory / "model.json"
     meta = json.loads(meta_path.read_text())
     meta["kind"], meta["config"] = "biased-mf", config
     meta["format_version"] = 1
+    weights = (directory / "weights.safetensors").read_bytes()
+    meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()  # format 1's only checksum
     meta_path.write_text(json.dumps(meta))
     for extra in directory.iterdir():  # a later format's manifest, if any
         if extra.name not in ("model.json", "weights.safetensors"):

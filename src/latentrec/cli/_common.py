@@ -111,23 +111,6 @@ def check_output_file(path: str) -> None:
                                     f"denied)")
 
 
-def check_output_dir(path: str, option: str = "-o/--output") -> None:
-    """Refuse, before any work, a directory that cannot be created or written (one line)."""
-    from latentrec.errors import InvalidParameterError
-
-    if not path.strip():
-        raise InvalidParameterError(f"{option}: the directory name is empty")
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise InvalidParameterError(f"{option}: {target} exists and is not a directory")
-    existing = next((p for p in (target, *target.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise InvalidParameterError(f"{option}: {existing} is a file, so {target} cannot be "
-                                    f"created")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InvalidParameterError(f"{option}: cannot write in {existing} (permission denied)")
-
-
 def output_ids(id_map: Any, given: list[str]) -> list[Any]:
     """Ids as the model spells them; an id the model does not know keeps the type the model's
     ids have when it spells one (``"99999"`` is ``99999`` for a model of integer ids)."""

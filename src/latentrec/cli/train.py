@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from latentrec.cli._common import (
-    check_output_dir,
     data_options,
     debug_option,
     emit_json,
@@ -121,11 +120,12 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         from latentrec.data import random_split
         from latentrec.errors import InvalidParameterError
         from latentrec.models import model_kinds
+        from latentrec.persistence import check_writable
         from latentrec.training import Checkpoint, Trainer
 
-        check_output_dir(model_dir)  # before reading and training, not after
-        if checkpoint_dir is not None:
-            check_output_dir(checkpoint_dir, "--checkpoint-dir")
+        if not model_dir.strip():
+            raise InvalidParameterError("-o/--output: the directory name is empty")
+        check_writable(model_dir)  # before reading and training, not after
         model_class = model_kinds()[kind]
         params = _model_params(model_class, kind, given, extra_params)
         model = model_class(**params)  # bad hyperparameters fail before any reading

@@ -43,7 +43,7 @@ from latentrec.models._ranking import (
     top_k,
 )
 from latentrec.models.config import EpochConfig, ModelConfig
-from latentrec.persistence import register_kind, write_model_dir
+from latentrec.persistence import finite_number, register_kind, write_model_dir
 from latentrec.training import Callback, RankingValidator, RatingValidator, Trainable, Trainer
 
 __all__ = ["Recommender", "hyperparameters"]
@@ -176,6 +176,7 @@ class Recommender(ABC):
             raise InvalidParameterError("give callbacks to the Trainer (Trainer(callbacks=...)) "
                                         "when you pass one")
         self._check_data(data)
+        self._check_size(data)
         self._fitted = False
         self._remember_data(data)
         if not self.trains_in_epochs:
@@ -225,6 +226,19 @@ class Recommender(ABC):
                 f"rating, low ones too, counts as a positive signal; pass "
                 f"data.as_implicit(min_value=...) to keep the liked items, or use a rating model",
                 DataWarning, stacklevel=3)
+
+    def _check_size(self, data: Interactions) -> None:
+        """Refuse factor tables that cannot fit in this machine's memory, before any is built."""
+        factors = getattr(self.config, "factors", None)
+        if isinstance(factors, bool) or not isinstance(factors, int):
+            return
+        needed = (data.n_users + data.n_items) * factors * 4
+        memory = physical_memory()
+        if memory is not None and needed > memory:
+            raise InvalidParameterError(
+                f"factors={factors:,} needs {_bytes(needed)} for the factor tables "
+                f"(({data.n_users:,} users + {data.n_items:,} items) x {factors:,} factors x 4 "
+                f"bytes), more than this machine's {_bytes(memory)} of memory; lower factors")
 
     def _remember_data(self, data: Interactions) -> None:
         """Keep what every fitted model needs: id maps, seen items, popularity, rating stats."""
@@ -539,7 +553,16 @@ class Recommender(ABC):
         return {}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save to the directory ``path``: ``model.json`` plus ``weights.safetensors``.
+        """Save to the directory ``path``: ``model.json``, ``weights.safetensors`` and
+        ``manifest.json`` (the checksums of both, and its own).
+
+        ``path`` may be new, an empty directory or a model directory, which is replaced as a
+        whole: the new directory is written next to it and renamed into place, so a crash at
+        any moment leaves the old model or the new one. A location that cannot be written (a
+        file, a path under a file, a read-only directory, a directory holding other files) and
+        any I/O error, a full disk included, raise :class:`~latentrec.errors.ModelFileError`
+        in one line naming ``path``, with the old model unchanged.
+        :func:`latentrec.persistence.check_writable` makes the same checks up front.
 
         Examples
         --------
@@ -583,35 +606,56 @@ class Recommender(ABC):
     @classmethod
     def from_model_files(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
                          where: Path) -> Recommender:
-        """A fitted model from a verified model directory (used by :func:`load`)."""
+        """A fitted model from a verified model directory (used by :func:`load`).
+
+        Everything is checked against everything else before it is used: the id maps (lists of
+        unique ids), the seen-item matrix, the rating statistics (finite numbers, the range
+        ordered, the mean inside it), then the model's own tensors (``_restore``).
+        """
         try:
-            model = cls(**meta["config"])
+            config = meta["config"]
+            if not isinstance(config, dict):
+                raise ModelFileError("config is not an object")
+            model = cls(**config)
+            for side in ("users", "items"):
+                if not isinstance(meta[side], list):
+                    raise ModelFileError(f"{side} is not a list of ids")
             users = IdMap.from_list(meta["users"], name="users")
             items = IdMap.from_list(meta["items"], name="items")
             n_users, n_items = len(users), len(items)
-            indptr = tensors.pop("seen_indptr").numpy()
-            indices = tensors.pop("seen_indices").numpy()
-            values = tensors.pop("seen_values").numpy()
-            popularity = tensors.pop("item_popularity").numpy()
-            if len(indptr) != n_users + 1 or (len(indices) and indices.max() >= n_items) or (
-                    len(popularity) != n_items):
-                raise ModelFileError(f"{where}: seen-item matrix does not match the id maps")
             model.users_, model.items_ = users, items
-            model.seen_ = sp.csr_matrix((values, indices, indptr), shape=(n_users, n_items))
-            model.item_popularity_ = popularity
-            model.feedback_ = str(meta["feedback"])
-            rating_range = meta.get("rating_range")
-            model.rating_range_ = (float(rating_range[0]), float(rating_range[1])
-                                   ) if rating_range else None
-            model.rating_mean_ = float(meta["rating_mean"])
-            model.rating_std_ = float(meta.get("rating_std", 1.0))
-            model.history_ = list(meta.get("history") or [])
+            model.seen_ = saved_csr(tensors, "seen", (n_users, n_items), "seen-item matrix")
+            popularity = tensors.pop("item_popularity")
+            if popularity.dtype != torch.float32 or tuple(popularity.shape) != (n_items,):
+                raise ModelFileError("item_popularity does not match the id maps")
+            if bool((popularity < 0).any()):
+                raise ModelFileError("item_popularity holds negative counts")
+            model.item_popularity_ = popularity.numpy()
+            feedback = meta["feedback"]
+            if feedback not in ("explicit", "implicit"):
+                raise ModelFileError(f"feedback is {feedback!r}; expected 'explicit' or "
+                                     f"'implicit'")
+            model.feedback_ = feedback
+            model.rating_range_ = _saved_range(meta.get("rating_range"))
+            model.rating_mean_ = finite_number(meta["rating_mean"], "rating_mean")
+            if model.rating_range_ is not None and not within_range(model.rating_mean_,
+                                                               model.rating_range_):
+                raise ModelFileError(f"rating_mean {model.rating_mean_!r} is outside "
+                                     f"rating_range {list(model.rating_range_)}")
+            model.rating_std_ = finite_number(meta.get("rating_std", 1.0), "rating_std")
+            if model.rating_std_ <= 0:
+                raise ModelFileError(f"rating_std is {model.rating_std_!r}; expected > 0")
+            history = meta.get("history") or []
+            if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+                raise ModelFileError("history is not a list of objects")
+            model.history_ = list(history)
             model._restore(tensors, meta)
         except ModelFileError as error:
             message = str(error)
             raise ModelFileError(message if message.startswith(str(where))
                                  else f"{where}: {message}") from None
-        except (KeyError, TypeError, ValueError, IndexError, InvalidParameterError) as error:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError,
+                InvalidParameterError) as error:
             raise ModelFileError(f"{where}: inconsistent model description ({error})") from None
         model._fitted = True
         return model
@@ -626,3 +670,73 @@ def _check_on_unknown(on_unknown: str) -> None:
 
 def _lookup(on_unknown: str) -> Literal["raise", "ignore"]:
     return "raise" if on_unknown == "raise" else "ignore"
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (a cgroup v2 limit when lower); ``None`` when unknown."""
+    total: int | None = None
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        try:
+            import psutil  # type: ignore[import-untyped]
+
+            total = int(psutil.virtual_memory().total)
+        except ImportError:
+            return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    if limit.isdigit() and (total is None or int(limit) < total):
+        return int(limit)
+    return total
+
+
+def _bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def saved_csr(tensors: dict[str, torch.Tensor], prefix: str, shape: tuple[int, int],
+              what: str) -> sp.csr_matrix:
+    """The CSR matrix saved as ``{prefix}_indptr/_indices/_values`` (removed from ``tensors``),
+    checked: integer indices inside ``shape``, row pointers from 0, non-decreasing, ending at
+    the number of entries, finite float32 values. Raises :class:`ModelFileError`."""
+    indptr = tensors.pop(f"{prefix}_indptr")
+    indices = tensors.pop(f"{prefix}_indices")
+    values = tensors.pop(f"{prefix}_values")
+    if (indptr.dtype != torch.int64 or indices.dtype != torch.int64
+            or values.dtype != torch.float32 or indptr.ndim != 1 or indices.ndim != 1
+            or values.ndim != 1):
+        raise ModelFileError(f"the {what} has the wrong tensor types")
+    if (len(indptr) != shape[0] + 1 or int(indptr[0]) != 0 or int(indptr[-1]) != len(indices)
+            or len(values) != len(indices) or bool((indptr[1:] < indptr[:-1]).any())
+            or (len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= shape[1]))):
+        raise ModelFileError(f"the {what} does not match the id maps")
+    if not bool(torch.isfinite(values).all()):
+        raise ModelFileError(f"the {what} holds NaN or infinite values")
+    return sp.csr_matrix((values.numpy(), indices.numpy(), indptr.numpy()), shape=shape)
+
+
+def _saved_range(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ModelFileError(f"rating_range is {value!r}; expected [low, high]")
+    low = finite_number(value[0], "rating_range[0]")
+    high = finite_number(value[1], "rating_range[1]")
+    if low > high:
+        raise ModelFileError(f"rating_range is {value!r}; expected [low, high] with low <= high")
+    return low, high
+
+
+def within_range(number: float, bounds: tuple[float, float]) -> bool:
+    """``number`` within ``bounds``, allowing float32 rounding."""
+    low, high = bounds
+    slack = 1e-5 * max(1.0, abs(low), abs(high))
+    return low - slack <= number <= high + slack

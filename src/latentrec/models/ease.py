@@ -11,8 +11,8 @@ import torch
 
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError, ModelFileError
-from latentrec.models._sparse import csr_from_tensors, user_rows
-from latentrec.models.base import Recommender, hyperparameters
+from latentrec.models._sparse import user_rows
+from latentrec.models.base import Recommender, hyperparameters, saved_csr
 from latentrec.models.config import ModelConfig
 
 __all__ = ["EASE"]
@@ -118,7 +118,9 @@ class EASE(Recommender):
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         n_items = len(self.items_)
-        if tensors["weights"].shape != (n_items, n_items):
+        weights = tensors["weights"]
+        if weights.dtype != torch.float32 or weights.shape != (n_items, n_items):
             raise ModelFileError("EASE weights do not match the number of items")
-        self.weights_ = tensors["weights"]
-        self.user_matrix_ = csr_from_tensors(tensors, "user", (len(self.users_), n_items))
+        self.weights_ = weights
+        self.user_matrix_ = saved_csr(tensors, "user", (len(self.users_), n_items),
+                                      "user matrix")

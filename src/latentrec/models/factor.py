@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -21,11 +21,14 @@ from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError, ModelFileError
 from latentrec.models._ranking import as_list, check_k
 from latentrec.models._solvers import SparseRows, ridge_rows
-from latentrec.models.base import Recommender
+from latentrec.models.base import Recommender, within_range
+from latentrec.persistence import finite_number
 
 __all__ = ["FactorModel"]
 
 logger = logging.getLogger(__name__)
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class FactorModel(Recommender):
@@ -128,11 +131,52 @@ class FactorModel(Recommender):
         raise InvalidParameterError(f"{type(self).__name__} does not support fold-in")
 
     def _interaction_rows(self, item_index: np.ndarray, values: np.ndarray,
-                          rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
+                          rows: np.ndarray, n_rows: int, *, users: bool = False
+                          ) -> sp.csr_matrix:
+        """Rows of interactions as a CSR matrix; an item given twice in one row is refused
+        (its values would add up: an item rated 5 and 1 would count as rated 6). ``users``:
+        the rows are this model's users (named in the message)."""
+        keys = rows.astype(np.int64) * self.n_items + item_index
+        unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        if len(unique) != len(keys):
+            repeated = int(first[np.flatnonzero(counts > 1)[0]])
+            item = _python(self.items_.ids_of([item_index[repeated]])[0])
+            times = int(counts[counts > 1][0])
+            if not users:
+                raise InvalidParameterError(f"items: {item!r} is given {times} times; give each "
+                                            f"item once, with one value")
+            user = _python(self.users_.ids_of([rows[repeated]])[0])
+            raise InvalidParameterError(f"data: user {user!r} and item {item!r} are given "
+                                        f"{times} times; give each pair once, with one value")
         matrix = sp.csr_matrix((values.astype(np.float32), (rows, item_index)),
                                shape=(n_rows, self.n_items))
-        matrix.sum_duplicates()
+        matrix.sort_indices()
         return matrix
+
+    def _check_values(self, values: np.ndarray, entry: Callable[[int], str],
+                      name: str = "values") -> None:
+        """Refuse fold-in values this model cannot have been trained on: NaN and infinities,
+        ratings outside the training rating range (explicit feedback), negative or huge
+        weights (implicit). ``entry(i)`` describes the ``i``-th value in the message."""
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise InvalidParameterError(
+                f"{name}[{bad[0]}] {entry(bad[0])} is {float(values[bad[0]])}; {name} must be "
+                f"finite numbers")
+        if self.feedback_ == "explicit" and self.rating_range_ is not None:
+            low, high = self.rating_range_
+            slack = 1e-5 * max(1.0, abs(low), abs(high))
+            bad = np.flatnonzero((values < low - slack) | (values > high + slack))
+            if len(bad):
+                raise InvalidParameterError(
+                    f"{name}[{bad[0]}] {entry(bad[0])} is {float(values[bad[0]]):g}, outside "
+                    f"the rating range {low:g} to {high:g} this model was trained on")
+            return
+        bad = np.flatnonzero((values < 0) | (values > _FLOAT32_MAX))
+        if len(bad):
+            raise InvalidParameterError(
+                f"{name}[{bad[0]}] {entry(bad[0])} is {float(values[bad[0]]):g}; implicit "
+                f"weights must be >= 0 and fit in float32")
 
     def _fold_in_biased(self, rows: SparseRows, reg: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,10 +212,13 @@ class FactorModel(Recommender):
         """
         self.require_fitted()
         k = check_k(k)
-        item_index = self.items_.index_of(as_list(items), on_unknown="raise")
+        item_list = as_list(items)
+        item_index = self.items_.index_of(item_list, on_unknown="raise")
         if len(item_index) == 0:
             raise InvalidParameterError("recommend_new_user needs at least one item")
         weights = values_for(values, len(item_index))
+        if values is not None:
+            self._check_values(weights, lambda i: f"(item {item_list[i]!r})")
         matrix = self._interaction_rows(item_index, weights, np.zeros(len(item_index), int), 1)
         vectors, bias = self._fold_in(SparseRows.from_csr(matrix))
         scores = self._score_vectors(vectors, bias).float()
@@ -201,6 +248,17 @@ class FactorModel(Recommender):
         users = self.users_.index_of(data.users.ids_of(data.user_index), on_unknown="raise")
         items = self.items_.index_of(data.items.ids_of(data.item_index), on_unknown="raise")
         n_items = self.n_items
+        if self.feedback_ == "explicit" and data.values is None:
+            raise InvalidParameterError(f"{type(self).__name__} was trained on ratings; data "
+                                        f"has no values")
+
+        def entry(row: int) -> str:
+            return (f"(user {_python(data.users.ids_of([data.user_index[row]])[0])!r}, item "
+                    f"{_python(data.items.ids_of([data.item_index[row]])[0])!r})")
+
+        self._check_values(data.weights().astype(np.float64), entry, name="data.values")
+        self._interaction_rows(items, np.zeros(len(items)), users, self.n_users,
+                               users=True)  # refuses repeated pairs
         seen = self.seen_.tocoo()
         old_keys = seen.row.astype(np.int64) * n_items + seen.col
         new_keys = users * n_items + items
@@ -267,30 +325,41 @@ class FactorModel(Recommender):
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         user_factors, item_factors = tensors["user_factors"], tensors["item_factors"]
+        if not (user_factors.is_floating_point() and item_factors.is_floating_point()):
+            raise ModelFileError("factor tensors are not floating point")
         if user_factors.ndim != 2 or item_factors.ndim != 2 or (
                 user_factors.shape[1] != item_factors.shape[1]):
             raise ModelFileError("factor tensors have inconsistent shapes")
         if user_factors.shape[0] != len(self.users_) or item_factors.shape[0] != len(self.items_):
             raise ModelFileError("factor tensors do not match the number of users and items")
         user_bias, item_bias = tensors.get("user_bias"), tensors.get("item_bias")
-        if user_bias is not None and user_bias.shape[0] != len(self.users_):
-            raise ModelFileError("user_bias does not match the number of users")
-        if item_bias is not None and item_bias.shape[0] != len(self.items_):
-            raise ModelFileError("item_bias does not match the number of items")
-        self._set_factors(user_factors, item_factors, user_bias, item_bias,
-                          float(meta.get("global_mean", 0.0)))
-
-
+        for name, bias, count in (("user_bias", user_bias, len(self.users_)),
+                                  ("item_bias", item_bias, len(self.items_))):
+            if bias is not None and (not bias.is_floating_point() or bias.numel() != count):
+                raise ModelFileError(f"{name} does not match the number of {name[:4]}s")
+        global_mean = finite_number(meta.get("global_mean", 0.0), "global_mean")
+        # the training mean (or 0 for models without one)
+        if global_mean != 0.0 and self.rating_range_ is not None and not within_range(
+                global_mean, self.rating_range_):
+            raise ModelFileError(f"global_mean {global_mean!r} is outside rating_range "
+                                 f"{list(self.rating_range_)}")
+        self._set_factors(user_factors, item_factors, user_bias, item_bias, global_mean)
 
 
 def values_for(values: Any, count: int) -> np.ndarray:
-    """Interaction values of a fold-in request (default 1), checked."""
+    """Interaction values of a fold-in request (default 1) as float64, one per item; the
+    model checks them (``FactorModel._check_values``)."""
     if values is None:
-        return np.ones(count, dtype=np.float32)
-    array = np.asarray(values, dtype=np.float64).reshape(-1)
+        return np.ones(count, dtype=np.float64)
+    try:
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InvalidParameterError("values must be numbers") from None
     if len(array) != count:
         raise InvalidParameterError(f"values must have one entry per item: {count} items, "
                                     f"{len(array)} values")
-    if not np.isfinite(array).all():
-        raise InvalidParameterError("values must be finite numbers")
-    return array.astype(np.float32)
+    return array
+
+
+def _python(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

@@ -12,8 +12,8 @@ import torch
 
 from latentrec.data import Interactions
 from latentrec.errors import PerformanceWarning
-from latentrec.models._sparse import csr_from_tensors, weights_matrix
-from latentrec.models.base import Recommender, hyperparameters
+from latentrec.models._sparse import weights_matrix
+from latentrec.models.base import Recommender, hyperparameters, saved_csr
 from latentrec.models.config import ModelConfig
 
 __all__ = ["ItemKNN"]
@@ -109,8 +109,8 @@ class ItemKNN(Recommender):
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         n_users, n_items = len(self.users_), len(self.items_)
-        self.user_matrix_ = csr_from_tensors(tensors, "user", (n_users, n_items))
-        self.similarity_ = csr_from_tensors(tensors, "sim", (n_items, n_items))
+        self.user_matrix_ = saved_csr(tensors, "user", (n_users, n_items), "user matrix")
+        self.similarity_ = saved_csr(tensors, "sim", (n_items, n_items), "similarity matrix")
 
 
 def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -64,6 +64,6 @@ class Popularity(Recommender):
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         scores = tensors["scores"]
-        if scores.shape != (len(self.items_),):
+        if scores.dtype != torch.float32 or scores.shape != (len(self.items_),):
             raise ModelFileError("popularity scores do not match the number of items")
         self.scores_ = scores

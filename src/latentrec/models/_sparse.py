@@ -7,7 +7,6 @@ import scipy.sparse as sp
 import torch
 
 from latentrec.data import Interactions
-from latentrec.errors import ModelFileError
 
 
 def weights_matrix(data: Interactions, weighting: str) -> sp.csr_matrix:
@@ -34,12 +33,3 @@ def weights_matrix(data: Interactions, weighting: str) -> sp.csr_matrix:
 
 def user_rows(matrix: sp.csr_matrix, user_index: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(matrix[user_index].toarray())
-
-
-def csr_from_tensors(tensors: dict[str, torch.Tensor], prefix: str,
-                     shape: tuple[int, int]) -> sp.csr_matrix:
-    indptr = tensors[f"{prefix}_indptr"].numpy()
-    indices = tensors[f"{prefix}_indices"].numpy()
-    if len(indptr) != shape[0] + 1 or (len(indices) and indices.max() >= shape[1]):
-        raise ModelFileError(f"the {prefix} matrix does not match the id maps")
-    return sp.csr_matrix((tensors[f"{prefix}_values"].numpy(), indices, indptr), shape=shape)

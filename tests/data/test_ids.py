@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from latentrec.data import IdMap
-from latentrec.data.ids import factorize
+from latentrec.data.ids import canonical_int, factorize, parse_canonical_int64
 from latentrec.errors import DataError, InvalidParameterError, UnknownIdError
 
 
@@ -39,18 +39,53 @@ def test_round_trip(raw: object) -> None:
 def test_integer_ids_stay_integers_and_text_finds_them() -> None:
     ids = IdMap([42, 7], name="items")
     assert ids.is_integer
-    assert ids.index_of(["42", " 7 ", "+42", "7.0", np.int64(42), 7.0]).tolist() == [
-        0,
-        1,
-        0,
-        1,
-        0,
-        1,
-    ]
+    # text finds an integer id by its own spelling; numbers find it by value
+    assert ids.index_of(["42", "7", np.int64(42), 7.0, np.uint8(7)]).tolist() == [0, 1, 0, 1, 1]
     assert "42" in ids and 42 in ids and "x" not in ids
     values = ids.to_list()
     assert values == [42, 7] and all(type(v) is int for v in values)
     assert json.dumps(values) == "[42, 7]"
+
+
+@pytest.mark.parametrize(
+    "spelling", ["042", "0042", "+42", "42.0", " 42", "42 ", "4_2", "\u0664\u0662", "42e0", "-0"]
+)
+def test_text_finds_an_integer_id_only_by_its_canonical_spelling(spelling: str) -> None:
+    # a data set of text ids may hold "042" and "42" as two ids: neither may stand for the other
+    ids = IdMap([42, 0], name="items")
+    assert ids.index_of([spelling], on_unknown="ignore").tolist() == [-1]
+    assert spelling not in ids
+    assert ids.canonical([spelling, "42", "0"]) == [spelling, 42, 0]
+    with pytest.raises(UnknownIdError, match="unknown item: "):
+        ids.index_of([spelling])
+
+
+def test_lookups_in_a_list_of_mixed_types_keep_each_value_as_it_is() -> None:
+    # numpy would turn [42.0, "x"] into the strings "42.0" and "x"
+    ids = IdMap([42, 7], name="items")
+    assert ids.index_of([42.0, "x", 7, True, None, "7"], on_unknown="ignore").tolist() == [
+        0, -1, 1, -1, -1, 1,
+    ]
+
+
+def test_parse_canonical_int64() -> None:
+    text = pd.Series(["42", "-7", "0", "9223372036854775807", "-9223372036854775808",
+                      "9223372036854775808", "042", "+42", "42.0", "-0", " 42", "x", None],
+                     dtype=object)
+    numbers, valid = parse_canonical_int64(text)
+    assert valid.tolist() == [True] * 5 + [False] * 8
+    assert numbers[:5].tolist() == [42, -7, 0, 2**63 - 1, -(2**63)]
+    assert [canonical_int(t) for t in ("42", "042", "-0", "1\u0661", "99999999999999999999")] == [
+        42, None, None, None, None,
+    ]
+
+
+def test_unsigned_ids_beyond_int64_do_not_wrap_around() -> None:
+    huge = np.array([2**64 - 1, 1], dtype=np.uint64)
+    ids = IdMap(huge, name="users")
+    assert ids.to_list() == ["18446744073709551615", "1"]  # not -1 and 1
+    small = IdMap([-1, 1], name="users")
+    assert small.index_of(huge, on_unknown="ignore").tolist() == [-1, 1]
 
 
 def test_string_ids_compare_by_text() -> None:

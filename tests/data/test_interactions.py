@@ -106,6 +106,131 @@ def test_text_ids_become_integers_only_when_all_spell_one() -> None:
     assert mixed.users.to_list() == ["10", "x"]
 
 
+@pytest.mark.parametrize("build", ["frame", "arrays", "object column", "string dtype"])
+def test_distinct_spellings_of_an_id_are_never_merged(build: str) -> None:
+    # "01", "1" and "001" were one user 1; "0042", "42" and "42.0" one item 42
+    users, items = ["01", "1", "001"], ["0042", "42", "42.0"]
+    if build == "arrays":
+        data = Interactions.from_arrays(users, items, [5.0, 4.0, 3.0])
+    else:
+        dtype = {"frame": None, "object column": object, "string dtype": "string"}[build]
+        data = Interactions.from_frame(frame(user=pd.array(users, dtype=dtype),
+                                             item=pd.array(items, dtype=dtype),
+                                             rating=[5.0, 4.0, 3.0]))
+    assert (len(data), data.n_users, data.n_items) == (3, 3, 3)
+    assert data.users.to_list() == ["001", "01", "1"]
+    assert data.items.to_list() == ["0042", "42", "42.0"]
+    assert not data.users.is_integer
+    assert data.users.index_of(["01", "1", 1]).tolist() == [1, 2, 2]
+
+
+@pytest.mark.parametrize("spelling", ["+7", "-0", " 7", "7 ", "7.0", "1e3", "\u0667"])
+def test_one_non_canonical_spelling_keeps_every_id_as_text(spelling: str) -> None:
+    data = Interactions.from_frame(
+        frame(user=["1", "2", spelling], item=["a", "b", "c"], rating=[1, 2, 3])
+    )
+    assert not data.users.is_integer
+    assert sorted(data.users.to_list()) == sorted(["1", "2", spelling])
+
+
+def test_mixed_python_ids_keep_their_spelling() -> None:
+    users = pd.Series([1, "01", 2], dtype=object)
+    data = Interactions.from_frame(frame(user=users, item=["a", "a", "a"], rating=[1, 2, 3]))
+    assert data.users.to_list() == ["01", "1", "2"]
+
+
+def test_unsigned_ids_beyond_int64_stay_exact() -> None:
+    users = np.array([2**64 - 1, 2**63, 1], dtype=np.uint64)
+    data = Interactions.from_frame(frame(user=users, item=["a", "a", "a"], rating=[1, 2, 3]))
+    assert data.users.to_list() == ["1", "18446744073709551615", "9223372036854775808"]
+
+
+def test_floating_point_ids_too_large_to_be_exact_are_refused() -> None:
+    # 2**60 and 2**60 + 1 are the same float: reading such ids would merge users
+    with pytest.raises(
+        DataError, match=r"^data:2: column 'user': id 1\.152921504606847e\+18 is too large to be "
+        r"stored exactly as a floating-point number; store ids as integers or text$"
+    ):
+        Interactions.from_frame(frame(user=[1.0, 2.0**60], item=["a", "b"], rating=[1, 2]))
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("user", [[1, 2], [3]], r"^data:1: column 'user': holds a list \(\[1, 2\]\) where a "
+         r"single id was expected; a column of lists must be exploded to one row per value "
+         r"first$"),
+        ("item", ["a", np.array([1, 2])], r"^data:2: column 'item': holds a list \(\[1, 2\]\)"),
+        ("item", [("a",), ("b",)], r"^data:1: column 'item': holds a list \(\('a',\)\)"),
+        ("user", [{"id": 1}, {"id": 2}], r"^data:1: column 'user': holds a dict \(\{'id': 1\}\)"),
+        ("rating", [1.0, [2.0]], r"^data:2: column 'rating': holds a list \(\[2\.0\]\) where "
+         r"a number was expected"),
+        ("rating", [np.array([1.0]), 2.0], r"^data:1: column 'rating': holds a list"),
+        ("ts", [[1], [2]], r"^data:1: column 'ts': holds a list \(\[1\]\) where a timestamp"),
+        ("ts", [100, [2]], r"^data:2: column 'ts': holds a list"),
+    ],
+)
+def test_columns_of_lists_give_one_line_naming_row_and_column(
+    column: str, values: list[object], message: str
+) -> None:
+    columns: dict[str, object] = {"user": ["u", "v"], "item": ["a", "b"], "rating": [1.0, 2.0],
+                                  "ts": [1, 2]}
+    columns[column] = pd.Series(values, dtype=object)
+    with pytest.raises(DataError, match=message) as info:
+        Interactions.from_frame(frame(**columns), timestamp_col="ts")
+    assert "\n" not in str(info.value)
+    assert info.value.__cause__ is None  # no pandas exception chained to it
+    assert info.value.__context__ is None or info.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("feedback", "value", "message"),
+    [
+        ("explicit", 1e308, r"^arrays:2: column 'rating': value 1e\+308 is out of range; "
+         r"explicit ratings must lie within ±1,000,000$"),
+        ("explicit", -1e308, r"value -1e\+308 is out of range; explicit ratings must lie"),
+        ("explicit", 1e39, r"value 1e\+39 is out of range"),  # beyond float32: it became inf
+        ("explicit", 1_000_001.0, r"value 1000001 is out of range"),
+        ("implicit", 1e10, r"^arrays:2: column 'rating': value 1e\+10 is out of range; "
+         r"implicit weights must lie within 0\.\.1,000,000,000$"),
+        ("explicit", np.inf, r"^arrays:2: column 'rating': value is inf, not a finite number$"),
+        ("explicit", -np.inf, r"value is -inf, not a finite number$"),
+        ("explicit", np.nan, r"^arrays:2: column 'rating': value is missing$"),
+    ],
+)
+def test_values_out_of_range_are_refused_at_read_time(
+    feedback: str, value: float, message: str
+) -> None:
+    # 1e308 used to reach training as inf ("training diverged ... lower lr")
+    with pytest.raises(DataError, match=message):
+        Interactions.from_arrays(["a", "b"], ["x", "x"], [4.0, value],
+                                 feedback=feedback)  # type: ignore[arg-type]
+
+
+def test_values_at_the_bounds_are_kept() -> None:
+    data = Interactions.from_arrays(["a", "b"], ["x", "x"], [-1e6, 1e6])
+    assert data.rating_range() == (-1e6, 1e6)
+    weights = Interactions.from_arrays(["a", "b"], ["x", "x"], [0, 1e9], feedback="implicit")
+    assert weights.values is not None and weights.values.max() == np.float32(1e9)
+
+
+def test_sparse_values_out_of_range_are_refused() -> None:
+    matrix = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1e308]]))
+    with pytest.raises(DataError, match=r"^matrix: matrix holds 1e\+308, out of range; implicit "
+                       r"weights must lie within 0\.\.1,000,000,000$"):
+        Interactions.from_sparse(matrix)
+    with pytest.raises(DataError, match="explicit ratings must lie within ±1,000,000$"):
+        Interactions.from_sparse(matrix, feedback="explicit")
+
+
+@pytest.mark.parametrize("stamp", [1e300, -1e19, np.uint64(2**63)])
+def test_timestamps_out_of_range_are_refused(stamp: object) -> None:
+    stamps = np.array([1, stamp], dtype=np.asarray(stamp).dtype)
+    with pytest.raises(DataError, match=r"^data:2: column 'ts': value .* is out of range for a "
+                       r"timestamp$"):
+        stamped(stamps)
+
+
 def test_from_sparse() -> None:
     matrix = sp.csr_matrix(np.array([[1, 0, 2], [0, 0, 3]], dtype=np.float64))
     data = Interactions.from_sparse(matrix, users=["a", "b"], items=["x", "y", "z"])

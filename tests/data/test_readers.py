@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import os
+import stat
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -378,6 +382,12 @@ def test_empty_files_with_a_named_format(tmp_path: Path, fmt: str, text: str) ->
     error_text(info)
 
 
+def test_an_empty_file_with_a_header_override(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"e\.txt: no interactions \(the file is empty\)$") as info:
+        read_interactions(write(tmp_path / "e.txt", ""), format="ml-100k", header=True)
+    error_text(info)
+
+
 def test_layout_errors(tmp_path: Path) -> None:
     one = write(tmp_path / "one.csv", "ann\nbob\n")
     with pytest.raises(DataError, match=r"one\.csv: cannot tell the column separator; pass sep"):
@@ -490,3 +500,215 @@ def test_a_count_column_read_as_ratings_warns(tmp_path: Path) -> None:
     with pytest.warns(DataWarning, match="holds whole numbers up to 1,443"):
         read_interactions(heavy)
     read_interactions(named, feedback="implicit")  # no warning: counts read as counts
+
+
+# ---------------------------------------------------------------------- ids keep their spelling
+PADDED = [("01", "0042", "5"), ("1", "42", "4"), ("001", "42.0", "3")]
+
+
+@pytest.mark.parametrize("sep", [",", "\t", ";", "|", " ", "::"])
+@pytest.mark.parametrize("name", ["r.txt", "r.txt.gz"])
+def test_distinct_spellings_of_ids_are_never_merged(tmp_path: Path, sep: str, name: str) -> None:
+    # users 01, 1, 001 were one user 1; items 0042, 42, 42.0 one item 42 (and then a duplicate)
+    data = read_interactions(write(tmp_path / name, table(sep, header=None, rows=PADDED)))
+    assert (len(data), data.n_users, data.n_items) == (3, 3, 3)
+    assert data.users.to_list() == ["001", "01", "1"]
+    assert data.items.to_list() == ["0042", "42", "42.0"]
+
+
+def test_distinct_spellings_in_movielens_and_parquet_files(tmp_path: Path) -> None:
+    path = write(tmp_path / "u.data", "01\t0042\t5\t1\n1\t42\t4\t2\n")
+    data = read_interactions(path)
+    assert data.users.to_list() == ["01", "1"] and data.items.to_list() == ["0042", "42"]
+    dat = write(tmp_path / "ratings.dat", "01::0042::5::1\n1::42::4::2\n")
+    assert read_interactions(dat).users.to_list() == ["01", "1"]
+    parquet = tmp_path / "r.parquet"
+    pd.DataFrame({"user": ["01", "1"], "item": ["42", "42.0"], "rating": [1.0, 2.0]}).to_parquet(
+        parquet)
+    data = read_interactions(parquet)
+    assert data.users.to_list() == ["01", "1"] and data.items.to_list() == ["42", "42.0"]
+
+
+@pytest.mark.parametrize(
+    ("spelling", "kept"),
+    [("+7", "+7"), ("-0", "-0"), ("07", "07"), ('" 7"', " 7"), ("7 ", "7 "), ("7.0", "7.0"),
+     ("7e0", "7e0")],
+)
+def test_one_non_canonical_integer_keeps_all_ids_as_text(
+    tmp_path: Path, spelling: str, kept: str
+) -> None:
+    path = write(tmp_path / "r.csv", f"user,item,rating\n7,a,1\n{spelling},b,2\n0,c,3\n")
+    data = read_interactions(path)
+    assert not data.users.is_integer
+    assert sorted(data.users.to_list()) == sorted(["7", kept, "0"])
+
+
+def test_a_zero_padded_id_far_down_a_numeric_file(tmp_path: Path) -> None:
+    # past pandas' first chunk and past the first block the spelling scan reads
+    rows = "".join(f"{u},{u % 11},4\n" for u in range(150_000))
+    data = read_interactions(write(tmp_path / "r.csv", rows + "007,3,5\n"))
+    assert not data.users.is_integer and data.items.is_integer
+    assert data.users.index_of(["7", "007"]).tolist() == [
+        data.users.index_of(["7"])[0], data.users.index_of(["007"])[0]]
+    assert data.n_users == 150_001
+
+
+def test_canonical_integers_stay_integers_when_the_file_has_signs_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # a '+' in a date makes the fast spelling scan unsure; the ids, read as text, still are ints
+    text = "user,item,rating,date\n1,10,5,2020-01-01T00:00:00+01:00\n2,-3,4,2021-01-01\n"
+    data = read_interactions(write(tmp_path / "r.csv", text))
+    assert data.users.to_list() == [1, 2] and data.items.to_list() == [-3, 10]
+    assert data.users.is_integer and data.items.is_integer
+
+
+# ---------------------------------------------------------------------- separators
+@pytest.mark.parametrize(
+    ("sep", "message"),
+    [
+        ("(a|", r"^sep '\(a\|' is not a valid regular expression \(missing \), unterminated "
+         r"subpattern at position 0\); a separator longer than one character is a regular "
+         r"expression$"),
+        ("(,)", r"^sep '\(,\)' has a capturing group; write \(\?:\.\.\.\) instead of \(\.\.\.\)$"),
+        ("x*", r"^sep 'x\*' matches an empty string$"),
+        ("\n", r"^sep cannot be a line break or a quote, got '\\n'$"),
+        (5, r"^sep must be a non-empty string, got 5$"),
+    ],
+)
+def test_bad_separators_give_one_line_naming_the_argument(
+    tmp_path: Path, sep: object, message: str
+) -> None:
+    path = write(tmp_path / "r.csv", "user,item,rating\nann,x,5\n")
+    with pytest.raises(InvalidParameterError, match=message) as info:
+        read_interactions(path, sep=sep)  # type: ignore[arg-type]
+    error_text(info)
+    with pytest.raises(InvalidParameterError, match=message):
+        detect_format(path, sep=sep)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["auto", "tsv", "csv"])
+def test_a_backslash_t_separator_means_a_tab(tmp_path: Path, fmt: str) -> None:
+    # a shell passes --sep '\t' as backslash and t; pandas took it for a regex and warned
+    path = write(tmp_path / "r.txt", table("\t"))
+    data = read_interactions(path, sep="\\t", format=fmt)  # warnings are errors in the tests
+    assert data.to_frame().to_dict("list") == EXPECTED
+    assert detect_format(path, sep="\\t").sep == "\t"
+    headerless = write(tmp_path / "u.data", "1\t2\t3\t4\n")
+    assert len(read_interactions(headerless, sep="\\t", format="ml-100k")) == 1
+
+
+@pytest.mark.parametrize(("sep", "written"), [("\\|", "|"), (r"\s*;\s*", " ; "), ("--", "--")])
+def test_escaped_and_regular_expression_separators(
+    tmp_path: Path, sep: str, written: str
+) -> None:
+    data = read_interactions(write(tmp_path / "r.txt", table(written)), sep=sep)
+    assert data.to_frame().to_dict("list") == EXPECTED
+
+
+# ---------------------------------------------------------------------- values out of range
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1e308", r"/r\.csv:3: column 'rating': value 1e\+308 is out of range; explicit ratings "
+         r"must lie within ±1,000,000$"),
+        ("-1e308", r"/r\.csv:3: column 'rating': value -1e\+308 is out of range"),
+        ("1e39", r"/r\.csv:3: column 'rating': value 1e\+39 is out of range"),
+        ("1e400", r"/r\.csv:3: column 'rating': value is inf, not a finite number$"),
+        ("-inf", r"/r\.csv:3: column 'rating': value is -inf, not a finite number$"),
+        ("nan", r"/r\.csv:3: column 'rating': 'nan' is not a number$"),
+    ],
+)
+def test_ratings_out_of_range_are_refused_naming_the_line(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    path = write(tmp_path / "r.csv", f"user,item,rating\nann,x,5\nbob,x,{value}\n")
+    with pytest.raises(DataError, match=message) as info:
+        read_interactions(path)
+    error_text(info)
+
+
+def test_weights_out_of_range_are_refused_naming_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.csv", "user,item,weight\nann,x,5\nbob,x,1e12\n")
+    with pytest.raises(DataError, match=r"/w\.csv:3: column 'weight': value 1e\+12 is out of "
+                       r"range; implicit weights must lie within 0\.\.1,000,000,000$"):
+        read_interactions(path, feedback="implicit")
+
+
+# ---------------------------------------------------------------------- what is not a file
+def read_in_a_thread(path: Path, call: object = read_interactions) -> BaseException | None:
+    """Call ``call(path)`` and return what it raised; fail, not hang, if it blocks."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call(path)  # type: ignore[operator]
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        if stat.S_ISFIFO(os.stat(path).st_mode):
+            with open(path, "w"):  # a writer that closes at once lets the reader go
+                pass
+            thread.join(10)
+        pytest.fail(f"reading {path} blocked")
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("call", [read_interactions, detect_format])
+def test_a_named_pipe_is_refused_not_waited_on(tmp_path: Path, call: object) -> None:
+    fifo = tmp_path / "ratings.csv"
+    os.mkfifo(fifo)
+    error = read_in_a_thread(fifo, call)
+    assert isinstance(error, DataError)
+    assert str(error) == (f"{fifo}: is a named pipe (FIFO), not a regular file; save the "
+                          f"interactions to a file and read that")
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])
+def test_a_device_is_refused_at_once(device: str) -> None:
+    if not Path(device).exists():
+        pytest.skip(f"no {device}")
+    started = time.perf_counter()
+    error = read_in_a_thread(Path(device))
+    assert isinstance(error, DataError)
+    assert str(error) == (f"{device}: is a character device, not a regular file; save the "
+                          f"interactions to a file and read that")
+    assert time.perf_counter() - started < 5
+
+
+def test_a_file_without_line_ends_is_not_read_whole(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.csv", "1," * (1 << 20))
+    with pytest.raises(DataError, match=r"/r\.csv:1: the line is longer than 1,048,576 "
+                       r"characters; not a text file of interactions$"):
+        read_interactions(path)
+
+
+def test_binary_and_utf16_files_are_named_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.csv", "user,item,rating\nann,x,5\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"r\.csv:1: holds NUL bytes; not a text file of "
+                       r"interactions \(binary, or text in UTF-16\? save it as UTF-8\)$"):
+        read_interactions(path)
+
+
+# ---------------------------------------------------------------------- Parquet lists
+def test_a_parquet_list_column_names_the_file_and_column(tmp_path: Path) -> None:
+    # was: unhashable type: 'numpy.ndarray', naming neither
+    path = tmp_path / "lists.parquet"
+    pd.DataFrame({"user": [1, 2], "item": [[10, 11], [12]], "rating": [4.0, 5.0]}).to_parquet(path)
+    with pytest.raises(DataError) as info:
+        read_interactions(path)
+    assert error_text(info) == (
+        f"{path}:1: column 'item': holds a list ([10, 11]) where a single id was expected; "
+        f"a column of lists must be exploded to one row per value first"
+    )
+    ratings = tmp_path / "ratings.parquet"
+    pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": [[4.0], [5.0]]}).to_parquet(ratings)
+    with pytest.raises(DataError, match=r"ratings\.parquet:1: column 'rating': holds a list "
+                       r"\(\[4\.0\]\) where a number was expected"):
+        read_interactions(ratings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from latentrec.data import Interactions, temporal_split
@@ -25,6 +27,7 @@ from latentrec.datasets import (
     MOVIELENS_VARIANTS,
     load_movielens,
     load_movielens_100k_split,
+    load_movielens_items,
     movielens,
     synthetic,
 )
@@ -296,6 +299,24 @@ FAKE_RATINGS = (
 )
 
 
+FLAGS = {"unknown": 0, "Action": 1, "Animation": 3, "Children's": 4, "Comedy": 5, "Drama": 8}
+
+
+def u_item_line(movie: int, title: str, released: str, *genres: str) -> str:
+    flags = ["0"] * 19
+    for genre in genres:
+        flags[FLAGS[genre]] = "1"
+    return f"{movie}|{title}|{released}||http://us.imdb.com/M/x|" + "|".join(flags) + "\n"
+
+
+# Latin-1, as the real u.item; ids 10, 20, 30 are those of FAKE_RATINGS
+FAKE_U_ITEM = (
+    u_item_line(10, "Toy Story (1995)", "01-Jan-1995", "Animation", "Children's", "Comedy")
+    + u_item_line(20, "Café Society (1996) (V)", "05-Mar-1996", "Drama")
+    + u_item_line(30, "unknown", "", "unknown")
+).encode("latin-1")
+
+
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as bundle:
         for name, content in members.items():
@@ -312,6 +333,7 @@ def fake_zip(tmp_path: Path) -> Path:
         served / "ml-100k.zip",
         {
             "ml-100k/u.data": FAKE_RATINGS,
+            "ml-100k/u.item": FAKE_U_ITEM,
             "ml-100k/u1.base": FAKE_RATINGS[: FAKE_RATINGS.index(b"3\t30")],
             "ml-100k/u1.test": b"3\t30\t1\t881250952\n",
         },
@@ -492,3 +514,147 @@ def test_movielens_rejects_bad_arguments(call: Any, error: type[Exception], matc
 def test_movielens_constants() -> None:
     assert MOVIELENS_VARIANTS == ("100k", "1m", "latest-small", "20m")
     assert MOVIELENS_100K_FOLDS == ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
+# ---------------------------------------------------------------------- MovieLens: movies
+def test_load_movielens_items_100k_names_the_rated_movies(offline: None, fake_zip: Path) -> None:
+    movies = load_movielens_items("100k", path=fake_zip, download=False)
+    assert movies.index.name == "item" and movies.index.tolist() == [10, 20, 30]
+    assert list(movies.columns) == ["title", "year", "genres"]
+    assert movies.title.tolist() == ["Toy Story", "Café Society (1996) (V)", "unknown"]  # Latin-1
+    # the title's year, else the release date's, else none
+    assert movies.year.tolist() == [1995, 1996, pd.NA]
+    assert movies.genres.tolist() == ["Animation|Children's|Comedy", "Drama", "unknown"]
+    assert str(movies.year.dtype) == "Int64"
+    ratings = load_movielens("100k", path=fake_zip, download=False)
+    # the item ids of the ratings index the movies: recommendations can show titles
+    titles = movies.loc[ratings.items.ids_of([0, 1, 2]), "title"].tolist()
+    assert titles == ["Toy Story", "Café Society (1996) (V)", "unknown"]
+
+
+def test_load_movielens_items_1m_and_latest(offline: None, tmp_path: Path) -> None:
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "movies.dat").write_bytes(
+        "1::Toy Story (1995)::Animation|Children's|Comedy\n"
+        "2::Jumanji (1995)::Adventure|Children's|Fantasy\n"
+        "3::Bélier, Le (1999)::Drama\n".encode("latin-1")
+    )
+    movies = load_movielens_items("1m", path=folder)
+    assert movies.title.tolist() == ["Toy Story", "Jumanji", "Bélier, Le"]
+    assert movies.year.tolist() == [1995, 1995, 1999]
+    assert movies.genres.tolist()[1] == "Adventure|Children's|Fantasy"
+    latest = tmp_path / "ml-latest-small"
+    latest.mkdir()
+    (latest / "movies.csv").write_text(
+        "movieId,title,genres\n"
+        '1,"American President, The (1995)",Comedy|Drama|Romance\n'
+        "2,Babylon 5,Sci-Fi\n"
+        "3,Fawlty Towers (1975\u20131979),(no genres listed)\n"
+        "4,Amélie (Fabuleux destin d'Amélie Poulain  Le) (2001) ,Comedy\n",
+        encoding="utf-8",
+    )
+    movies = load_movielens_items("latest-small", path=latest)
+    assert movies.index.tolist() == [1, 2, 3, 4]
+    assert movies.title.tolist() == [
+        "American President, The", "Babylon 5", "Fawlty Towers",
+        "Amélie (Fabuleux destin d'Amélie Poulain  Le)",
+    ]
+    assert movies.year.tolist() == [1995, pd.NA, 1975, 2001]
+    assert movies.genres.tolist()[2] == "(no genres listed)"
+
+
+def test_movie_ids_follow_the_ratings_rule_for_ids(offline: None, tmp_path: Path) -> None:
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "movies.dat").write_text("01::A (1990)::Drama\n1::B (1991)::Drama\n")
+    (folder / "ratings.dat").write_text("1::01::5::1\n1::1::4::2\n")
+    movies = load_movielens_items("1m", path=folder)
+    assert movies.index.tolist() == ["01", "1"]  # two movies, not one movie 1
+    assert load_movielens("1m", path=folder).items.to_list() == ["01", "1"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "name", "content", "message"),
+    [
+        ("100k", "u.item", "1|Toy Story (1995)|01-Jan-1995\n",
+         r"u\.item:1: the line has 3 fields separated by '\|', expected 24$"),
+        ("100k", "u.item", u_item_line(1, "A", "").replace("||http", "||http").replace(
+            "|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0", "|0|0|0|0|0|0|0|0|2|0|0|0|0|0|0|0|0|0|0"),
+         r"u\.item:1: column 'Drama': genre flag '2' is not 0 or 1$"),
+        ("1m", "movies.dat", "1::A (1990)::Drama\n\n1::B (1991)::Drama\n",
+         r"movies\.dat:3: column 'movie id': movie id 1 is repeated, first seen on line 1$"),
+        ("1m", "movies.dat", "1::A (1990)\n", r"movies\.dat:1: the line has 2 fields "
+         r"separated by '::', expected 3$"),
+        ("1m", "movies.dat", "::A (1990)::Drama\n", r"movies\.dat:1: column 'movie id': id is "
+         r"missing$"),
+        ("1m", "movies.dat", "\n\n", r"movies\.dat: no movies \(the file is empty\)$"),
+        ("latest-small", "movies.csv", "id,name,genres\n1,A,Drama\n",
+         r"movies\.csv:1: expected the header movieId,title,genres, found 'id,name,genres'$"),
+        ("latest-small", "movies.csv", "movieId,title,genres\n1,A,Drama,extra\n",
+         r"movies\.csv:2: the line has 4 fields, expected 3$"),
+    ],
+)
+def test_malformed_movie_files_give_one_line_naming_the_place(
+    offline: None, tmp_path: Path, variant: str, name: str, content: str, message: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message) as info:
+        load_movielens_items(variant, path=tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_movies_come_from_the_verified_cache_too(
+    server: str, tmp_path: Path, trust_fake_zip: None
+) -> None:
+    cache = tmp_path / "cache"
+    assert len(load_movielens_items("100k", cache_dir=cache)) == 3
+    assert files_under(cache) == ["ml-100k.zip", "ml-100k/u.item"]
+    with pytest.raises(DataError, match=r"no ml-100k/u\.item or ml-100k\.zip in .*, and "
+                       r"download=False"):
+        load_movielens_items("100k", cache_dir=tmp_path / "empty", download=False)
+
+
+def test_movies_need_their_file(offline: None, tmp_path: Path) -> None:
+    (tmp_path / "u.data").write_bytes(FAKE_RATINGS)
+    assert len(load_movielens(path=tmp_path)) == 4
+    with pytest.raises(DataError, match=r"no MovieLens ml-100k data here: expected u\.item"):
+        load_movielens_items(path=tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_as_path_is_refused_not_waited_on(offline: None, tmp_path: Path) -> None:
+    fifo = tmp_path / "ml-100k.zip"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            load_movielens("100k", path=fifo)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        with open(fifo, "wb"):  # let the blocked reader go
+            pass
+        thread.join(10)
+        pytest.fail("load_movielens blocked on a named pipe")
+    assert isinstance(outcome[0], DataError)
+    assert str(outcome[0]) == (f"{fifo}: not a regular file or a folder; expected the official "
+                               f"ml-100k.zip or a folder holding u.data")
+
+
+@pytest.mark.realdata
+def test_load_movielens_items_100k_from_the_shared_copy(datasets_dir: Path) -> None:
+    movies = load_movielens_items("100k", path=datasets_dir / "ml-100k", download=False)
+    ratings = load_movielens("100k", path=datasets_dir / "ml-100k", download=False)
+    assert len(movies) == 1682 and movies.index.is_unique
+    assert sorted(movies.index.tolist()) == ratings.items.to_list()
+    assert movies.loc[1].tolist() == ["Toy Story", 1995, "Animation|Children's|Comedy"]
+    assert movies.loc[50, "title"] == "Star Wars"
+    assert movies.year.isna().sum() == 1 and pd.isna(movies.loc[267, "year"])  # "unknown"
+    assert (movies.genres != "").all()
+    assert movies.genres.str.split("|").explode().nunique() == 19

@@ -114,17 +114,14 @@ def check_output_file(path: str) -> None:
 def output_ids(id_map: Any, given: list[str]) -> list[Any]:
     """Ids as the model spells them; an id the model does not know keeps the type the model's
     ids have when it spells one (``"99999"`` is ``99999`` for a model of integer ids)."""
+    from latentrec.data.ids import canonical_int
+
     canonical: list[Any] = list(id_map.canonical(given))
-    if id_map.is_integer:
-        return [int(raw) if isinstance(raw, str) and _is_canonical_int(raw) else raw
-                for raw in canonical]
-    return canonical
-
-
-def _is_canonical_int(text: str) -> bool:
-    digits = text[1:] if text.startswith("-") else text
-    return digits.isdigit() and (digits == "0" or not digits.startswith("0")) and len(
-        digits) < 19
+    if not id_map.is_integer:
+        return canonical
+    spelled = [canonical_int(raw) if isinstance(raw, str) else None for raw in canonical]
+    return [raw if number is None else number for raw, number in zip(canonical, spelled,
+                                                                      strict=True)]
 
 
 def data_options(function: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -10,7 +12,7 @@ import pandas as pd
 
 from latentrec.errors import DataError, InvalidParameterError, UnknownIdError
 
-__all__ = ["IdMap", "RawId"]
+__all__ = ["CANONICAL_INT", "IdMap", "RawId", "canonical_int", "parse_canonical_int64"]
 
 RawId = int | str
 OnUnknown = Literal["raise", "ignore"]
@@ -20,6 +22,10 @@ def _as_id_array(ids: Any) -> np.ndarray:
     if isinstance(ids, (str, bytes, int, np.integer)):
         ids = [ids]
     array = np.asarray(ids if not isinstance(ids, pd.Series) else ids.to_numpy())
+    if array.dtype.kind == "U" and isinstance(ids, (list, tuple)) and not all(
+        isinstance(x, str) for x in ids
+    ):
+        array = np.asarray(ids, dtype=object)  # numpy would spell 7.0 as "7.0", True as "True"
     if array.ndim != 1:
         array = array.reshape(-1)
     return array
@@ -28,8 +34,10 @@ def _as_id_array(ids: Any) -> np.ndarray:
 class IdMap:
     """An ordered vocabulary of raw ids; position ``i`` holds the raw id of index ``i``.
 
-    Integer ids stay integers and everything else is compared by its text, so ``"42"`` finds the
-    integer id ``42`` (ids typed on a command line or in a URL are text).
+    Integer ids stay integers and everything else is compared by its text. Text finds an integer
+    id only when it is that id's own spelling: ``"42"`` finds ``42`` (ids typed on a command line
+    or in a URL are text), but ``"042"``, ``"+42"``, ``"42.0"`` and ``" 42"`` do not, since a
+    data set of text ids may hold them as ids of their own.
 
     Examples
     --------
@@ -49,6 +57,8 @@ class IdMap:
         index: pd.Index
         if values.size == 0:
             index = pd.Index([], dtype=object)
+        elif values.dtype.kind == "u" and values.max() > _INT64_MAX:
+            index = pd.Index(values.astype(str).astype(object))  # would wrap around in int64
         elif values.dtype.kind in "iu":
             index = pd.Index(values.astype(np.int64))
         elif values.dtype.kind == "f":
@@ -84,14 +94,20 @@ class IdMap:
         """Lookup keys for raw ids, and which of them can match an id of this map at all."""
         if not self.is_integer:
             return ids.astype(str).astype(object), np.ones(len(ids), dtype=bool)
-        if ids.dtype.kind in "iu":
+        if ids.dtype.kind == "u":
+            valid = ids <= _INT64_MAX
+            return np.where(valid, ids, 0).astype(np.int64), valid
+        if ids.dtype.kind == "i":
             return ids.astype(np.int64), np.ones(len(ids), dtype=bool)
         if ids.dtype.kind == "f":
-            valid = np.isfinite(ids) & (ids == np.floor(ids)) & (np.abs(ids) < 2.0**63)
-            return np.where(valid, ids, 0).astype(np.int64), valid
-        # text that spells an integer finds the integer id; anything else cannot match
-        text = pd.Series(ids, dtype=object).astype(str).str.strip()
-        return parse_int64(text, r"([+-]?)0*(\d{1,19})(?:\.0*)?")
+            return _integral_floats(ids)
+        # text finds the integer id it spells canonically ("42", not "042"); anything else
+        # cannot match
+        if ids.dtype.kind == "O":
+            text = pd.Series([_spelling(x) for x in ids.tolist()], dtype=object)
+        else:
+            text = pd.Series(ids.astype(str), dtype=object)
+        return parse_canonical_int64(text)
 
     def index_of(self, ids: Any, *, on_unknown: OnUnknown = "raise") -> np.ndarray:
         """Indices of raw ids; unknown ids raise :class:`UnknownIdError` or map to ``-1``."""
@@ -148,22 +164,58 @@ class IdMap:
         return cls(np.asarray([str(x) for x in ids], dtype=object), name=name)
 
 
-_INT64_MAX = str(np.iinfo(np.int64).max)
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_INT64_MAX_TEXT = str(_INT64_MAX)
+_INT64_MIN_DIGITS = str(_INT64_MAX + 1)  # the digits of -2**63, which still fits
+#: the one spelling of an integer: no sign but a minus before a non-zero number, no leading
+#: zeros, no decimal point, no spaces
+CANONICAL_INT = r"(-(?=[1-9])|)([1-9][0-9]{0,18}|0)"
+_CANONICAL_INT_RE = re.compile(f"^{CANONICAL_INT}$")
 
 
-def parse_int64(text: pd.Series, pattern: str) -> tuple[np.ndarray, np.ndarray]:
-    """The integers that strings spell, and which strings spell one that fits in int64.
+def parse_canonical_int64(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The integers that strings spell canonically, and which strings do so within int64.
 
-    ``pattern`` must match a whole string and capture its sign and its digits (without
-    leading zeros).
+    A string spells an integer canonically when it is exactly ``str(n)`` for an int64 ``n``:
+    ``"42"`` and ``"-7"`` do, ``"042"``, ``"+42"``, ``"42.0"``, ``"-0"`` and ``" 42"`` do not.
     """
-    parts = text.str.extract(f"^{pattern}$")
-    digits = parts[1]
-    valid = (digits.notna() & ((digits.str.len() < 19) | (digits <= _INT64_MAX))).to_numpy(bool)
+    parts = text.astype(object).str.extract(f"^{CANONICAL_INT}$")
+    signs, digits = parts[0], parts[1]
+    fits = (digits.str.len() < 19) | (digits <= _INT64_MAX_TEXT) | (
+        (signs == "-") & (digits == _INT64_MIN_DIGITS))
+    valid = (digits.notna() & fits).to_numpy(dtype=bool, na_value=False)
     keys = np.zeros(len(text), dtype=np.int64)
     if valid.any():
-        keys[valid] = (parts[0][valid] + digits[valid]).astype(np.int64).to_numpy()
+        keys[valid] = (signs[valid] + digits[valid]).astype(np.int64).to_numpy()
     return keys, valid
+
+
+def canonical_int(text: str) -> int | None:
+    """The int64 that ``text`` spells canonically (``"42"``), or ``None`` (``"042"``, ``"x"``)."""
+    if not isinstance(text, str) or not _CANONICAL_INT_RE.match(text):
+        return None
+    value = int(text)
+    return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else None
+
+
+def _spelling(value: object) -> str:
+    """How a lookup value spells an integer id: text as it is, integers and integral floats as
+    ``str(n)``; anything else (booleans, NaN, None) spells nothing."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return ""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return ""
+
+
+def _integral_floats(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(ids) & (ids == np.floor(ids)) & (np.abs(ids) < 2.0**63)
+    return np.where(valid, ids, 0).astype(np.int64), valid
 
 
 def _python(value: Any) -> RawId:

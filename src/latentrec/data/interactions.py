@@ -10,14 +10,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from latentrec.data.ids import IdMap, factorize, parse_int64
+from latentrec.data.ids import IdMap, factorize, parse_canonical_int64
 from latentrec.errors import DataError, InvalidParameterError
 
-__all__ = ["DUPLICATE_POLICIES", "Feedback", "Interactions"]
+__all__ = ["DUPLICATE_POLICIES", "MAX_ABS_RATING", "MAX_WEIGHT", "Feedback", "Interactions"]
 
 Feedback = Literal["explicit", "implicit"]
 DuplicatePolicy = Literal["error", "last", "mean", "sum"]
 DUPLICATE_POLICIES: tuple[str, ...] = ("error", "last", "mean", "sum")
+#: explicit ratings must lie in ``[-MAX_ABS_RATING, MAX_ABS_RATING]``: larger values are data
+#: errors (a stray id or timestamp in the rating column, 1e308), and would overflow training
+MAX_ABS_RATING = 1e6
+#: implicit weights (counts, durations) must lie in ``[0, MAX_WEIGHT]``
+MAX_WEIGHT = 1e9
+_INT64_MAX = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,9 +73,16 @@ class Interactions:
 
         Parameters
         ----------
+        user_col, item_col
+            Raw ids: integers, or text. Text ids become integers only when every one of them is
+            the canonical spelling of an int64 (``"42"``, ``"-7"``; not ``"042"``, ``"+42"``,
+            ``"42.0"`` or ``" 42"``); otherwise all keep their exact spelling, so distinct
+            spellings are never merged into one id.
         value_col
             Ratings (explicit) or weights (implicit). ``None`` is allowed only for implicit data.
             For explicit data a column named ``rating`` is expected unless another is named.
+            Ratings must be finite and within ``±MAX_ABS_RATING`` (1e6), weights within
+            ``[0, MAX_WEIGHT]`` (1e9); anything else is refused naming its row.
         duplicates
             What to do with repeated ``(user, item)`` pairs: ``"error"`` (default), keep the
             ``"last"`` row, their ``"mean"``, or their ``"sum"`` (natural for play counts).
@@ -108,13 +121,7 @@ class Interactions:
         item_raw = _id_column(frame[item_col], where, item_col, lines)
         values = None
         if value_col is not None:
-            values = _number_column(frame[value_col], where, value_col, lines)
-            if feedback == "implicit" and (values < 0).any():
-                bad = int(np.flatnonzero(values < 0)[0])
-                raise DataError(
-                    f"weight {float(values[bad])!r} is negative; implicit weights must be >= 0",
-                    source=where, line=int(lines[bad]), column=value_col,
-                )
+            values = _value_column(frame[value_col], where, value_col, lines, feedback)
         timestamps = None
         if timestamp_col is not None:
             timestamps = _timestamp_column(frame[timestamp_col], where, timestamp_col, lines)
@@ -210,12 +217,18 @@ class Interactions:
             )
         if coo.nnz == 0:
             raise DataError("no interactions (the matrix has no stored entries)", source="matrix")
-        values = np.asarray(coo.data, dtype=np.float32)
-        if not np.isfinite(values).all():
+        stored = np.asarray(coo.data, dtype=np.float64)
+        if not np.isfinite(stored).all():
             raise DataError("matrix holds NaN or infinite values", source="matrix")
-        if feedback == "implicit" and (values < 0).any():
+        if feedback == "implicit" and (stored < 0).any():
             raise DataError("implicit weights must be >= 0; the matrix holds negative values",
                             source="matrix")
+        out_of_range = np.abs(stored) > _limit(feedback)
+        if out_of_range.any():
+            value = float(stored[out_of_range][0])
+            raise DataError(f"matrix holds {value:.7g}, out of range; {_range_text(feedback)}",
+                            source="matrix")
+        values = stored.astype(np.float32)
         return cls(
             user_index=coo.row.astype(np.int64),
             item_index=coo.col.astype(np.int64),
@@ -338,12 +351,15 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _id_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
+    """Raw ids as int64 or as text: text only becomes integers when every distinct value is the
+    canonical spelling of an int64, so distinct spellings ("01", "1") stay distinct ids."""
     missing = series.isna().to_numpy()
     if missing.any():
         row = _first_bad(missing)
         raise DataError("id is missing", source=where, line=int(lines[row]), column=column)
-    if series.dtype.kind == "f":
-        values = series.to_numpy()
+    kind = series.dtype.kind
+    if kind == "f":
+        values = series.to_numpy(dtype=np.float64)
         fractional = ~np.isfinite(values) | (values != np.floor(values))
         if fractional.any():
             row = _first_bad(fractional)
@@ -351,35 +367,78 @@ def _id_column(series: pd.Series, where: str, column: str, lines: np.ndarray) ->
                 f"id {float(values[row])!r} is not an integer or a string",
                 source=where, line=int(lines[row]), column=column,
             )
+        inexact = np.abs(values) > 2.0**53  # floats this large no longer tell integers apart
+        if inexact.any():
+            row = _first_bad(inexact)
+            raise DataError(
+                f"id {float(values[row])!r} is too large to be stored exactly as a "
+                f"floating-point number; store ids as integers or text",
+                source=where, line=int(lines[row]), column=column,
+            )
         return values.astype(np.int64)
-    if series.dtype.kind in "iub":
+    if kind in "ib" or (kind == "u" and (len(series) == 0 or series.max() <= _INT64_MAX)):
         return series.to_numpy().astype(np.int64)
     # work on the distinct values only: a column of millions of ids has far fewer of them
-    codes, uniques = pd.factorize(series)
-    stripped_codes, stripped = pd.factorize(pd.Series(uniques).astype(str).str.strip())
-    codes = stripped_codes[codes]
-    texts = pd.Series(stripped, dtype=object)
-    empty = (texts == "").to_numpy()
+    try:
+        codes, uniques = pd.factorize(series)
+    except TypeError:  # unhashable values: lists (Parquet list columns), dicts, arrays
+        raise _not_scalar(series, where, column, lines, "a single id") from None
+    distinct = pd.Series(uniques, dtype=object)
+    if series.dtype == object and distinct.map(_is_nested).to_numpy(dtype=bool).any():
+        raise _not_scalar(series, where, column, lines, "a single id")  # tuples are hashable
+    text_codes, texts = pd.factorize(distinct.astype(str))  # 1 and "1" are one id
+    codes = text_codes[codes]
+    text = pd.Series(texts, dtype=object)
+    empty = (text.str.strip() == "").to_numpy(dtype=bool)
     if empty.any():
         row = _first_bad(codes == _first_bad(empty))
         raise DataError("id is empty", source=where, line=int(lines[row]), column=column)
-    # ids read as text stay text unless every one of them spells an integer that fits int64
-    numbers, spelled = parse_int64(texts, r"(-?)0*(\d{1,19})")
+    numbers, spelled = parse_canonical_int64(text)
     if spelled.all():
         return numbers[codes]
-    return texts.to_numpy(dtype=object)[codes]
+    return text.to_numpy(dtype=object)[codes]
+
+
+def _is_nested(value: object) -> bool:
+    return isinstance(value, (list, tuple, dict, set, frozenset, np.ndarray, pd.Series))
+
+
+def _not_scalar(
+    series: pd.Series, where: str, column: str, lines: np.ndarray, expected: str
+) -> DataError:
+    """The error for a column holding lists or other containers, naming the first such row."""
+    for row, value in enumerate(series.array):
+        if _is_nested(value):
+            shown = value.tolist() if isinstance(value, (np.ndarray, pd.Series)) else value
+            text = repr(shown).replace("\n", " ")
+            text = text if len(text) <= 40 else text[:37] + "..."
+            kind = "a list" if isinstance(shown, (list, tuple)) else f"a {type(value).__name__}"
+            return DataError(
+                f"holds {kind} ({text}) where {expected} was expected; a column of lists "
+                f"must be exploded to one row per value first",
+                source=where, line=int(lines[row]), column=column,
+            )
+    return DataError(f"holds values that are not {expected} each", source=where, column=column)
 
 
 def _number_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
+    """Finite numbers as float64; a missing, infinite or non-numeric value names its row."""
     if series.dtype.kind in "iufb":
         numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        try:
+            parsed = pd.to_numeric(series, errors="coerce")
+        except (TypeError, ValueError):  # lists and other containers
+            raise _not_scalar(series, where, column, lines, "a number") from None
+        numbers = np.asarray(parsed, dtype=np.float64)
         not_numeric = np.isnan(numbers) & series.notna().to_numpy()
         if not_numeric.any():
             row = _first_bad(not_numeric)
+            value = series.iloc[row]
+            if _is_nested(value):
+                raise _not_scalar(series, where, column, lines, "a number")
             raise DataError(
-                f"{series.iloc[row]!r} is not a number",
+                f"{value!r} is not a number",
                 source=where, line=int(lines[row]), column=column,
             )
     bad = ~np.isfinite(numbers)
@@ -388,31 +447,72 @@ def _number_column(series: pd.Series, where: str, column: str, lines: np.ndarray
         number = float(numbers[row])
         shown = "missing" if np.isnan(number) else f"{number}, not a finite number"
         raise DataError(f"value is {shown}", source=where, line=int(lines[row]), column=column)
+    return numbers
+
+
+def _limit(feedback: str) -> float:
+    return MAX_ABS_RATING if feedback == "explicit" else MAX_WEIGHT
+
+
+def _range_text(feedback: str) -> str:
+    if feedback == "explicit":
+        return f"explicit ratings must lie within ±{MAX_ABS_RATING:,.0f}"
+    return f"implicit weights must lie within 0..{MAX_WEIGHT:,.0f}"
+
+
+def _value_column(
+    series: pd.Series, where: str, column: str, lines: np.ndarray, feedback: str
+) -> np.ndarray:
+    """Ratings or weights as float32, each finite and within the range its kind allows."""
+    numbers = _number_column(series, where, column, lines)
+    if feedback == "implicit" and (numbers < 0).any():
+        bad = _first_bad(numbers < 0)
+        raise DataError(
+            f"weight {float(numbers[bad])!r} is negative; implicit weights must be >= 0",
+            source=where, line=int(lines[bad]), column=column,
+        )
+    out_of_range = np.abs(numbers) > _limit(feedback)
+    if out_of_range.any():
+        bad = _first_bad(out_of_range)
+        raise DataError(
+            f"value {float(numbers[bad]):.7g} is out of range; {_range_text(feedback)}",
+            source=where, line=int(lines[bad]), column=column,
+        )
     return numbers.astype(np.float32)
 
 
 def _timestamp_column(series: pd.Series, where: str, column: str, lines: np.ndarray) -> np.ndarray:
     """Seconds since the epoch from numbers, datetimes or ISO 8601 text."""
     if series.dtype.kind in "iu":
-        return series.to_numpy().astype(np.int64)
+        return _whole_timestamps(series, where, column, lines)
     if series.dtype.kind not in "fM":
-        parsed = pd.to_numeric(series, errors="coerce")
+        try:
+            parsed = pd.to_numeric(series, errors="coerce")
+        except (TypeError, ValueError):  # lists and other containers
+            raise _not_scalar(series, where, column, lines, "a timestamp") from None
         given = series.notna().to_numpy()
         if parsed.notna().any() or not given.any():
             # numbers, so every given value must be one
             bad = parsed.isna().to_numpy() & given
             if bad.any():
                 row = _first_bad(bad)
+                if _is_nested(series.iloc[row]):
+                    raise _not_scalar(series, where, column, lines, "a timestamp")
                 raise DataError(
                     f"{series.iloc[row]!r} is not a timestamp (seconds or an ISO date)",
                     source=where, line=int(lines[row]), column=column,
                 )
             series = parsed
         else:
-            dates = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+            try:
+                dates = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+            except (TypeError, ValueError):
+                raise _not_scalar(series, where, column, lines, "a timestamp") from None
             bad = dates.isna().to_numpy() & given
             if bad.any():
                 row = _first_bad(bad)
+                if _is_nested(series.iloc[row]):
+                    raise _not_scalar(series, where, column, lines, "a timestamp")
                 raise DataError(
                     f"{series.iloc[row]!r} is not a timestamp (seconds or an ISO date)",
                     source=where, line=int(lines[row]), column=column,
@@ -426,8 +526,28 @@ def _timestamp_column(series: pd.Series, where: str, column: str, lines: np.ndar
         if isinstance(series.dtype, pd.DatetimeTZDtype):
             series = series.dt.tz_convert("UTC").dt.tz_localize(None)
         return series.to_numpy().astype("datetime64[s]").astype(np.int64)
-    _number_column(series, where, column, lines)  # raises on missing or infinite values
-    return series.to_numpy(dtype=np.float64).astype(np.int64)
+    if series.dtype.kind in "iu":  # text that spelled whole numbers: exact, whatever the size
+        return _whole_timestamps(series, where, column, lines)
+    numbers = _number_column(series, where, column, lines)  # raises on missing or infinite
+    out_of_range = np.abs(numbers) >= 2.0**63
+    if out_of_range.any():
+        row = _first_bad(out_of_range)
+        raise DataError(f"value {float(numbers[row]):.7g} is out of range for a timestamp",
+                        source=where, line=int(lines[row]), column=column)
+    return numbers.astype(np.int64)
+
+
+def _whole_timestamps(
+    series: pd.Series, where: str, column: str, lines: np.ndarray
+) -> np.ndarray:
+    values = series.to_numpy()
+    if values.dtype.kind == "u":
+        too_large = values > _INT64_MAX
+        if too_large.any():
+            row = _first_bad(too_large)
+            raise DataError(f"value {int(values[row])} is out of range for a timestamp",
+                            source=where, line=int(lines[row]), column=column)
+    return values.astype(np.int64)
 
 
 def _resolve_duplicates(

@@ -7,6 +7,7 @@ import gzip
 import io
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -67,19 +68,98 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding=_ENCODING, errors="replace", newline="")
 
 
+#: the longest line sniffing reads; a longer one means this is not a file of interactions
+_MAX_LINE = 1 << 20
+
+
 def _first_lines(path: Path, count: int = 20) -> list[str]:
+    """The first ``count`` non-blank lines, reading no line past ``_MAX_LINE`` characters."""
     lines: list[str] = []
     try:
         with _open_text(path) as handle:
-            for line in handle:
+            number = 0
+            while len(lines) < count:
+                line = handle.readline(_MAX_LINE + 1)
+                if not line:
+                    break
+                number += 1
+                if len(line) > _MAX_LINE:
+                    raise DataError(
+                        f"the line is longer than {_MAX_LINE:,} characters; not a text file of "
+                        f"interactions", source=str(path), line=number,
+                    )
+                if "\x00" in line:
+                    raise DataError(
+                        "holds NUL bytes; not a text file of interactions (binary, or text "
+                        "in UTF-16? save it as UTF-8)", source=str(path), line=number,
+                    )
                 if line.strip():
                     lines.append(line.rstrip("\r\n"))
-                if len(lines) >= count:
-                    break
     except (gzip.BadGzipFile, EOFError) as error:
         if not lines:
             raise _gzip_error(path, error) from None
     return lines
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before reading a byte, what is not a regular file: a directory, a named pipe
+    (reading it would wait for a writer forever), a device (``/dev/zero`` never ends)."""
+    where = str(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{where}: no such file") from None
+    if stat.S_ISDIR(mode):
+        raise DataError("is a directory, expected a file of interactions", source=where)
+    if not stat.S_ISREG(mode):
+        kind = ("named pipe (FIFO)" if stat.S_ISFIFO(mode) else
+                "character device" if stat.S_ISCHR(mode) else
+                "block device" if stat.S_ISBLK(mode) else
+                "socket" if stat.S_ISSOCK(mode) else "special file")
+        raise DataError(f"is a {kind}, not a regular file; save the interactions to a file "
+                        f"and read that", source=where)
+
+
+def _separator(sep: object) -> str | None:
+    """``sep`` checked, with ``\\t`` (backslash, t: what a shell passes for '\\t') read as a tab.
+
+    One character is taken literally; ``"::"`` and ``"\\s+"`` are known layouts; anything
+    longer is a regular expression, as for pandas.
+    """
+    if sep is None:
+        return None
+    if not isinstance(sep, str) or not sep:
+        raise InvalidParameterError(f"sep must be a non-empty string, got {sep!r}")
+    given = sep
+    if len(sep) == 2 and sep[0] == "\\" and (sep[1] == "t" or not sep[1].isalnum()):
+        sep = "\t" if sep[1] == "t" else sep[1]  # "\\t" is a tab, "\\|" a literal '|'
+    if sep in ("\n", "\r", '"'):
+        raise InvalidParameterError(f"sep cannot be a line break or a quote, got {given!r}")
+    if len(sep) > 1 and sep not in ("::", r"\s+"):
+        try:
+            pattern = re.compile(sep)
+        except re.error as error:
+            raise InvalidParameterError(
+                f"sep {given!r} is not a valid regular expression ({_first_line(error)}); a "
+                f"separator longer than one character is a regular expression"
+            ) from None
+        if pattern.groups:
+            raise InvalidParameterError(
+                f"sep {given!r} has a capturing group; write (?:...) instead of (...)"
+            )
+        if pattern.match(""):
+            raise InvalidParameterError(f"sep {given!r} matches an empty string")
+    return sep
+
+
+def _is_regex(sep: str) -> bool:
+    return len(sep) > 1 and sep not in ("::", r"\s+")
 
 
 def _gzip_error(path: Path, error: Exception) -> DataError:
@@ -130,6 +210,8 @@ def _split(line: str, sep: str) -> list[str]:
         return line.split()
     if sep == "::":
         return line.split("::")
+    if _is_regex(sep):
+        return re.split(sep, line)
     return next(csv.reader([line], delimiter=sep))
 
 
@@ -144,6 +226,8 @@ def _pick(names: list[str], aliases: tuple[str, ...]) -> str | None:
 def detect_format(path: str | os.PathLike[str], *, sep: str | None = None) -> FileFormat:
     """Guess the layout of an interaction file from its name and first lines."""
     path = Path(path)
+    sep = _separator(sep)
+    _check_file(path)
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".parquet", ".pq")):
         return FileFormat("parquet", header=True)
@@ -228,7 +312,10 @@ def read_interactions(
         name and content; otherwise a delimited text file whose separator and header are sniffed.
         Also ``"csv"``, ``"tsv"``, ``"parquet"``, ``"ml-100k"``, ``"ml-1m"``, ``"ml-latest"``.
     sep, header
-        Override the sniffed separator and header presence.
+        Override the sniffed separator and header presence. One character is taken as it is;
+        ``"\\t"`` (backslash and t, as a shell passes it) means a tab and ``"\\|"`` a literal
+        ``|``; ``"::"`` and ``"\\s+"`` are the MovieLens 1M and whitespace layouts; anything
+        longer is a regular expression (without capturing groups).
     user_col, item_col, value_col, timestamp_col
         Column names (with a header) or 0-based positions; by default the columns are found by
         name (``user``/``userId``/..., ``item``/``movieId``/..., ``rating``/``weight``/...) or
@@ -237,6 +324,16 @@ def read_interactions(
         ``"explicit"`` for ratings, ``"implicit"`` for counts/weights or bare pairs.
     duplicates
         Policy for repeated ``(user, item)`` pairs; see :meth:`Interactions.from_frame`.
+
+    Notes
+    -----
+    Ids keep their spelling: they are integers only when every id in the column is the
+    canonical spelling of an int64 (``42``, ``-7``), else all are text, so ``01``, ``1`` and
+    ``001`` are three users, and ``0042``, ``42`` and ``42.0`` three items. Ratings must be
+    finite and within ±1e6 (weights within 0..1e9): a value outside is refused naming its line.
+    Only regular files are read: a named pipe, a device or a directory is refused at once.
+    Errors are :class:`~latentrec.errors.DataError` with one line naming the file, the line
+    and the column.
 
     Examples
     --------
@@ -254,12 +351,8 @@ def read_interactions(
         raise InvalidParameterError(f"format must be one of {list(FORMATS)}, got {format!r}")
     _check_choice("feedback", feedback, ("explicit", "implicit"))
     _check_choice("duplicates", duplicates, DUPLICATE_POLICIES)
-    if sep is not None and (not isinstance(sep, str) or not sep):
-        raise InvalidParameterError(f"sep must be a non-empty string, got {sep!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"{where}: no such file")
-    if path.is_dir():
-        raise DataError("is a directory, expected a file of interactions", source=where)
+    sep = _separator(sep)
+    _check_file(path)
     if format == "auto":
         layout = detect_format(path, sep=sep)
     elif format in _MOVIELENS:
@@ -286,15 +379,18 @@ def read_interactions(
     if layout.name != "parquet":
         frame, lines = _read_text(path, layout)
         resolved = _resolve_columns(list(frame.columns), layout, where)
-        if _needs_text_read(frame, resolved):
-            # ids such as "1.5" or flags such as "True": re-read as text so they keep their
-            # spelling (ids) or are reported as the malformed values they are
+        if _needs_text_read(path, layout, frame, resolved):
+            # ids such as "1.5", "42.0" or "007", or flags such as "True": re-read as text so
+            # ids keep their spelling and bad values are reported as the file has them
             frame, lines = _read_text(path, layout, as_text=True)
     return _frame_to_interactions(path, frame, lines, layout, where, feedback, duplicates)
 
 
 def _with_header(path: Path, layout: FileFormat, header: bool) -> FileFormat:
-    first = _split(_first_lines(path, 1)[0], layout.sep or ",")
+    lines = _first_lines(path, 1)
+    if not lines:
+        raise DataError("no interactions (the file is empty)", source=str(path))
+    first = _split(lines[0], layout.sep or ",")
     if not header:
         width = len(first)
         return FileFormat(layout.name, layout.sep, False, 0, 1, 2 if width > 2 else None,
@@ -304,7 +400,9 @@ def _with_header(path: Path, layout: FileFormat, header: bool) -> FileFormat:
 
 def _read_parquet(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     try:
-        frame = pd.read_parquet(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' and pyarrow's own, not for our users
+            frame = pd.read_parquet(path)
     except Exception as error:  # pyarrow raises many types for a bad file
         raise DataError(f"not a readable Parquet file ({_first_line(error)})",
                         source=str(path)) from None
@@ -336,10 +434,12 @@ def _read_text(
     if sep in ("::", r"\s+"):
         options["engine"] = "python" if sep == "::" else "c"
         options.pop("skipinitialspace")
+    elif _is_regex(sep):
+        options["engine"] = "python"  # said, so pandas does not warn that it falls back to it
     options.update(encoding=_ENCODING, encoding_errors="replace")
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.DtypeWarning)
+            warnings.simplefilter("always")  # pandas' warnings are handled here, not shown
             frame = _read_double_colon(path, options) if sep == "::" else None
             if frame is None:
                 frame = pd.read_csv(path, **options)
@@ -354,8 +454,6 @@ def _read_text(
         # chunks disagreed on a column's type: read the columns they mixed up as text
         mixed = [column for column in frame.columns if frame[column].dtype == object]
         return _read_text(path, layout, as_text=mixed or True)
-    for warning in caught:
-        warnings.warn(warning.message, warning.category, stacklevel=3)
     first_line = 2 if layout.header else 1
     lines = np.arange(first_line, first_line + len(frame))
     blank = frame.isna().all(axis=1).to_numpy()
@@ -386,18 +484,69 @@ def _read_double_colon(path: Path, options: dict[str, Any]) -> pd.DataFrame | No
     return frame
 
 
-def _needs_text_read(frame: pd.DataFrame, resolved: dict[str, str | None]) -> bool:
+def _needs_text_read(
+    path: Path, layout: FileFormat, frame: pd.DataFrame, resolved: dict[str, str | None]
+) -> bool:
+    """Whether the file must be read again as text: for flags read as booleans, and for ids
+    pandas read as numbers when their spelling may matter (it reads "42.0" and "42", or "01"
+    and "1", as the same number)."""
+    plain: bool | None = None
     for role, column in resolved.items():
         if column is None:
             continue
         kind = frame[column].dtype.kind
         if kind == "b":
             return True
-        if role in ("user", "item") and kind == "f":
-            values = frame[column].to_numpy()
-            if not (np.isfinite(values) & (values == np.floor(values))).all():
+        if role in ("user", "item"):
+            if kind == "f":
                 return True
+            if kind in "iu":
+                if plain is None:
+                    plain = _integers_spelled_plainly(path, layout.sep or ",")
+                if not plain:
+                    return True
     return False
+
+
+_SCAN_BLOCK = 1 << 20
+
+
+def _integers_spelled_plainly(path: Path, sep: str) -> bool:
+    """Whether no field of the file can be an integer that pandas reads as one but that is not
+    spelled canonically: with a '+', a leading zero ("01"), as "-0", or with a space inside the
+    field ("1 ,", '" 1"').
+
+    A vectorised byte scan, several times faster than reading the ids as text; it may answer
+    False for a file that is fine (a '+' in a date), which only costs reading the ids as text.
+    """
+    if _is_regex(sep):
+        return False
+    # the byte that ends a separator; bytes <= ',' cover line ends, quotes and whitespace
+    sep_byte = sep.encode()[-1] if sep != r"\s+" else ord(" ")
+    spaces = [] if sep == r"\s+" else [c for c in (ord(" "), ord("\t")) if c != sep_byte]
+    tail = b"\n"  # the file starts at a field boundary
+    with _open_binary(path) as handle:
+        while True:
+            block = handle.read(_SCAN_BLOCK)
+            chunk = tail + (block or b"\n\n")
+            if b"+" in chunk:
+                return False
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            digit = (data - np.uint8(ord("0"))) < 10
+            a, b, c = data[:-2], data[1:-1], data[2:]
+            starts = (a <= ord(",")) | (a == sep_byte)
+            suspicious = starts & (b == ord("0")) & digit[2:]  # 01
+            suspicious |= starts & (b == ord("-")) & (c == ord("0"))  # -0
+            if suspicious.any():
+                return False
+            for space in spaces:  # "1 ," and '" 1"'
+                if ((b == space) & (digit[:-2] | (a == ord('"')))).any():
+                    return False
+                if sep == "::" and ((a == space) & digit[1:-1]).any():  # no space is skipped
+                    return False
+            if not block:
+                return True
+            tail = chunk[-2:]
 
 
 def _parser_message(message: str) -> tuple[str, int | None]:

@@ -1,4 +1,5 @@
-"""Ready-made data: a synthetic generator with planted structure and the MovieLens loaders.
+"""Ready-made data: a synthetic generator with planted structure and the MovieLens loaders
+(ratings, and the movies' titles, years and genres).
 
 Examples
 --------
@@ -12,6 +13,7 @@ from latentrec.datasets.movielens import (
     MOVIELENS_VARIANTS,
     load_movielens,
     load_movielens_100k_split,
+    load_movielens_items,
 )
 from latentrec.datasets.synthetic import synthetic
 
@@ -20,5 +22,6 @@ __all__ = [
     "MOVIELENS_VARIANTS",
     "load_movielens",
     "load_movielens_100k_split",
+    "load_movielens_items",
     "synthetic",
 ]

@@ -12,6 +12,10 @@ A data set is looked for, in order:
    ``$LATENTREC_MOVIELENS_URL`` for a mirror): the zip is downloaded into the cache, its sha256
    checked against the official one, and the files needed are extracted beside it.
 
+Besides the ratings (:func:`load_movielens`, :func:`load_movielens_100k_split`), the movies'
+titles, years and genres come from :func:`load_movielens_items` (``u.item``, ``movies.dat`` or
+``movies.csv``), so results can show names rather than numbers.
+
 The MovieLens licence forbids redistribution, so latentrec ships no copy: each user downloads
 the data from GroupLens (see https://grouplens.org/datasets/movielens/).
 """
@@ -19,10 +23,13 @@ the data from GroupLens (see https://grouplens.org/datasets/movielens/).
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
 import urllib.error
 import urllib.request
@@ -31,11 +38,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from latentrec.data import Interactions, read_interactions
+from latentrec.data.ids import parse_canonical_int64
 from latentrec.errors import DataError, InvalidParameterError
 
 __all__ = ["MOVIELENS_100K_FOLDS", "MOVIELENS_VARIANTS", "load_movielens",
-           "load_movielens_100k_split"]
+           "load_movielens_100k_split", "load_movielens_items"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +63,7 @@ class _Variant:
     format: str  # read_interactions format
     size: int  # bytes of the official zip
     sha256: str  # of the official zip
+    items: str  # the movies file inside the folder: titles, years, genres
 
 
 # Sizes and sha256 of the official zips, as published by TensorFlow Datasets
@@ -61,19 +72,19 @@ class _Variant:
 _VARIANTS: dict[str, _Variant] = {
     "100k": _Variant(
         "ml-100k", "u.data", "ml-100k", 4_924_029,
-        "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+        "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "u.item",
     ),
     "1m": _Variant(
         "ml-1m", "ratings.dat", "ml-1m", 5_917_549,
-        "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+        "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", "movies.dat",
     ),
     "latest-small": _Variant(
         "ml-latest-small", "ratings.csv", "ml-latest", 978_202,
-        "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+        "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436", "movies.csv",
     ),
     "20m": _Variant(
         "ml-20m", "ratings.csv", "ml-latest", 198_702_078,
-        "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+        "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3", "movies.csv",
     ),
 }
 MOVIELENS_VARIANTS: tuple[str, ...] = tuple(_VARIANTS)
@@ -187,6 +198,189 @@ def load_movielens_100k_split(
         return _read(files[base], spec), _read(files[test], spec)
 
 
+def load_movielens_items(
+    variant: str = "100k",
+    *,
+    path: PathArg | None = None,
+    cache_dir: PathArg | None = None,
+    download: bool = True,
+) -> pd.DataFrame:
+    """Load the MovieLens movies: title, year and genres of each movie id.
+
+    Parameters
+    ----------
+    variant, path, cache_dir, download
+        Which data set and where to find it, as for :func:`load_movielens`. The movies come
+        from ``u.item`` (100k; Latin-1, ``|``-separated, genres as 19 flags), ``movies.dat``
+        (1m; Latin-1, ``::``-separated) or ``movies.csv`` (latest-small, 20m; UTF-8 CSV).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per movie, indexed by ``item``: the movie ids, the same values (integers) as
+        the item ids of :func:`load_movielens`. Columns: ``title`` (without the year),
+        ``year`` (``Int64``; ``<NA>`` when neither the title nor, for 100k, the release date
+        gives one) and ``genres`` (``|``-separated names as MovieLens spells them, e.g.
+        ``"Animation|Children's|Comedy"``; 100k's flags become such names too).
+
+    Raises
+    ------
+    DataError
+        The file is malformed (the message names its line), or as for :func:`load_movielens`.
+    FileNotFoundError, InvalidParameterError
+        As for :func:`load_movielens`.
+
+    Examples
+    --------
+    >>> movies = load_movielens_items("100k")  # doctest: +SKIP
+    >>> movies.loc[1].tolist()  # doctest: +SKIP
+    ['Toy Story', 1995, "Animation|Children's|Comedy"]
+    >>> ratings = load_movielens("100k")  # doctest: +SKIP
+    >>> movies.loc[ratings.items.to_list()[:2], "title"].tolist()  # doctest: +SKIP
+    ['Toy Story', 'GoldenEye']
+    """
+    spec = _variant(variant)
+    with _located(spec, (spec.items,), path, cache_dir, download) as files:
+        return _read_items(files[spec.items], spec)
+
+
+# ---------------------------------------------------------------------- movies
+#: ml-100k's genres, in the order of u.item's flags (as its u.genre lists them)
+GENRES_100K: tuple[str, ...] = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+    "Sci-Fi", "Thriller", "War", "Western",
+)
+# a title ends in its year, "(1995)", or in a series' years, "(2006-2007)" (with an en dash)
+_TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>[0-9]{4})(?:[-\u2013][0-9]{4})?\)\s*$")
+_RELEASE_YEAR = re.compile(r"(?:^|[^0-9])([0-9]{4})$")  # u.item's release date: 01-Jan-1995
+
+
+@dataclass
+class _Movies:
+    ids: list[str]
+    lines: list[int]
+    titles: list[str]
+    years: list[int | None]
+    genres: list[str]
+
+    def add(self, line: int, movie_id: str, title: str, genres: str,
+            release_year: int | None = None) -> None:
+        title = title.strip()
+        match = _TITLE_YEAR.match(title)
+        year = release_year
+        if match and match.group("title"):
+            title, year = match.group("title"), int(match.group("year"))
+        self.ids.append(movie_id)
+        self.lines.append(line)
+        self.titles.append(title)
+        self.years.append(year)
+        self.genres.append(genres)
+
+
+def _read_items(path: Path, spec: _Variant) -> pd.DataFrame:
+    where = str(path)
+    movies = _Movies([], [], [], [], [])
+    if spec.items == "u.item":
+        _parse_u_item(path, movies)
+    elif spec.items == "movies.dat":
+        _parse_movies_dat(path, movies)
+    else:
+        _parse_movies_csv(path, movies)
+    if not movies.ids:
+        raise DataError("no movies (the file is empty)", source=where)
+    raw = pd.Series(movies.ids, dtype=object)
+    empty = (raw.str.strip() == "").to_numpy(dtype=bool)
+    if empty.any():
+        line = movies.lines[int(empty.argmax())]
+        raise DataError("id is missing", source=where, line=line, column="movie id")
+    # the same rule as for ratings: integers only when every id is spelled as one
+    numbers, spelled = parse_canonical_int64(raw)
+    index = pd.Index(numbers if spelled.all() else raw.to_numpy(), name="item")
+    repeated = index.duplicated()
+    if repeated.any():
+        row = int(repeated.argmax())
+        first = int((index == index[row]).argmax())
+        raise DataError(
+            f"movie id {index.tolist()[row]!r} is repeated, first seen on line "
+            f"{movies.lines[first]}",
+            source=where, line=movies.lines[row], column="movie id",
+        )
+    return pd.DataFrame(
+        {
+            "title": pd.array(movies.titles, dtype=object),
+            "year": pd.array(movies.years, dtype="Int64"),
+            "genres": pd.array(movies.genres, dtype=object),
+        },
+        index=index,
+    )
+
+
+def _text_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """Numbered non-blank lines, without their line ends."""
+    with open(path, encoding=encoding, errors="replace", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.rstrip("\r\n")
+            if text.strip():
+                yield number, text
+
+
+def _parse_u_item(path: Path, movies: _Movies) -> None:
+    """``id|title|release date|video release date|IMDb URL|19 genre flags``, in Latin-1."""
+    expected = 5 + len(GENRES_100K)
+    for number, line in _text_lines(path, "latin-1"):
+        fields = line.split("|")
+        if len(fields) != expected:
+            raise DataError(f"the line has {len(fields)} fields separated by '|', expected "
+                            f"{expected}", source=str(path), line=number)
+        flags = fields[5:]
+        for genre, flag in zip(GENRES_100K, flags, strict=True):
+            if flag not in ("0", "1"):
+                raise DataError(f"genre flag {flag!r} is not 0 or 1", source=str(path),
+                                line=number, column=genre)
+        released = _RELEASE_YEAR.search(fields[2].strip())
+        movies.add(
+            number, fields[0], fields[1],
+            "|".join(g for g, flag in zip(GENRES_100K, flags, strict=True) if flag == "1"),
+            int(released.group(1)) if released else None,
+        )
+
+
+def _parse_movies_dat(path: Path, movies: _Movies) -> None:
+    """``id::title::genres``, in Latin-1."""
+    for number, line in _text_lines(path, "latin-1"):
+        fields = line.split("::")
+        if len(fields) != 3:
+            raise DataError(f"the line has {len(fields)} fields separated by '::', expected 3",
+                            source=str(path), line=number)
+        movies.add(number, fields[0], fields[1], fields[2].strip())
+
+
+def _parse_movies_csv(path: Path, movies: _Movies) -> None:
+    """``movieId,title,genres`` with a header, in UTF-8 (titles with commas are quoted)."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            names = [name.strip() for name in header]
+            if names[:3] != ["movieId", "title", "genres"]:
+                raise DataError(f"expected the header movieId,title,genres, found "
+                                f"{','.join(names)[:60]!r}", source=str(path), line=1)
+            for fields in reader:
+                number = reader.line_num
+                if not fields or not "".join(fields).strip():
+                    continue
+                if len(fields) != 3:
+                    raise DataError(f"the line has {len(fields)} fields, expected 3",
+                                    source=str(path), line=number)
+                movies.add(number, fields[0], fields[1], fields[2].strip())
+        except csv.Error as error:
+            raise DataError(str(error).splitlines()[0], source=str(path),
+                            line=reader.line_num) from None
+
+
 # ---------------------------------------------------------------------- arguments
 def _variant(variant: object) -> _Variant:
     if not isinstance(variant, str):
@@ -256,6 +450,12 @@ def _located(
 def _from_path(spec: _Variant, members: Sequence[str], path: Path) -> Iterator[dict[str, Path]]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
+    mode = path.stat().st_mode
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):  # a pipe or a device would never end
+        raise DataError(
+            f"not a regular file or a folder; expected the official {spec.name}.zip or a "
+            f"folder holding {members[0]}", source=str(path),
+        )
     archive = path
     if path.is_dir():
         for folder in (path, path / spec.name):

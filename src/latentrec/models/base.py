@@ -32,6 +32,13 @@ import torch
 
 from latentrec.data import IdMap, Interactions
 from latentrec.errors import DataWarning, InvalidParameterError, ModelFileError, NotFittedError
+from latentrec.models._checks import (
+    bytes_text,
+    physical_memory,
+    saved_csr,
+    saved_range,
+    within_range,
+)
 from latentrec.models._ranking import (
     SCORE_CHUNK,
     as_list,
@@ -236,9 +243,9 @@ class Recommender(ABC):
         memory = physical_memory()
         if memory is not None and needed > memory:
             raise InvalidParameterError(
-                f"factors={factors:,} needs {_bytes(needed)} for the factor tables "
+                f"factors={factors:,} needs {bytes_text(needed)} for the factor tables "
                 f"(({data.n_users:,} users + {data.n_items:,} items) x {factors:,} factors x 4 "
-                f"bytes), more than this machine's {_bytes(memory)} of memory; lower factors")
+                f"bytes), more than this machine's {bytes_text(memory)} of memory; lower factors")
 
     def _remember_data(self, data: Interactions) -> None:
         """Keep what every fitted model needs: id maps, seen items, popularity, rating stats."""
@@ -636,7 +643,7 @@ class Recommender(ABC):
                 raise ModelFileError(f"feedback is {feedback!r}; expected 'explicit' or "
                                      f"'implicit'")
             model.feedback_ = feedback
-            model.rating_range_ = _saved_range(meta.get("rating_range"))
+            model.rating_range_ = saved_range(meta.get("rating_range"))
             model.rating_mean_ = finite_number(meta["rating_mean"], "rating_mean")
             if model.rating_range_ is not None and not within_range(model.rating_mean_,
                                                                model.rating_range_):
@@ -670,73 +677,3 @@ def _check_on_unknown(on_unknown: str) -> None:
 
 def _lookup(on_unknown: str) -> Literal["raise", "ignore"]:
     return "raise" if on_unknown == "raise" else "ignore"
-
-
-def physical_memory() -> int | None:
-    """This machine's memory in bytes (a cgroup v2 limit when lower); ``None`` when unknown."""
-    total: int | None = None
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        try:
-            import psutil  # type: ignore[import-untyped]
-
-            total = int(psutil.virtual_memory().total)
-        except ImportError:
-            return None
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-    except OSError:
-        return total
-    if limit.isdigit() and (total is None or int(limit) < total):
-        return int(limit)
-    return total
-
-
-def _bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if size < 1024 or unit == "PiB":
-            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def saved_csr(tensors: dict[str, torch.Tensor], prefix: str, shape: tuple[int, int],
-              what: str) -> sp.csr_matrix:
-    """The CSR matrix saved as ``{prefix}_indptr/_indices/_values`` (removed from ``tensors``),
-    checked: integer indices inside ``shape``, row pointers from 0, non-decreasing, ending at
-    the number of entries, finite float32 values. Raises :class:`ModelFileError`."""
-    indptr = tensors.pop(f"{prefix}_indptr")
-    indices = tensors.pop(f"{prefix}_indices")
-    values = tensors.pop(f"{prefix}_values")
-    if (indptr.dtype != torch.int64 or indices.dtype != torch.int64
-            or values.dtype != torch.float32 or indptr.ndim != 1 or indices.ndim != 1
-            or values.ndim != 1):
-        raise ModelFileError(f"the {what} has the wrong tensor types")
-    if (len(indptr) != shape[0] + 1 or int(indptr[0]) != 0 or int(indptr[-1]) != len(indices)
-            or len(values) != len(indices) or bool((indptr[1:] < indptr[:-1]).any())
-            or (len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= shape[1]))):
-        raise ModelFileError(f"the {what} does not match the id maps")
-    if not bool(torch.isfinite(values).all()):
-        raise ModelFileError(f"the {what} holds NaN or infinite values")
-    return sp.csr_matrix((values.numpy(), indices.numpy(), indptr.numpy()), shape=shape)
-
-
-def _saved_range(value: Any) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) != 2:
-        raise ModelFileError(f"rating_range is {value!r}; expected [low, high]")
-    low = finite_number(value[0], "rating_range[0]")
-    high = finite_number(value[1], "rating_range[1]")
-    if low > high:
-        raise ModelFileError(f"rating_range is {value!r}; expected [low, high] with low <= high")
-    return low, high
-
-
-def within_range(number: float, bounds: tuple[float, float]) -> bool:
-    """``number`` within ``bounds``, allowing float32 rounding."""
-    low, high = bounds
-    slack = 1e-5 * max(1.0, abs(low), abs(high))
-    return low - slack <= number <= high + slack

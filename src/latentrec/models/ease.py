@@ -11,8 +11,9 @@ import torch
 
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError, ModelFileError
+from latentrec.models._checks import saved_csr
 from latentrec.models._sparse import user_rows
-from latentrec.models.base import Recommender, hyperparameters, saved_csr
+from latentrec.models.base import Recommender, hyperparameters
 from latentrec.models.config import ModelConfig
 
 __all__ = ["EASE"]

@@ -19,9 +19,10 @@ import torch
 
 from latentrec.data import Interactions
 from latentrec.errors import InvalidParameterError, ModelFileError
+from latentrec.models._checks import within_range
 from latentrec.models._ranking import as_list, check_k
 from latentrec.models._solvers import SparseRows, ridge_rows
-from latentrec.models.base import Recommender, within_range
+from latentrec.models.base import Recommender
 from latentrec.persistence import finite_number
 
 __all__ = ["FactorModel"]

@@ -12,8 +12,9 @@ import torch
 
 from latentrec.data import Interactions
 from latentrec.errors import PerformanceWarning
+from latentrec.models._checks import saved_csr
 from latentrec.models._sparse import weights_matrix
-from latentrec.models.base import Recommender, hyperparameters, saved_csr
+from latentrec.models.base import Recommender, hyperparameters
 from latentrec.models.config import ModelConfig
 
 __all__ = ["ItemKNN"]

@@ -1,4 +1,4 @@
-"""Choose BiasedMF and BayesianMF settings for MovieLens 100K on a validation split carved from u1.base.
+"""Choose BiasedMF and BayesianMF settings for MovieLens 100K on a validation split of u1.base.
 
     python benchmarks/tune_ml100k.py [--data-dir ../shared/datasets]
 

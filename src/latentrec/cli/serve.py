@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
-from latentrec.cli._common import run
+from latentrec.cli._common import debug_option, run
 
 
 @click.command()
-@click.argument("model_dir", type=click.Path(file_okay=False))
+@debug_option
+@click.argument("model_dir", type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
@@ -100,17 +101,22 @@ OWNER_FILE = "owner.pid"
 def _state_folder() -> Path:
     """A new state folder in the temporary directory, marked with this process's pid.
 
-    Folders that services killed before they could clean up left behind (their owner is
-    gone) are removed first.
+    Folders left behind by services killed before they could clean up (their owner is gone)
+    are removed on the way.
     """
     import os
     import shutil
+    import sys
     import tempfile
 
-    uid = os.getuid() if hasattr(os, "getuid") else None
+    state = Path(tempfile.mkdtemp(prefix=STATE_PREFIX))
+    (state / OWNER_FILE).write_text(str(os.getpid()))
+    if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        return state
+    uid = os.getuid()
     for folder in Path(tempfile.gettempdir()).glob(f"{STATE_PREFIX}*"):
         try:
-            if uid is not None and folder.stat().st_uid != uid:
+            if folder == state or folder.stat().st_uid != uid:
                 continue
             owner = int((folder / OWNER_FILE).read_text())
         except (OSError, ValueError):
@@ -121,8 +127,6 @@ def _state_folder() -> Path:
             shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             continue
-    state = Path(tempfile.mkdtemp(prefix=STATE_PREFIX))
-    (state / OWNER_FILE).write_text(str(os.getpid()))
     return state
 
 

@@ -1,23 +1,28 @@
 """The HTTP service: ``create_app(model_dir)`` returns a FastAPI application.
 
 Thin layer over the library: it parses requests, calls the model and formats the CLI's JSON
-shapes. Errors are mapped here in one place: unknown ids are 404, bad parameters 422, bodies
-over the limit 413. Models are swapped atomically by ``POST /admin/reload``: each request takes
-the current model once at its start, so a swap never disturbs a request in flight.
+shapes. Errors are mapped here in one place: unknown ids are 404, bad parameters 422 (the
+field named first), bodies over the limit 413, a reload that cannot happen 409, a worker
+without a model 503. No answer is ever a 500 because of a model's values: models whose
+numbers are not all finite are refused when they are loaded, and an answer that is still not
+finite (an overflow) is refused with 422 instead of being sent.
+
+Models are swapped atomically by ``POST /admin/reload``: each request takes the current model
+once at its start, so a swap never disturbs a request in flight. With several workers, every
+worker serves the same model: see :mod:`latentrec.serving.state`.
 """
 
 
 import contextlib
 import hmac
-import json
+import math
 import os
+import re
 import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -35,34 +40,39 @@ from latentrec.errors import (
     ModelFileError,
     UnknownIdError,
 )
-from latentrec.models import FactorModel, Recommender, load
+from latentrec.models import FactorModel, Recommender
 from latentrec.persistence import library_version
 from latentrec.serving import schemas
+from latentrec.serving.state import (
+    RELOAD_TIMEOUT,
+    Loaded,
+    ModelService,
+    ModelUnavailableError,
+    ReloadError,
+)
 
 __all__ = ["ServiceLimits", "create_app"]
 
 ADMIN_TOKEN_ENV = "LATENTREC_ADMIN_TOKEN"
 MODEL_DIR_ENV = "LATENTREC_MODEL_DIR"
-SYNC_FILE_ENV = "LATENTREC_SYNC_FILE"
-#: how often workers look for a reload done by another worker
-SYNC_SECONDS = 0.5
+STATE_DIR_ENV = "LATENTREC_STATE_DIR"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})")
+_LIBRARY_VALUE = re.compile(r"^values\[(\d+)\]")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
 class ServiceLimits:
-    """Request limits: larger requests are refused with 422 (k, batch) or 413 (body)."""
+    """Request limits: larger requests are refused with 422 (k, batch, results) or 413 (body).
+
+    ``max_results`` bounds the size of an answer: users × k of one request.
+    """
 
     max_k: int = 1000
     max_batch: int = 1000
     max_body_bytes: int = 1_000_000
-
-
-@dataclass
-class _Loaded:
-    model: Recommender
-    model_dir: str | None
-    loaded_at: str
+    max_results: int = 100_000
 
 
 @dataclass
@@ -71,7 +81,6 @@ class _Metrics:
     requests: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
     buckets: dict[str, list[int]] = field(default_factory=dict)
     sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    reloads: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self.lock:
@@ -81,7 +90,7 @@ class _Metrics:
             counts[position] += 1
             self.sums[route] += seconds
 
-    def render(self, loaded: _Loaded) -> str:
+    def render(self, service: ModelService) -> str:
         lines = [
             "# HELP latentrec_requests_total HTTP requests by method, route and status.",
             "# TYPE latentrec_requests_total counter",
@@ -102,37 +111,80 @@ class _Metrics:
                 lines.append(f'latentrec_request_seconds_sum{{route="{route}"}} '
                              f'{self.sums[route]:.6f}')
                 lines.append(f'latentrec_request_seconds_count{{route="{route}"}} {total}')
-            lines += ["# HELP latentrec_reloads_total Model reloads by outcome.",
-                      "# TYPE latentrec_reloads_total counter"]
-            for outcome, count in sorted(self.reloads.items()):
-                lines.append(f'latentrec_reloads_total{{outcome="{outcome}"}} {count}')
-        model = loaded.model
-        lines += ["# HELP latentrec_model_info The model being served.",
-                  "# TYPE latentrec_model_info gauge",
-                  f'latentrec_model_info{{kind="{model.kind}",users="{model.n_users}",'
-                  f'items="{model.n_items}"}} 1']
+        lines += ["# HELP latentrec_reloads_total Model reloads by outcome.",
+                  "# TYPE latentrec_reloads_total counter"]
+        for outcome, count in sorted(service.events.items()):
+            lines.append(f'latentrec_reloads_total{{outcome="{outcome}"}} {count}')
+        current = service.current
+        if current is not None:
+            model = current.model
+            lines += ["# HELP latentrec_model_info The model being served.",
+                      "# TYPE latentrec_model_info gauge",
+                      f'latentrec_model_info{{kind="{model.kind}",users="{model.n_users}",'
+                      f'items="{model.n_items}",version="{current.version}",'
+                      f'sha256="{current.short_sha or ""}"}} 1']
         return "\n".join(lines) + "\n"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+class _NonFiniteAnswer(LatentrecError):
+    """An answer holds NaN or infinity, which JSON cannot carry."""
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def _answer(document: Any) -> JSONResponse:
+    """``document`` as JSON; an answer with a non-finite number is refused (422), never a 500."""
+    try:
+        return JSONResponse(document)
+    except ValueError:  # "Out of range float values are not JSON compliant"
+        raise _NonFiniteAnswer(
+            "the model's answer to this request is not a finite number (an overflow); nothing "
+            "was returned") from None
+
+
+def _authorised(header: str | None, token: str) -> bool:
+    """Whether ``header`` is ``Bearer <token>`` (the scheme in any case, as RFC 7235 has it)."""
+    scheme, _, given = (header or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())
+
+
+# what an HTTP client can do about an unknown id, by route and side
+_FALLBACK_HINTS = {
+    ("/v1/users/{user}/recommendations", "users"):
+        "add ?fallback=true to get the most popular items instead",
+    ("/v1/recommendations", "users"):
+        'send "fallback": true to get the most popular items for unknown users',
+    ("/v1/predict", "users"): 'send "fallback": true to predict unknown ids with the fallback',
+    ("/v1/predict", "items"): 'send "fallback": true to predict unknown ids with the fallback',
+}
+
+
+def _unknown_message(error: UnknownIdError, route: str) -> str:
+    """The library's message, with the way out an HTTP client has (not the Python one)."""
+    hint = _FALLBACK_HINTS.get((route, error.side))
+    return f"{error.what}; {hint})" if hint else f"{error.what})"
 
 
 def create_app(model_dir: str | os.PathLike[str] | None = None, *,
                model: Recommender | None = None,
                limits: ServiceLimits | None = None,
-               sync_file: str | os.PathLike[str] | None = None,
+               state_dir: str | os.PathLike[str] | None = None,
+               workers: int = 1,
+               reload_timeout: float = RELOAD_TIMEOUT,
                ann: str | None = None) -> FastAPI:
     """A FastAPI application serving the model in ``model_dir`` (or an in-memory ``model``).
 
+    The model is refused (:class:`~latentrec.errors.ModelFileError`) unless it loads and all
+    its numbers are finite.
+
     ``POST /admin/reload`` is enabled only when the environment variable
     ``LATENTREC_ADMIN_TOKEN`` is set; callers send it as ``Authorization: Bearer <token>``.
-    ``sync_file`` is shared by the worker processes of one service: a reload writes the new
-    model directory there and every other worker picks it up within ``SYNC_SECONDS``.
+    ``state_dir`` is a folder shared by the ``workers`` worker processes of one service: they
+    serve the model committed there, and a reload succeeds only once every worker has loaded
+    the new model (within ``reload_timeout`` seconds); see :mod:`latentrec.serving.state`.
     ``ann="ivf"`` or ``"hnsw"`` answers recommendations from an approximate faiss index
     (:class:`~latentrec.models.ann.ItemIndex`), built at start and at every reload.
 
@@ -149,6 +201,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
     if (model_dir is None) == (model is None):
         raise InvalidParameterError("give exactly one of model_dir and model")
     limits = limits or ServiceLimits()
+
     def prepared(served: Recommender) -> Recommender:
         if ann is not None:
             if not isinstance(served, FactorModel):
@@ -159,67 +212,56 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             served.use_index(ItemIndex(served, method=ann))
         return served
 
-    if model is None:
-        assert model_dir is not None
-        model = load(model_dir)
-    model = prepared(model)
-    current = _Loaded(model, None if model_dir is None else str(model_dir), _now())
+    service = ModelService(prepare=prepared, model_dir=model_dir, model=model,
+                           state_dir=state_dir, workers=workers, reload_timeout=reload_timeout)
     metrics = _Metrics()
-    swap_lock = threading.Lock()
     admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
-    sync = None if sync_file is None else Path(sync_file)
-    seen_version = [_read_sync(sync)[1] if sync is not None else ""]
-
-    def swap_to(directory: str) -> None:
-        nonlocal current
-        fresh = prepared(load(directory))  # raises before anything changes
-        current = _Loaded(fresh, str(Path(directory)), _now())
-
-    def follow_other_workers(stop: threading.Event) -> None:
-        assert sync is not None
-        while not stop.wait(SYNC_SECONDS):
-            directory, version = _read_sync(sync)
-            if directory is None or version == seen_version[0]:
-                continue
-            with swap_lock:
-                seen_version[0] = version
-                try:
-                    swap_to(directory)
-                    metrics.reloads["followed"] += 1
-                except (LatentrecError, OSError):
-                    metrics.reloads["refused"] += 1
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         follower = None
-        if sync is not None:
-            follower = threading.Thread(target=follow_other_workers, args=(stop,),
+        if service.shared is not None:
+            follower = threading.Thread(target=service.run_follower, args=(stop,),
                                         name="latentrec-reload-follower", daemon=True)
             follower.start()
-        yield
-        stop.set()
-        if follower is not None:
-            follower.join(timeout=5)
+        try:
+            yield
+        finally:
+            stop.set()
+            if follower is not None:
+                follower.join(timeout=5)
+            service.close()
 
     app = FastAPI(
         lifespan=lifespan,
         title="latentrec",
         summary="Recommendations, predictions and similar items from a latentrec model.",
-        description="All ids are the raw ids the model was trained with. Unknown ids are 404.",
+        description=(
+            "All ids are the raw ids the model was trained with. Unknown ids are 404 unless "
+            "the endpoint takes `fallback`. An answer holds at most "
+            f"{limits.max_results} results (users × k). `/health` and `/v1/model` name the "
+            "model served (version and SHA-256 of its model.json) and the worker's pid."),
         version=library_version(),
     )
     errors: dict[int | str, dict[str, Any]] = {
         404: {"model": schemas.ErrorBody, "description": "Unknown user or item."},
         413: {"model": schemas.ErrorBody, "description": "Request body too large."},
-        422: {"model": schemas.ErrorBody, "description": "Invalid parameters or body."},
+        422: {"model": schemas.ErrorBody,
+              "description": "Invalid parameters or body, an answer over the size limit, or "
+                             "an answer that is not finite."},
+        503: {"model": schemas.ErrorBody,
+              "description": "This worker could not load the service's model."},
     }
 
     app.add_middleware(_LimitAndMeasure, limits=limits, metrics=metrics)
 
+    def route_of(request: Request) -> str:
+        return str(getattr(request.scope.get("route"), "path", ""))
+
     @app.exception_handler(UnknownIdError)
     async def unknown_id(request: Request, error: UnknownIdError) -> JSONResponse:
-        return _error(404, str(error))
+        return _error(404, _unknown_message(error, route_of(request)))
 
     @app.exception_handler(InvalidParameterError)
     async def invalid_parameter(request: Request, error: InvalidParameterError) -> JSONResponse:
@@ -228,6 +270,14 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
     @app.exception_handler(DataError)
     async def data_error(request: Request, error: DataError) -> JSONResponse:
         return _error(422, str(error))
+
+    @app.exception_handler(_NonFiniteAnswer)
+    async def non_finite(request: Request, error: _NonFiniteAnswer) -> JSONResponse:
+        return _error(422, str(error))
+
+    @app.exception_handler(ModelUnavailableError)
+    async def unavailable(request: Request, error: ModelUnavailableError) -> JSONResponse:
+        return _error(503, str(error))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -245,11 +295,12 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         return _error(422, f"{where}: {first.get('msg', 'invalid request')}".strip(": "))
 
     # the limits go into the request schemas, so the OpenAPI document states them
-    max_k, max_batch = limits.max_k, limits.max_batch
+    max_k, max_batch, max_results = limits.max_k, limits.max_batch, limits.max_results
 
     class RecommendationRequest(schemas.RecommendationRequest):
-        users: list[schemas.RawId] = Field(min_length=1, max_length=max_batch,
-                                           description="Raw user ids.")
+        users: list[schemas.RawId] = Field(
+            min_length=1, max_length=max_batch,
+            description=f"Raw user ids; users × k at most {max_results}.")
         k: schemas.Count = Field(10, ge=1, le=max_k, description="Items per user.")
 
     class PredictRequest(schemas.PredictRequest):
@@ -259,14 +310,62 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         interactions: list[schemas.Interaction] = Field(min_length=1, max_length=max_batch)
         k: schemas.Count = Field(10, ge=1, le=max_k)
 
+    def check_results(users: int, k: int, where: str = "query.k") -> None:
+        if users * k > max_results:
+            raise InvalidParameterError(
+                f"{where}: {users} user{'s' if users > 1 else ''} × k={k} is {users * k} "
+                f"results, over the limit of {max_results} per request; ask for fewer users "
+                f"or a smaller k")
+
+    def recommend(served: Recommender, users: list[Any], k: int, *, exclude_seen: bool,
+                  items: list[Any] | None = None, exclude: list[Any] | None = None,
+                  fallback: bool = False, from_path: bool = False) -> list[dict[str, Any]]:
+        """Records for ``users``; with ``fallback`` unknown users get the most popular items
+        and ``"fallback": true``."""
+        if not fallback:
+            records = served.recommend_lists(users, k, exclude_seen=exclude_seen, items=items,
+                                             exclude=exclude)
+            for record in records:
+                record["fallback"] = False
+            return records
+        index = served.users_.index_of(users, on_unknown="ignore").tolist()
+        known = [user for user, position in zip(users, index, strict=True) if position >= 0]
+        answered = iter(served.recommend_lists(known, k, exclude_seen=exclude_seen, items=items,
+                                               exclude=exclude) if known else [])
+        popular: list[dict[str, Any]] | None = None
+        records = []
+        for user, position in zip(users, index, strict=True):
+            if position >= 0:
+                records.append({**next(answered), "fallback": False})
+                continue
+            if popular is None:
+                table = served.recommend([user], k, exclude_seen=exclude_seen, items=items,
+                                         exclude=exclude, on_unknown="fallback")
+                popular = [{"item": i, "score": s} for i, s in zip(
+                    table["item"].tolist(), table["score"].astype(float).tolist(), strict=True)]
+            records.append({"user": own_type(served, user) if from_path else user,
+                            "items": [dict(entry) for entry in popular], "fallback": True})
+        return records
+
+    def own_type(served: Recommender, user: str) -> Any:
+        """An unknown id from a URL path, typed as the model's ids are: ``"42"`` is ``42`` for
+        a model with integer ids, text otherwise."""
+        if served.users_.is_integer and _INTEGER.fullmatch(user):
+            value = int(user)
+            if -(2**63) <= value < 2**63:
+                return value
+        return user
+
     @app.get("/health", response_model=schemas.Health, tags=["service"], responses=errors)
     async def health() -> Any:
-        loaded = current
-        return {"status": "ok", "model": loaded.model.kind, "items": loaded.model.n_items}
+        loaded = service.loaded()
+        return _answer({"status": "ok", "model": loaded.model.kind,
+                        "items": loaded.model.n_items, "version": loaded.version,
+                        "sha256": loaded.short_sha, "pid": service.pid})
 
     @app.get("/v1/model", response_model=schemas.ModelInfo, tags=["service"], responses=errors)
     async def model_info() -> Any:
-        return _describe(current)
+        return _answer(_describe(service.loaded(), service))
 
     @app.get("/v1/users/{user}/recommendations", response_model=schemas.Recommendation,
              responses=errors, tags=["recommend"])
@@ -274,17 +373,23 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         user: Annotated[str, PathParam(description="Raw user id.")],
         k: Annotated[int, Query(ge=1, le=max_k, description="Number of items.")] = 10,
         exclude_seen: bool = True,
+        fallback: Annotated[bool, Query(
+            description="An unknown user gets the most popular items (marked "
+                        "`\"fallback\": true`) instead of a 404.")] = False,
     ) -> Any:
-        served = current.model
-        return JSONResponse(served.recommend_lists(user, k, exclude_seen=exclude_seen)[0])
+        served = service.loaded().model
+        check_results(1, k)
+        return _answer(recommend(served, [user], k, exclude_seen=exclude_seen,
+                                 fallback=fallback, from_path=True)[0])
 
     @app.post("/v1/recommendations", response_model=schemas.RecommendationBatch,
               responses=errors, tags=["recommend"])
     async def batch_recommendations(body: RecommendationRequest) -> Any:
-        served = current.model
-        records = served.recommend_lists(body.users, body.k, exclude_seen=body.exclude_seen,
-                                         items=body.items, exclude=body.exclude)
-        return JSONResponse({"recommendations": records})
+        served = service.loaded().model
+        check_results(len(body.users), body.k, "body.users")
+        records = recommend(served, body.users, body.k, exclude_seen=body.exclude_seen,
+                            items=body.items, exclude=body.exclude, fallback=body.fallback)
+        return _answer({"recommendations": records})
 
     @app.get("/v1/items/{item}/similar", response_model=schemas.Similar, responses=errors,
              tags=["recommend"])
@@ -292,46 +397,55 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         item: Annotated[str, PathParam(description="Raw item id.")],
         k: Annotated[int, Query(ge=1, le=max_k)] = 10,
     ) -> Any:
-        served = current.model
+        served = service.loaded().model
+        check_results(1, k)
         table = served.similar_items(item, k)
         item_id = served.items_.ids_of(served.items_.index_of([item])).tolist()[0]
-        return JSONResponse({"item": item_id, "items": [
+        return _answer({"item": item_id, "items": [
             {"item": i, "score": s} for i, s in zip(table["similar_item"].tolist(),
                                                     table["score"].tolist(), strict=True)]})
 
     @app.post("/v1/predict", response_model=schemas.PredictResponse, responses=errors,
               tags=["predict"])
     async def predict(body: PredictRequest) -> Any:
-        served = current.model
+        served = service.loaded().model
         users = [pair.user for pair in body.pairs]
         items = [pair.item for pair in body.pairs]
         values = served.predict(users, items, on_unknown="fallback" if body.fallback
                                 else "raise")
+        if body.fallback:
+            unknown = ((served.users_.index_of(users, on_unknown="ignore") < 0)
+                       | (served.items_.index_of(items, on_unknown="ignore") < 0)).tolist()
+        else:
+            unknown = [False] * len(users)
         user_ids = served.users_.canonical(users)
         item_ids = served.items_.canonical(items)
-        return JSONResponse({"predictions": [
-            {"user": u, "item": i, "prediction": float(p)}
-            for u, i, p in zip(user_ids, item_ids, values.tolist(), strict=True)]})
+        return _answer({"predictions": [
+            {"user": u, "item": i, "prediction": float(p), "fallback": f}
+            for u, i, p, f in zip(user_ids, item_ids, values.tolist(), unknown, strict=True)]})
 
     @app.post("/v1/fold-in", response_model=schemas.FoldInResponse, responses=errors,
               tags=["recommend"])
     async def fold_in(body: FoldInRequest) -> Any:
-        served = current.model
+        served = service.loaded().model
         if not isinstance(served, FactorModel):
             raise InvalidParameterError(f"{type(served).__name__} does not support fold-in")
-        ratings = [entry.rating for entry in body.interactions]
-        # a rating left out counts as the training mean (explicit) or a weight of 1 (implicit)
-        missing = served.rating_mean_ if served.feedback_ == "explicit" else 1.0
-        values = [missing if r is None else r for r in ratings]
-        table = served.recommend_new_user([entry.item for entry in body.interactions], values,
-                                          k=body.k, exclude_seen=body.exclude_seen)
-        return JSONResponse({"items": [
+        items = [entry.item for entry in body.interactions]
+        values = _fold_in_values(served, body.interactions)
+        try:
+            table = served.recommend_new_user(items, values, k=body.k,
+                                              exclude_seen=body.exclude_seen)
+        except InvalidParameterError as error:  # the library's own checks, named for HTTP
+            message = _LIBRARY_VALUE.sub(r"body.interactions.\1.rating", str(error), count=1)
+            raise InvalidParameterError(message if message != str(error)
+                                        else f"body.interactions: {error}") from None
+        return _answer({"items": [
             {"item": i, "score": s} for i, s in zip(table["item"].tolist(),
                                                     table["score"].tolist(), strict=True)]})
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"], responses=errors)
     async def prometheus_metrics() -> Any:
-        return PlainTextResponse(metrics.render(current),
+        return PlainTextResponse(metrics.render(service),
                                  media_type="text/plain; version=0.0.4")
 
     @app.post("/admin/reload", response_model=schemas.ModelInfo,
@@ -339,32 +453,65 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
                          409: {"model": schemas.ErrorBody}}, tags=["service"])
     def reload(body: Annotated[schemas.ReloadRequest, Body()],
                authorization: Annotated[str | None, Header()] = None) -> Any:
-        nonlocal current
         if admin_token is None:
             return _error(404, f"reload is off; set {ADMIN_TOKEN_ENV} to enable it")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), admin_token.encode()):
-            return _error(401, "missing or wrong admin token")
-        with swap_lock:
-            try:
-                swap_to(body.model_dir)
-            except (ModelFileError, FileNotFoundError, LatentrecError) as error:
-                metrics.reloads["refused"] += 1
-                return _error(409, f"model not reloaded, still serving the old one: {error}")
-            metrics.reloads["done"] += 1
-            if sync is not None:
-                seen_version[0] = _write_sync(sync, str(Path(body.model_dir).resolve()))
-        return _describe(current)
+        if not _authorised(authorization, admin_token):
+            return _error(401, "missing or wrong admin token; send the header "
+                               "'Authorization: Bearer <token>'",
+                          headers={"WWW-Authenticate": "Bearer"})
+        try:
+            fresh = service.reload(body.model_dir)
+        except ReloadError as error:
+            return _error(error.status, str(error))
+        return _answer(_describe(fresh, service))
 
     return app
 
 
-def _describe(loaded: _Loaded) -> dict[str, Any]:
+def _fold_in_values(served: FactorModel, interactions: list[Any]) -> list[float]:
+    """The values of a fold-in request, checked: each item once, finite ratings within the
+    model's rating range (explicit models) or weights >= 0 that fit in float32 (implicit)."""
+    explicit = served.feedback_ == "explicit"
+    rating_range = served.rating_range_ if explicit else None
+    first_seen: dict[tuple[type, Any], int] = {}
+    canonical = served.items_.canonical([entry.item for entry in interactions])
+    values = []
+    for position, (entry, item) in enumerate(zip(interactions, canonical, strict=True)):
+        where = f"body.interactions.{position}"
+        key = (type(item), item)
+        if key in first_seen:
+            raise InvalidParameterError(
+                f"{where}.item: item {item!r} is also at body.interactions.{first_seen[key]}; "
+                f"send each item once")
+        first_seen[key] = position
+        rating = entry.rating
+        if rating is None:  # the training mean (explicit) or a weight of 1 (implicit)
+            values.append(served.rating_mean_ if explicit else 1.0)
+            continue
+        if not math.isfinite(rating):
+            raise InvalidParameterError(f"{where}.rating: must be a finite number")
+        if rating_range is not None:
+            low, high = rating_range
+            slack = 1e-5 * max(1.0, abs(low), abs(high))  # the range is stored in float32
+            if not low - slack <= rating <= high + slack:
+                raise InvalidParameterError(
+                    f"{where}.rating: {rating:g} is outside the model's rating range "
+                    f"{low:g}–{high:g}")
+        if not explicit and not 0 <= rating <= _FLOAT32_MAX:
+            raise InvalidParameterError(f"{where}.rating: a weight must be >= 0 and fit in "
+                                        f"float32, got {rating:g}")
+        values.append(float(rating))
+    return values
+
+
+def _describe(loaded: Loaded, service: ModelService) -> dict[str, Any]:
     """The body of ``GET /v1/model`` (and of a successful reload) for a loaded model."""
     served = loaded.model
     return {"kind": served.kind, "config": served.get_params(), "feedback": served.feedback_,
             "users": served.n_users, "items": served.n_items, "model_dir": loaded.model_dir,
-            "library_version": library_version(), "loaded_at": loaded.loaded_at}
+            "library_version": library_version(), "loaded_at": loaded.loaded_at,
+            "version": loaded.version, "sha256": loaded.short_sha, "pid": service.pid,
+            "workers": service.workers()}
 
 
 class _LimitAndMeasure:
@@ -433,26 +580,6 @@ def _replay(messages: list[Any], receive: Any) -> Any:
     return replayed
 
 
-def _read_sync(path: Path | None) -> tuple[str | None, str]:
-    """The model directory and version last written to the sync file (``None`` if absent)."""
-    if path is None:
-        return None, ""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        return str(document["model_dir"]), str(document["version"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, ""
-
-
-def _write_sync(path: Path, model_dir: str) -> str:
-    version = f"{time.time_ns()}-{os.getpid()}"
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"model_dir": model_dir, "version": version}),
-                         encoding="utf-8")
-    os.replace(temporary, path)  # atomic: other workers never read half a file
-    return version
-
-
 def app_from_environment() -> FastAPI:
     """Application factory for ``uvicorn --factory`` (used by ``latentrec serve``)."""
     model_dir = os.environ.get(MODEL_DIR_ENV)
@@ -466,6 +593,10 @@ def app_from_environment() -> FastAPI:
     limits = ServiceLimits(
         max_k=int(os.environ.get("LATENTREC_MAX_K", ServiceLimits.max_k)),
         max_batch=int(os.environ.get("LATENTREC_MAX_BATCH", ServiceLimits.max_batch)),
+        max_results=int(os.environ.get("LATENTREC_MAX_RESULTS", ServiceLimits.max_results)),
     )
-    return create_app(model_dir, limits=limits, sync_file=os.environ.get(SYNC_FILE_ENV) or None,
+    return create_app(model_dir, limits=limits,
+                      state_dir=os.environ.get(STATE_DIR_ENV) or None, workers=workers,
+                      reload_timeout=float(os.environ.get("LATENTREC_RELOAD_TIMEOUT",
+                                                          RELOAD_TIMEOUT)),
                       ann=os.environ.get("LATENTREC_ANN") or None)

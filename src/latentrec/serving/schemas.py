@@ -19,7 +19,8 @@ def _json_number(value: Any) -> Any:
 
 #: an integer as JSON Schema means it: 70 and 70.0, but not true or "70"
 Count = Annotated[int, BeforeValidator(_json_number)]
-Number = Annotated[float, BeforeValidator(_json_number)]
+#: a finite number (Python's JSON reader accepts NaN, Infinity and 1e999; these are refused)
+Number = Annotated[float, BeforeValidator(_json_number), Field(allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -33,10 +34,13 @@ class ScoredItem(BaseModel):
 
 class Recommendation(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"user": 196, "items": [{"item": 242, "score": 4.61}, {"item": 302, "score": 4.55}]}]})
+        {"user": 196, "items": [{"item": 242, "score": 4.61}, {"item": 302, "score": 4.55}],
+         "fallback": False}]})
 
     user: RawId
     items: list[ScoredItem]
+    fallback: bool = Field(False, description="An unknown user answered with the most popular "
+                                              "items (scores are interaction counts).")
 
 
 class RecommendationBatch(BaseModel):
@@ -52,6 +56,8 @@ class RecommendationRequest(_Strict):
     exclude_seen: StrictBool = True
     items: list[RawId] | None = Field(None, description="Allow-list: only these items.")
     exclude: list[RawId] | None = Field(None, description="Deny-list: never these items.")
+    fallback: StrictBool = Field(False, description="Unknown users get the most popular items "
+                                                    "(marked) instead of a 404.")
 
 
 class Similar(BaseModel):
@@ -79,6 +85,8 @@ class Prediction(BaseModel):
     user: RawId
     item: RawId
     prediction: float
+    fallback: bool = Field(False, description="The user or the item is unknown: predicted by "
+                                              "the fallback.")
 
 
 class PredictResponse(BaseModel):
@@ -87,16 +95,17 @@ class PredictResponse(BaseModel):
 
 class Interaction(_Strict):
     item: RawId
-    rating: Number | None = Field(None, description="Rating or weight. Left out, it counts as "
-                                                   "the training mean rating (explicit models) "
-                                                   "or 1 (implicit models).")
+    rating: Number | None = Field(None, description="Rating (within the model's rating range) "
+                                                   "or weight (positive). Left out, it counts "
+                                                   "as the training mean rating (explicit "
+                                                   "models) or 1 (implicit models).")
 
 
 class FoldInRequest(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"interactions": [{"item": 50, "rating": 5}, {"item": 181, "rating": 4}], "k": 5}]})
 
-    interactions: list[Interaction] = Field(min_length=1)
+    interactions: list[Interaction] = Field(min_length=1, description="Each item once.")
     k: Count = Field(10, ge=1)
     exclude_seen: StrictBool = True
 
@@ -109,6 +118,12 @@ class ReloadRequest(_Strict):
     model_dir: str = Field(description="A model directory on the server's disk.")
 
 
+class WorkerInfo(BaseModel):
+    pid: int
+    version: int | None = Field(description="None: this worker serves no model (503).")
+    sha256: str | None
+
+
 class ModelInfo(BaseModel):
     kind: str
     config: dict[str, Any]
@@ -118,12 +133,21 @@ class ModelInfo(BaseModel):
     model_dir: str | None
     library_version: str
     loaded_at: str
+    version: int = Field(description="1 at start, higher after every reload.")
+    sha256: str | None = Field(description="First 12 hex digits of the SHA-256 of model.json "
+                                           "(None for a model given in memory).")
+    pid: int = Field(description="The worker process that answered.")
+    workers: list[WorkerInfo] = Field(description="Every worker of the service and the model "
+                                                  "it serves.")
 
 
 class Health(BaseModel):
     status: str
     model: str
     items: int
+    version: int
+    sha256: str | None
+    pid: int
 
 
 class ErrorBody(BaseModel):

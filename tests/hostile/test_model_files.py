@@ -162,3 +162,14 @@ def test_the_untouched_copy_loads(saved: Path, tmp_path: Path,
     code, out, err = invoke("predict", str(folder), "--user", "u1", "--item", "i3")
     assert code == 0, err
     assert 1.0 <= float(out) <= 5.0
+
+
+def test_finite_factors_whose_scores_overflow_are_refused(
+        saved: Path, tmp_path: Path, invoke: Callable[..., tuple[int, str, str]]) -> None:
+    folder = tmp_path / "huge"
+    shutil.copytree(saved, folder)
+    _tensor("user_factors", lambda t: t.fill_(1e20))(folder)
+    _tensor("item_factors", lambda t: t.fill_(1e20))(folder)
+    code, _, err = invoke("predict", str(folder), "--user", "u1", "--item", "i3")
+    assert code == 1
+    assert "scores can reach" in err and err.count("\n") == 1

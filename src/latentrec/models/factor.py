@@ -344,7 +344,20 @@ class FactorModel(Recommender):
                 global_mean, self.rating_range_):
             raise ModelFileError(f"global_mean {global_mean!r} is outside rating_range "
                                  f"{list(self.rating_range_)}")
+        # finite factors can still multiply to an infinite score: bound every score by the
+        # largest row norms (Cauchy-Schwarz) plus the largest biases
+        bound = (_largest(user_factors.double().norm(dim=1))
+                 * _largest(item_factors.double().norm(dim=1)) + abs(global_mean)
+                 + sum(_largest(b.double().abs()) for b in (user_bias, item_bias)
+                       if b is not None))
+        if not bound < _MAX_SCORE:
+            raise ModelFileError(f"the factors are so large that scores can reach {bound:.3g}, "
+                                 f"beyond float32; the file is damaged or forged")
         self._set_factors(user_factors, item_factors, user_bias, item_bias, global_mean)
+
+
+#: scores must stay finite in float32 (about 3.4e38), with room for sums over chunks
+_MAX_SCORE = 1e37
 
 
 def values_for(values: Any, count: int) -> np.ndarray:
@@ -360,6 +373,10 @@ def values_for(values: Any, count: int) -> np.ndarray:
         raise InvalidParameterError(f"values must have one entry per item: {count} items, "
                                     f"{len(array)} values")
     return array
+
+
+def _largest(values: torch.Tensor) -> float:
+    return float(values.max()) if values.numel() else 0.0
 
 
 def _python(value: Any) -> Any:

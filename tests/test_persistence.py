@@ -514,3 +514,15 @@ def test_killed_and_file_size_limited_saves_in_a_real_process(tiny: Interactions
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "source"]
     new.save(target)
     assert _which(target, old, new) == "new"
+
+
+def test_a_kind_cannot_be_taken_by_a_class_of_the_same_name_elsewhere() -> None:
+    from latentrec.errors import InvalidParameterError
+    from latentrec.persistence import model_kinds, register_kind
+
+    original = model_kinds()["popular"]
+    impostor = type(original.__name__, (), {"__module__": "elsewhere", "kind": "popular"})
+    impostor.__qualname__ = original.__qualname__
+    with pytest.raises(InvalidParameterError, match="already registered by"):
+        register_kind("popular", impostor)
+    assert model_kinds()["popular"] is original

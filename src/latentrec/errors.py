@@ -68,12 +68,21 @@ class UnknownIdError(LatentrecError, KeyError):
         more = f" and {count - 5} more" if count > 5 else ""
         noun = side[:-1] if count == 1 else side
         self.what = f"unknown {noun}: {shown}{more} (not in the training data"
-        self.message = self.explain("pass on_unknown='fallback'")
+        #: whether the call that raised offers a fallback (``on_unknown="fallback"``)
+        self.has_fallback = False
+        self.message = f"{self.what})"
         super().__init__(self.message)
 
+    def offer_fallback(self, way_out: str = "pass on_unknown='fallback'") -> UnknownIdError:
+        """Name the way out (in the caller's spelling: Python's ``on_unknown='fallback'``, the
+        CLI's ``--fallback``, HTTP's own field); only for calls that offer a fallback."""
+        self.has_fallback = True
+        self.message = self.explain(way_out)
+        self.args = (self.message,)
+        return self
+
     def explain(self, way_out: str) -> str:
-        """The message with the way out of the caller's surface (the Python API says
-        ``on_unknown='fallback'``, the CLI ``--fallback``, HTTP its own field)."""
+        """The message with ``way_out`` as the hint."""
         return f"{self.what}; {way_out} to score them with the documented fallback)"
 
     def __str__(self) -> str:  # KeyError would quote the message

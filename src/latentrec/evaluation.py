@@ -76,7 +76,8 @@ def evaluate(
         raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}")
     if k > model.n_items and test.n_users * k > _MAX_PADDED:
         raise InvalidParameterError(f"k={k} is larger than the catalogue ({model.n_items:,} "
-                                    f"items); choose k <= {model.n_items:,}")
+                                    f"items) and its padded lists would hold {test.n_users:,} x "
+                                    f"{k:,} entries; choose k <= {model.n_items:,}")
     if relevance_threshold is not None and (
             isinstance(relevance_threshold, bool)
             or not isinstance(relevance_threshold, (int, float, np.number))

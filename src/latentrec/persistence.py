@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -75,7 +76,8 @@ def register_kind(kind: str, cls: type[Any]) -> None:
     if not isinstance(kind, str) or not kind or kind != kind.strip():
         raise InvalidParameterError(f"a model kind must be a non-empty name, got {kind!r}")
     known = _KINDS.get(kind)
-    if known is not None and known.__qualname__ != cls.__qualname__:
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__,
+                                                                      cls.__qualname__):
         raise InvalidParameterError(
             f"model kind {kind!r} is already registered by {known.__module__}."
             f"{known.__qualname__}; choose another kind for {cls.__qualname__}")
@@ -94,7 +96,17 @@ def model_kinds() -> dict[str, type[Any]]:
 
         _ENTRY_POINTS_LOADED = True
         for entry in entry_points(group=ENTRY_POINT_GROUP):
-            entry.load()  # defining the class registers it
+            try:
+                cls = entry.load()  # defining the class registers it
+            except Exception as error:  # a broken plugin must not break every other model
+                warnings.warn(f"model kind {entry.name!r} from {entry.value} could not be "
+                              f"loaded ({type(error).__name__}: {error}); it is left out",
+                              RuntimeWarning, stacklevel=2)
+                continue
+            if getattr(cls, "kind", None) != entry.name:
+                warnings.warn(f"entry point {entry.name!r} names {entry.value}, whose kind is "
+                              f"{getattr(cls, 'kind', None)!r}; registered by its kind",
+                              RuntimeWarning, stacklevel=2)
     return dict(_KINDS)
 
 

@@ -334,8 +334,8 @@ def test_similar_items_and_users(trained: Path) -> None:
     code, out, err = run("similar", str(trained), "--item", "i3", "-k", "3", "--json")
     assert code == 0, err
     answer = json.loads(out)
-    assert answer["item"] == "i3" and len(answer["similar"]) == 3
-    assert "i3" not in [entry["item"] for entry in answer["similar"]]
+    assert answer["item"] == "i3" and len(answer["items"]) == 3  # the HTTP API's shape
+    assert "i3" not in [entry["item"] for entry in answer["items"]]
     code, out, err = run("similar", str(trained), "--user", "u1", "--user", "u2", "-k", "2")
     assert code == 0, err
     assert out.startswith("user u1:") and "user u2:" in out

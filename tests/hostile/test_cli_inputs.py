@@ -108,8 +108,19 @@ CLI_CASES: list[tuple[str, str, int, str]] = [
     ("zero patience", "train {w}/ratings.csv -o {w}/m --patience 0", 2, "--patience"),
     ("zero checkpoint interval", "train {w}/ratings.csv -o {w}/m --checkpoint-every 0", 2,
      "--checkpoint-every"),
+    ("checkpoints into a file", "train {w}/ratings.csv -o {w}/m --checkpoint-dir {w}/afile", 1,
+     "--checkpoint-dir: "),
+    ("checkpoints under a file", "train {w}/ratings.csv -o {w}/m --checkpoint-dir "
+     "{w}/afile/sub", 1, "--checkpoint-dir: "),
+    ("patience without validation", "train {w}/ratings.csv -o {w}/m --patience 2", 1,
+     "--patience needs --valid-fraction"),
+    ("refit with checkpoints", "train {w}/ratings.csv -o {w}/m --valid-fraction 0.2 "
+     "--checkpoint-dir {w}/ck", 1, "--no-refit"),
+    ("bad engine named as given", "train {w}/ratings.csv -o {w}/m -p engine=gibbs", 1,
+     "-p engine: engine must be one of"),
+    ("bad device named as given", "train {w}/ratings.csv -o {w}/m --device 7", 1, "device"),
     ("resume from nowhere", "train {w}/ratings.csv -o {w}/m --resume {w}/nowhere", 1,
-     "no such checkpoint directory"),
+     "--resume: "),
     ("resume from a non-checkpoint", "train {w}/ratings.csv -o {w}/m --resume {w}/model", 1,
      "not a checkpoint directory"),
     # --- the output location, checked before training

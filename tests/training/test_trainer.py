@@ -134,3 +134,21 @@ def test_early_stopping_restores_the_best_epoch(split: tuple[Interactions, Inter
     users, items = model.to_indices(valid)
     rmse = float(np.sqrt(np.mean((model.score_indices(users, items) - valid.values) ** 2)))
     assert rmse == pytest.approx(scores[best], rel=1e-5)
+
+
+def test_resume_with_fewer_epochs_than_the_checkpoint_is_refused(
+        split: tuple[Interactions, Interactions], tmp_path: Path) -> None:
+    train, _ = split
+    BiasedMF(factors=4, epochs=4).fit(
+        train, trainer=Trainer(show_progress=False, checkpoint=Checkpoint(tmp_path)))
+    with pytest.raises(InvalidParameterError, match="checkpoint is at epoch 4, past epochs=2"):
+        BiasedMF(factors=4, epochs=2).fit(train, trainer=Trainer(resume=tmp_path))
+
+
+def test_another_run_names_only_what_differs(split: tuple[Interactions, Interactions],
+                                             tmp_path: Path) -> None:
+    train, _ = split
+    BiasedMF(factors=4, epochs=2).fit(
+        train, trainer=Trainer(show_progress=False, checkpoint=Checkpoint(tmp_path)))
+    with pytest.raises(InvalidParameterError, match=r"\(lr was 0.03, now 0.5\)"):
+        BiasedMF(factors=4, epochs=3, lr=0.5).fit(train, trainer=Trainer(resume=tmp_path))

@@ -202,7 +202,7 @@ def run_suite(
     --------
     >>> from latentrec.bench import run_suite
     >>> result = run_suite("explicit", only=["BiasedMF (defaults)"], peers=False)  # doctest: +SKIP
-    >>> print(result.to_markdown())  # doctest: +SKIP
+    >>> print(markdown_table(result))  # doctest: +SKIP
     """
     dataset = dataset if dataset is not None else SUITE_DATASETS.get(suite, ("ml-100k",))[0]
     _check_arguments(suite, dataset, k, repeats)

@@ -45,8 +45,8 @@ def run(action: Any) -> Any:
     except (LatentrecError, OSError) as error:
         if Context.debug:
             raise
-        text = error.explain("pass --fallback") if isinstance(error, UnknownIdError) else str(
-            error)
+        text = (error.explain("pass --fallback") if isinstance(error, UnknownIdError)
+                and error.has_fallback else str(error))
         if isinstance(error, OSError) and error.filename:
             text = f"{error.filename}: {error.strerror or text}"
         fail(text.splitlines()[0] if text else type(error).__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from latentrec.cli._common import debug_option, emit_json, json_value, run
+from latentrec.cli._common import debug_option, emit_json, json_value, output_ids, run
 
 
 @click.command()
@@ -23,9 +23,12 @@ def predict(model_dir: str, user: str, item: str, fallback: bool, as_json: bool)
 
         model = load(model_dir)
         value = model.predict(user, item, on_unknown="fallback" if fallback else "raise")
-        user_id, item_id = model.users_.canonical([user])[0], model.items_.canonical([item])[0]
+        user_id, item_id = output_ids(model.users_, [user])[0], output_ids(model.items_, [item])[0]
         if as_json:
-            emit_json({"user": user_id, "item": item_id, "prediction": json_value(value)})
+            # the HTTP API's record: fallback marks a prediction made for an unknown id
+            unknown = user not in model.users_ or item not in model.items_
+            emit_json({"user": user_id, "item": item_id, "prediction": json_value(value),
+                       "fallback": bool(fallback and unknown)})
         else:
             click.echo(f"{value:.4f}")
 

@@ -39,7 +39,8 @@ def similar(model_dir: str, items: tuple[str, ...], users: tuple[str, ...], k: i
         for key, shown in zip(id_map.canonical(wanted), output_ids(id_map, wanted),
                               strict=True):
             group = groups.get(key, table.iloc[:0])
-            lists.append({noun: shown, "similar": [
+            # the HTTP API's shape: {"item": I, "items": [{"item": J, "score": S}, ...]}
+            lists.append({noun: shown, side: [
                 {noun: json_value(other), "score": json_value(score)}
                 for other, score in zip(group[f"similar_{noun}"], group["score"], strict=True)]})
         if as_json:
@@ -47,7 +48,7 @@ def similar(model_dir: str, items: tuple[str, ...], users: tuple[str, ...], k: i
             return
         for entry in lists:
             click.echo(f"{noun} {entry[noun]}:")
-            for rank, pair in enumerate(entry["similar"], start=1):
+            for rank, pair in enumerate(entry[side], start=1):
                 click.echo(f"  {rank:>3}. {pair[noun]}  ({pair['score']:.4f})")
 
     run(action)

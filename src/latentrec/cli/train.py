@@ -84,8 +84,9 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
 @click.option("--valid-fraction", type=float, default=None,
               help="Hold out this fraction of DATA, stop early on it, then refit on all of "
                    "DATA for the best number of epochs (see --no-refit).")
-@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Epochs without validation improvement before stopping.")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="With --valid-fraction: epochs without improvement before stopping "
+                   "[default: 3].")
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="With --valid-fraction: refit on all of DATA (or save the model trained on "
                    "the rest).")
@@ -100,7 +101,8 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
 @data_options
 def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int | None,
           lr: float | None, reg: float | None, seed: int | None, device: str | None,
-          extra: tuple[str, ...], valid_fraction: float | None, patience: int, refit: bool,
+          extra: tuple[str, ...], valid_fraction: float | None, patience: int | None,
+          refit: bool,
           checkpoint_dir: str | None, checkpoint_every: int, resume_dir: str | None,
           quiet: bool, as_json: bool, fmt: str, sep: str | None, implicit: bool,
           duplicates: str) -> None:
@@ -126,9 +128,24 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         if not model_dir.strip():
             raise InvalidParameterError("-o/--output: the directory name is empty")
         check_writable(model_dir)  # before reading and training, not after
+        if checkpoint_dir is not None:
+            _check_checkpoint_dir(checkpoint_dir)
+        if resume_dir is not None and not Path(resume_dir, "LATEST").is_file():
+            raise InvalidParameterError(f"--resume: {resume_dir} is not a checkpoint directory "
+                                        f"(no LATEST file)")
+        if patience is not None and valid_fraction is None:
+            raise InvalidParameterError("--patience needs --valid-fraction (early stopping "
+                                        "watches the held-out part)")
+        if valid_fraction is not None and refit and checkpoint_dir is not None:
+            raise InvalidParameterError("--checkpoint-dir with --valid-fraction would save "
+                                        "checkpoints of the run on the training part only; add "
+                                        "--no-refit, or drop --valid-fraction")
         model_class = model_kinds()[kind]
         params = _model_params(model_class, kind, given, extra_params)
-        model = model_class(**params)  # bad hyperparameters fail before any reading
+        try:  # bad hyperparameters fail before any reading, named as they were given
+            model = model_class(**params)
+        except (InvalidParameterError, TypeError) as error:
+            raise type(error)(_name_option(str(error), given)) from None
         interactions = read_data(data, fmt, sep, implicit, duplicates)
         everything = interactions
         valid = None
@@ -141,7 +158,7 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
                                             f"{valid_fraction}")
             # a model that never stops early (BayesianMF) still reports its validation curve
             with contextlib.suppress(InvalidParameterError):
-                model.set_params(patience=patience)
+                model.set_params(patience=3 if patience is None else patience)
             interactions, valid = random_split(interactions, valid_fraction,
                                                seed=params.get("seed", 0))
         trainer = Trainer(
@@ -185,10 +202,11 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         if as_json:
             emit_json(summary)
         else:
+            final = everything if valid is None or refit else interactions
             click.echo(
-                f"trained {kind} on {len(interactions):,} interactions "
-                f"({interactions.n_users:,} users, {interactions.n_items:,} items) in "
-                f"{seconds:.2f} s, {len(model.history_)} epochs{note}; saved to {model_dir}"
+                f"trained {kind} on {len(final):,} interactions "
+                f"({final.n_users:,} users, {final.n_items:,} items) in "
+                f"{seconds:.2f} s{_epochs_text(model)}{note}; saved to {model_dir}"
             )
 
     run(action)
@@ -208,6 +226,36 @@ def models() -> None:
                   if model_class.trains_in_epochs else "closed form")
         click.echo(f"{kind:<12} {model_class.__name__} - {made_for}; {trains}")
         click.echo("    " + ", ".join(f"{k}={v!r}" for k, v in defaults.items()))
+
+
+def _name_option(message: str, given: dict[str, Any]) -> str:
+    """``lr must be > 0`` as ``--lr: lr must be > 0`` (or ``-p NAME: ...``)."""
+    name = message.split(" ", 1)[0]
+    if name in given:
+        return f"--{name}: {message}"
+    return f"-p {name}: {message}" if name.isidentifier() else message
+
+
+def _epochs_text(model: Any) -> str:
+    count = len(model.history_)
+    if not model.trains_in_epochs:
+        return " (closed form)"
+    return f", {count} epoch{'s' if count != 1 else ''}"
+
+
+def _check_checkpoint_dir(path: str) -> None:
+    """A checkpoint folder must be creatable and writable; one line naming the option."""
+    from latentrec.errors import InvalidParameterError
+
+    target = Path(path)
+    if not path.strip():
+        raise InvalidParameterError("--checkpoint-dir: the directory name is empty")
+    existing = next((p for p in (target, *target.parents) if p.exists()), Path("."))
+    if existing == target and not target.is_dir():
+        raise InvalidParameterError(f"--checkpoint-dir: {target} exists and is not a directory")
+    if not existing.is_dir():
+        raise InvalidParameterError(f"--checkpoint-dir: {existing} is a file, so {target} "
+                                    f"cannot be created")
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:

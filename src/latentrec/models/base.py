@@ -31,7 +31,13 @@ import scipy.sparse as sp
 import torch
 
 from latentrec.data import IdMap, Interactions
-from latentrec.errors import DataWarning, InvalidParameterError, ModelFileError, NotFittedError
+from latentrec.errors import (
+    DataWarning,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+    UnknownIdError,
+)
 from latentrec.models._checks import (
     bytes_text,
     physical_memory,
@@ -383,8 +389,11 @@ class Recommender(ABC):
         self.require_fitted()
         _check_on_unknown(on_unknown)
         scalar = is_scalar(users) and is_scalar(items)
-        user_index = self.users_.index_of(users, on_unknown=_lookup(on_unknown))
-        item_index = self.items_.index_of(items, on_unknown=_lookup(on_unknown))
+        try:
+            user_index = self.users_.index_of(users, on_unknown=_lookup(on_unknown))
+            item_index = self.items_.index_of(items, on_unknown=_lookup(on_unknown))
+        except UnknownIdError as error:
+            raise error.offer_fallback() from None
         if len(user_index) != len(item_index):
             raise InvalidParameterError(
                 f"users and items must have the same length, got {len(user_index)} and "
@@ -426,7 +435,10 @@ class Recommender(ABC):
         _check_on_unknown(on_unknown)
         k = check_k(k)
         user_list = as_list(users)
-        user_index = self.users_.index_of(user_list, on_unknown=_lookup(on_unknown))
+        try:
+            user_index = self.users_.index_of(user_list, on_unknown=_lookup(on_unknown))
+        except UnknownIdError as error:
+            raise error.offer_fallback() from None
         top_items, top_scores = self.top_k_indices(user_index, k, exclude_seen=exclude_seen,
                                                    allowed=self._candidates(items, exclude))
         shown = self._reported(top_items, top_scores, user_index)
@@ -554,7 +566,8 @@ class Recommender(ABC):
 
     @abstractmethod
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        """Set the learned state from saved tensors (shapes already checked against id maps)."""
+        """Set the learned state from saved tensors; check their shapes against the id maps and
+        raise :class:`~latentrec.errors.ModelFileError` (one line) when they do not fit."""
 
     def _extra_meta(self) -> dict[str, Any]:
         return {}

@@ -67,6 +67,10 @@ class ImplicitALS(FactorModel):
     (benchmarks/tune_implicit.py). Sparse catalogues with many items (Gowalla) gain from many
     more factors (512-1024) with a higher ``alpha`` (20-30, linear) and ``reg`` (10-20).
 
+    ``report_loss=True`` adds the training loss (weighted squared error over all pairs plus the
+    penalty, per interaction) to every epoch's history; it is off by default because it can
+    cost half a sweep, and early stopping watches ``valid_ndcg@10`` instead.
+
     ``solver="cg"`` runs ``cg_steps`` conjugate-gradient steps per row and half-sweep from the
     previous factors, using the ``Y^T Y`` trick; ``"cholesky"`` solves every system exactly.
     Warm-started, 3 steps rank as well as the exact solve on the benchmarks above, at a

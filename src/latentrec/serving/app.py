@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from latentrec.data.ids import canonical_int
 from latentrec.errors import (
     DataError,
     InvalidParameterError,
@@ -57,7 +58,6 @@ ADMIN_TOKEN_ENV = "LATENTREC_ADMIN_TOKEN"
 MODEL_DIR_ENV = "LATENTREC_MODEL_DIR"
 STATE_DIR_ENV = "LATENTREC_STATE_DIR"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,18})")
 _LIBRARY_VALUE = re.compile(r"^values\[(\d+)\]")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -350,11 +350,8 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
     def own_type(served: Recommender, user: str) -> Any:
         """An unknown id from a URL path, typed as the model's ids are: ``"42"`` is ``42`` for
         a model with integer ids, text otherwise."""
-        if served.users_.is_integer and _INTEGER.fullmatch(user):
-            value = int(user)
-            if -(2**63) <= value < 2**63:
-                return value
-        return user
+        number = canonical_int(user) if served.users_.is_integer else None
+        return user if number is None else number
 
     @app.get("/health", response_model=schemas.Health, tags=["service"], responses=errors)
     async def health() -> Any:

@@ -150,6 +150,10 @@ class Trainer:
             trainable.load_state_dict(saved["trainable"])
             history = [dict(logs) for logs in saved["history"]]
             start = int(saved["epoch"])
+            if start > epochs:
+                raise InvalidParameterError(
+                    f"{self.resume}: the checkpoint is at epoch {start}, past epochs={epochs}; "
+                    f"resume with epochs >= {start}")
             best_value, best_epoch = float(saved["best_value"]), int(saved["best_epoch"])
             best_state = saved.get("best_state")
             logger.info("resuming %s from epoch %d (%s)", description, start, self.resume)
@@ -223,9 +227,17 @@ def _check_identity(saved: Any, current: dict[str, Any], where: Any) -> None:
         return
     for key, value in current.items():
         if key in saved and _normal(saved[key]) != _normal(value):
+            was, now = saved[key], value
+            if isinstance(was, dict) and isinstance(now, dict):  # name only what differs
+                names = sorted(k for k in set(was) | set(now) if _normal(was.get(k))
+                               != _normal(now.get(k)))
+                change = ", ".join(f"{k} was {was.get(k)!r}, now {now.get(k)!r}"
+                                   for k in names[:3])
+            else:
+                change = f"{key} was {was!r}, now {now!r}"
             raise InvalidParameterError(
-                f"{where}: the checkpoint is of another run ({key} was {saved[key]!r}, now "
-                f"{value!r}); resume with the same model, configuration and data")
+                f"{where}: the checkpoint is of another run ({change}); resume with the same "
+                f"model, configuration and data")
 
 
 def _normal(value: Any) -> Any:

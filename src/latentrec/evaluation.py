@@ -148,7 +148,7 @@ def _warn_if_seen(model: Recommender, user_index: np.ndarray, item_index: np.nda
         warnings.warn(
             f"{share:.0%} of the test interactions were seen in training; seen items are "
             f"excluded from rankings, so ranking metrics are near 0: evaluate on held-out "
-            f"data (or pass exclude_seen=False)", EvaluationWarning, stacklevel=3)
+            f"data (in Python, or pass exclude_seen=False)", EvaluationWarning, stacklevel=3)
 
 
 def _ranking_rows(model: Recommender, test: Interactions, user_index: np.ndarray,

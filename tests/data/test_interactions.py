@@ -439,7 +439,7 @@ def test_duplicates_raise_by_default_naming_both_lines() -> None:
     with pytest.raises(
         DataError,
         match=r"^arrays:3: duplicate \(user, item\) pair \('a', 'x'\), first seen on line 1; "
-        r"pass duplicates='last', 'mean' or 'sum' to combine repeats$",
+        r"pass duplicates='last', 'mean' or 'sum' \(--duplicates\) to combine repeats$",
     ) as info:
         repeated()
     assert info.value.line == 3

@@ -138,3 +138,17 @@ def test_update_users_of_a_rating_model_needs_ratings(planted: Interactions) -> 
     user, item = model.users_.to_list()[0], _items(model, 1)[0]
     with pytest.raises(InvalidParameterError, match="trained on ratings; data has no values"):
         model.update_users(Interactions.from_arrays([user], [item]))
+
+
+def test_fold_in_without_values_uses_the_training_mean_of_a_rating_model() -> None:
+    from latentrec import BiasedMF
+    from latentrec.datasets import synthetic
+
+    data = synthetic(60, 40, rating_scale=(2, 10), seed=3)
+    model = BiasedMF(factors=4, epochs=3).fit(data, show_progress=False)
+    items = data.items.ids_of([0, 1, 2])
+    implied = model.recommend_new_user(items, k=5)  # no values: the mean, within [2, 10]
+    explicit = model.recommend_new_user(items, [model.rating_mean_] * 3, k=5)
+    assert implied["item"].tolist() == explicit["item"].tolist()
+    with pytest.raises(InvalidParameterError, match="outside the rating range"):
+        model.recommend_new_user(items, [1.0, 1.0, 1.0], k=5)

@@ -578,7 +578,8 @@ def _resolve_duplicates(
         item = items.ids_of([item_index[row]]).tolist()[0]
         raise DataError(
             f"duplicate (user, item) pair ({user!r}, {item!r}), first seen on line "
-            f"{int(lines[earlier])}; pass duplicates='last', 'mean' or 'sum' to combine repeats",
+            f"{int(lines[earlier])}; pass duplicates='last', 'mean' or 'sum' (--duplicates) "
+            f"to combine repeats",
             source=where, line=int(lines[row]),
         )
     # group boundaries in key order; rows keep their original order inside a group

@@ -237,7 +237,8 @@ class Recommender(ABC):
             warnings.warn(
                 f"{name} learns from implicit feedback, but this data holds ratings: every "
                 f"rating, low ones too, counts as a positive signal; pass "
-                f"data.as_implicit(min_value=...) to keep the liked items, or use a rating model",
+                f"data.as_implicit(min_value=...) to keep the liked items (--implicit on the "
+                f"command line), or use a rating model",
                 DataWarning, stacklevel=3)
 
     def _check_size(self, data: Interactions) -> None:

@@ -197,7 +197,9 @@ class FactorModel(Recommender):
         """Top-``k`` items for a user who was not in training, from their interactions.
 
         ``items`` are raw item ids the user interacted with and ``values`` their ratings or
-        weights (default 1). The user's factors are solved with the item side held fixed
+        weights (default: the training mean rating for rating models, 1 for implicit
+        feedback), checked against the model (finite, within the rating range). The user's
+        factors are solved with the item side held fixed
         (closed form for least-squares models, a few gradient steps for BPR); nothing is
         retrained and the model is not changed. Returns ``item, rank, score`` rows; the given
         items are excluded unless ``exclude_seen=False``.
@@ -218,8 +220,9 @@ class FactorModel(Recommender):
         if len(item_index) == 0:
             raise InvalidParameterError("recommend_new_user needs at least one item")
         weights = values_for(values, len(item_index))
-        if values is not None:
-            self._check_values(weights, lambda i: f"(item {item_list[i]!r})")
+        if values is None and self.feedback_ == "explicit":
+            weights[:] = self.rating_mean_  # no rating given: the training mean, as over HTTP
+        self._check_values(weights, lambda i: f"(item {item_list[i]!r})")
         matrix = self._interaction_rows(item_index, weights, np.zeros(len(item_index), int), 1)
         vectors, bias = self._fold_in(SparseRows.from_csr(matrix))
         scores = self._score_vectors(vectors, bias).float()

@@ -152,3 +152,17 @@ def test_another_run_names_only_what_differs(split: tuple[Interactions, Interact
         train, trainer=Trainer(show_progress=False, checkpoint=Checkpoint(tmp_path)))
     with pytest.raises(InvalidParameterError, match=r"\(lr was 0.03, now 0.5\)"):
         BiasedMF(factors=4, epochs=3, lr=0.5).fit(train, trainer=Trainer(resume=tmp_path))
+
+
+def test_an_early_stopping_policy_given_to_the_trainer_applies(
+        split: tuple[Interactions, Interactions]) -> None:
+    from latentrec.training import EarlyStopping
+
+    train, valid = split
+    # a huge min_delta: no epoch after the first counts as an improvement
+    trainer = Trainer(show_progress=False,
+                      early_stopping=EarlyStopping(patience=2, min_delta=10.0,
+                                                   restore_best=False))
+    model = BiasedMF(factors=4, epochs=20).fit(train, valid=valid, trainer=trainer)
+    assert len(model.history_) == 3
+    assert [h["best"] for h in model.history_] == [1.0, 0.0, 0.0]

@@ -9,11 +9,12 @@ from latentrec.cli._common import Context
 from latentrec.cli.bench import bench
 from latentrec.cli.demo import demo
 from latentrec.cli.evaluate import evaluate
+from latentrec.cli.models import models
 from latentrec.cli.predict import predict
 from latentrec.cli.recommend import recommend
 from latentrec.cli.serve import serve
 from latentrec.cli.similar import similar
-from latentrec.cli.train import models, train
+from latentrec.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

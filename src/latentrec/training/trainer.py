@@ -101,6 +101,10 @@ class Trainer:
     resume
         A checkpoint directory to continue from; the run must be the same model, configuration
         and data, which is checked.
+    early_stopping
+        How to stop early: its ``min_delta`` and ``restore_best`` apply, and its ``patience``
+        when the model's own ``patience`` is ``None``; the monitored metric is always the
+        model's validation metric.
 
     Examples
     --------
@@ -121,6 +125,7 @@ class Trainer:
     show_progress: bool = True
     checkpoint: Checkpoint | None = None
     resume: str | os.PathLike[str] | None = None
+    early_stopping: EarlyStopping | None = None
     #: set by ``run``: the epoch training started from (0, or the resumed checkpoint's)
     resumed_from: int = field(default=0, init=False)
 
@@ -136,8 +141,13 @@ class Trainer:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise InvalidParameterError(f"epochs must be an integer >= 1, got {epochs!r}")
         rule = None
-        if patience is not None and validator is not None:
-            rule = EarlyStopping(validator.name, validator.mode, patience)
+        given = self.early_stopping
+        if validator is not None and (patience is not None or given is not None):
+            rule = EarlyStopping(
+                validator.name, validator.mode,
+                patience if patience is not None else given.patience,  # type: ignore[union-attr]
+                min_delta=0.0 if given is None else given.min_delta,
+                restore_best=True if given is None else given.restore_best)
         identity = dict(identity or {})
         history: list[dict[str, float]] = []
         best_value = math.inf if rule is None or rule.mode == "min" else -math.inf

@@ -415,7 +415,7 @@ def test_a_failure_at_any_step_leaves_the_old_model(tiny: Interactions, model_di
             return original(*args, **kwargs)
         return wrapper
 
-    for name in ("_write_weights", "_write_text", "_fsync_dir"):
+    for name in ("_write_weights", "_write_text", "fsync_dir"):
         monkeypatch.setattr(persistence, name, failing(getattr(persistence, name)))
     monkeypatch.setattr(os, "rename", failing(os.rename))
     with pytest.raises(ModelFileError, match="the model saved there before is unchanged"):

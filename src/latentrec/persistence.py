@@ -143,10 +143,12 @@ MANIFEST_FILE = "manifest.json"
 MAX_JSON_DEPTH = 32
 #: how long a load waits for a save in progress that has moved the old model aside
 _SWAP_WAIT_S = 2.0
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: the largest float32: model values and fold-in weights must fit in it
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -271,7 +273,7 @@ def write_model_dir(path: str | os.PathLike[str], meta: dict[str, Any],
         _write_weights(staging / WEIGHTS_FILE, contiguous)
         _write_text(staging / META_FILE, text)
         _write_text(staging / MANIFEST_FILE, _manifest_text(staging))
-        _fsync_dir(staging)
+        fsync_dir(staging)
         if replacing:
             os.rename(target, aside)
             moved_aside = True
@@ -291,7 +293,7 @@ def write_model_dir(path: str | os.PathLike[str], meta: dict[str, Any],
                                  ) from None
         raise
     with contextlib.suppress(OSError):
-        _fsync_dir(parent)
+        fsync_dir(parent)
     if moved_aside:
         shutil.rmtree(aside, ignore_errors=True)
     return given
@@ -312,7 +314,9 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (renames) to disk; a no-op where directories cannot be
+    opened."""
     if os.name != "posix":
         return  # directories cannot be opened for fsync there
     descriptor = os.open(path, os.O_RDONLY)
@@ -324,7 +328,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _manifest_text(directory: Path) -> str:
     files = {name: {"bytes": (directory / name).stat().st_size,
-                    "sha256": _sha256(directory / name)}
+                    "sha256": file_sha256(directory / name)}
              for name in (META_FILE, WEIGHTS_FILE)}
     manifest: dict[str, Any] = {"format": "latentrec-manifest",
                                 "format_version": FORMAT_VERSION,
@@ -449,7 +453,7 @@ def _read_verified(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Ten
                                  f"incomplete or was modified")
         if not weights_path.is_file():  # format 1: the weights' checksum is in model.json
             raise ModelFileError(f"{directory}: {WEIGHTS_FILE} is missing")
-        if _sha256(weights_path) != meta.get("weights_sha256"):
+        if file_sha256(weights_path) != meta.get("weights_sha256"):
             raise ModelFileError(f"{weights_path}: checksum does not match {META_FILE}; the file "
                                  f"is truncated or was modified")
     tensors = _read_weights(weights_path)
@@ -495,7 +499,7 @@ def _verify_manifest(directory: Path) -> int:
             raise ModelFileError(f"{path}: the entry of {name} is not an object")
         if not file.is_file():
             raise ModelFileError(f"{directory}: {name} is missing")
-        if file.stat().st_size != entry.get("bytes") or _sha256(file) != entry.get("sha256"):
+        if file.stat().st_size != entry.get("bytes") or file_sha256(file) != entry.get("sha256"):
             raise ModelFileError(f"{file}: checksum does not match {MANIFEST_FILE}; the file is "
                                  f"truncated or was modified")
     return version
@@ -588,7 +592,7 @@ def finite_number(value: Any, name: str, *, float32: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelFileError(f"{name} is {value!r}; expected a number")
     number = float(value)
-    if not math.isfinite(number) or (float32 and abs(number) > _FLOAT32_MAX):
+    if not math.isfinite(number) or (float32 and abs(number) > FLOAT32_MAX):
         raise ModelFileError(f"{name} is {value!r}; expected a finite number"
                              + (" within float32's range" if float32 else ""))
     return number

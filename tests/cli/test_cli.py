@@ -374,3 +374,23 @@ def test_warnings_are_one_line(tmp_path: Path) -> None:
     lines = [line for line in err.splitlines() if line]
     assert lines and all(line.startswith("latentrec: warning: ") for line in lines)
     assert "column 'plays' is named like a count" in err
+
+
+def test_non_canonical_spellings_are_other_ids(tmp_path: Path) -> None:
+    data = tmp_path / "u.data"
+    data.write_text("".join(f"{u}\t{i}\t{1 + (u * i) % 5}\t{880000000 + u}\n"
+                            for u in range(1, 20) for i in range(1, 15) if (u + i) % 3))
+    model_dir = tmp_path / "model"
+    assert run("train", str(data), "-o", str(model_dir), "--epochs", "2", "--quiet")[0] == 0
+    code, _, err = run("similar", str(model_dir), "--item", "007")
+    assert code == 1 and "unknown item: '007'" in err
+    code, out, err = run("similar", str(model_dir), "--item", "7", "-k", "99999999999999999999",
+                         "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["items"]) == 13  # every other item
+    code, out, _ = run("recommend", str(model_dir), "--user", "007", "--fallback", "--json")
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["user"] == "007" and answer["fallback"] is True  # text, not the user 7
+    code, _, err = run("recommend", str(model_dir), "--user", "3", "--exclude-seen", "-k", "1")
+    assert code == 0, err

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import click
 
@@ -11,7 +11,6 @@ from latentrec.cli._common import (
     check_output_file,
     debug_option,
     emit_json,
-    json_value,
     output_ids,
     run,
 )
@@ -24,13 +23,14 @@ from latentrec.cli._common import (
 @click.option("--all", "all_users", is_flag=True, help="Recommend for every training user.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Items per user.")
-@click.option("--include-seen", is_flag=True, help="Allow items the user already rated.")
+@click.option("--exclude-seen/--include-seen", default=True, show_default=True,
+              help="Leave out (or allow) the items each user interacted with in training.")
 @click.option("--fallback", is_flag=True, help="Popular items for unknown users.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Write user,item,rank,score rows to a .csv or .parquet file.")
 def recommend(model_dir: str, users: tuple[str, ...], all_users: bool, k: int,
-              include_seen: bool, fallback: bool, as_json: bool, output: str | None) -> None:
+              exclude_seen: bool, fallback: bool, as_json: bool, output: str | None) -> None:
     """Top-k items for --user U (one or more) or --all users of the model in MODEL_DIR."""
     if bool(users) == all_users:
         raise click.UsageError("give either --user U (one or more) or --all")
@@ -45,11 +45,11 @@ def recommend(model_dir: str, users: tuple[str, ...], all_users: bool, k: int,
         model = load(model_dir)
         # each user once, in the order given (a repeated --user is one request for that user)
         wanted = model.users_.to_list() if all_users else list(dict.fromkeys(users))
-        table = model.recommend(wanted, k=k, exclude_seen=not include_seen,
-                                on_unknown="fallback" if fallback else "raise")
-        columns = ["user", "item", "rank", "score"] + (["fallback"] if fallback else [])
-        table = table[columns]
+        on_unknown: Literal["raise", "fallback"] = "fallback" if fallback else "raise"
         if output is not None:
+            table = model.recommend(wanted, k=k, exclude_seen=exclude_seen,
+                                    on_unknown=on_unknown)
+            table = table[["user", "item", "rank", "score"] + (["fallback"] if fallback else [])]
             path = Path(output)
             if path.suffix in (".parquet", ".pq"):
                 table.to_parquet(path, index=False)
@@ -58,18 +58,11 @@ def recommend(model_dir: str, users: tuple[str, ...], all_users: bool, k: int,
             click.echo(f"wrote {len(table):,} recommendations for {len(wanted):,} users to {path}",
                        err=True)
             return
-        keys = model.users_.canonical(wanted)  # the table's spelling of each user
-        groups = {user: group for user, group in table.groupby("user", sort=False)}
-        lists = []
-        for key, shown in zip(keys, output_ids(model.users_, [str(u) for u in wanted]),
-                              strict=True):
-            group = groups.get(key, table.iloc[:0])
-            entry: dict[str, Any] = {"user": shown}
-            if fallback:
-                entry["fallback"] = key not in model.users_
-            entry["items"] = [{"item": json_value(i), "score": json_value(s)}
-                              for i, s in zip(group["item"], group["score"], strict=True)]
-            lists.append(entry)
+        lists = model.recommend_lists(wanted, k, exclude_seen=exclude_seen,
+                                      on_unknown=on_unknown)
+        for entry, shown in zip(lists, output_ids(model.users_, [str(u) for u in wanted]),
+                                strict=True):
+            entry["user"] = shown
         if as_json:
             emit_json(lists[0] if len(wanted) == 1 and lists else {"recommendations": lists})
             return

@@ -464,16 +464,23 @@ class Recommender(ABC):
         exclude_seen: bool = True,
         items: Sequence[Any] | np.ndarray | None = None,
         exclude: Sequence[Any] | np.ndarray | None = None,
+        on_unknown: OnUnknown = "raise",
     ) -> list[dict[str, Any]]:
         """:meth:`recommend` as plain records, ``[{"user": U, "items": [{"item": I, "score": S},
         ...]}, ...]`` with Python ids and floats: the shape of the CLI's and the server's JSON.
+        With ``on_unknown="fallback"`` unknown users get the most popular items and every
+        record says ``"fallback": true/false``.
 
         It skips the DataFrame, which makes it the fast path for serving one request.
         """
         self.require_fitted()
+        _check_on_unknown(on_unknown)
         k = check_k(k)
         user_list = as_list(users)
-        user_index = self.users_.index_of(user_list, on_unknown="raise")
+        try:
+            user_index = self.users_.index_of(user_list, on_unknown=_lookup(on_unknown))
+        except UnknownIdError as error:
+            raise error.offer_fallback() from None
         top_items, top_scores = self.top_k_indices(user_index, k, exclude_seen=exclude_seen,
                                                    allowed=self._candidates(items, exclude))
         shown = self._reported(top_items, top_scores, user_index)
@@ -484,8 +491,11 @@ class Recommender(ABC):
             keep = top_items[row] >= 0
             ids = item_ids[top_items[row][keep]].tolist()
             scores = shown[row][keep].astype(np.float64).tolist()
-            records.append({"user": user, "items": [
-                {"item": item, "score": score} for item, score in zip(ids, scores, strict=True)]})
+            record = {"user": user, "items": [
+                {"item": item, "score": score} for item, score in zip(ids, scores, strict=True)]}
+            if on_unknown == "fallback":
+                record["fallback"] = bool(user_index[row] < 0)
+            records.append(record)
         return records
 
     def recommend_all(self, k: int = 10, *, exclude_seen: bool = True,

@@ -23,13 +23,12 @@ from latentrec.models._checks import within_range
 from latentrec.models._ranking import as_list, check_k
 from latentrec.models._solvers import SparseRows, ridge_rows
 from latentrec.models.base import Recommender
-from latentrec.persistence import finite_number
+from latentrec.persistence import FLOAT32_MAX, finite_number
 
 __all__ = ["FactorModel"]
 
 logger = logging.getLogger(__name__)
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class FactorModel(Recommender):
@@ -173,7 +172,7 @@ class FactorModel(Recommender):
                     f"{name}[{bad[0]}] {entry(bad[0])} is {float(values[bad[0]]):g}, outside "
                     f"the rating range {low:g} to {high:g} this model was trained on")
             return
-        bad = np.flatnonzero((values < 0) | (values > _FLOAT32_MAX))
+        bad = np.flatnonzero((values < 0) | (values > FLOAT32_MAX))
         if len(bad):
             raise InvalidParameterError(
                 f"{name}[{bad[0]}] {entry(bad[0])} is {float(values[bad[0]]):g}; implicit "

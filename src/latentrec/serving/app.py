@@ -42,7 +42,7 @@ from latentrec.errors import (
     UnknownIdError,
 )
 from latentrec.models import FactorModel, Recommender
-from latentrec.persistence import library_version
+from latentrec.persistence import FLOAT32_MAX, library_version
 from latentrec.serving import schemas
 from latentrec.serving.state import (
     RELOAD_TIMEOUT,
@@ -59,7 +59,6 @@ MODEL_DIR_ENV = "LATENTREC_MODEL_DIR"
 STATE_DIR_ENV = "LATENTREC_STATE_DIR"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _LIBRARY_VALUE = re.compile(r"^values\[(\d+)\]")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -322,29 +321,12 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
                   fallback: bool = False, from_path: bool = False) -> list[dict[str, Any]]:
         """Records for ``users``; with ``fallback`` unknown users get the most popular items
         and ``"fallback": true``."""
-        if not fallback:
-            records = served.recommend_lists(users, k, exclude_seen=exclude_seen, items=items,
-                                             exclude=exclude)
-            for record in records:
-                record["fallback"] = False
-            return records
-        index = served.users_.index_of(users, on_unknown="ignore").tolist()
-        known = [user for user, position in zip(users, index, strict=True) if position >= 0]
-        answered = iter(served.recommend_lists(known, k, exclude_seen=exclude_seen, items=items,
-                                               exclude=exclude) if known else [])
-        popular: list[dict[str, Any]] | None = None
-        records = []
-        for user, position in zip(users, index, strict=True):
-            if position >= 0:
-                records.append({**next(answered), "fallback": False})
-                continue
-            if popular is None:
-                table = served.recommend([user], k, exclude_seen=exclude_seen, items=items,
-                                         exclude=exclude, on_unknown="fallback")
-                popular = [{"item": i, "score": s} for i, s in zip(
-                    table["item"].tolist(), table["score"].astype(float).tolist(), strict=True)]
-            records.append({"user": own_type(served, user) if from_path else user,
-                            "items": [dict(entry) for entry in popular], "fallback": True})
+        records = served.recommend_lists(users, k, exclude_seen=exclude_seen, items=items,
+                                         exclude=exclude,
+                                         on_unknown="fallback" if fallback else "raise")
+        for record in records:
+            if record.setdefault("fallback", False) and from_path:
+                record["user"] = own_type(served, record["user"])
         return records
 
     def own_type(served: Recommender, user: str) -> Any:
@@ -494,7 +476,7 @@ def _fold_in_values(served: FactorModel, interactions: list[Any]) -> list[float]
                 raise InvalidParameterError(
                     f"{where}.rating: {rating:g} is outside the model's rating range "
                     f"{low:g}–{high:g}")
-        if not explicit and not 0 <= rating <= _FLOAT32_MAX:
+        if not explicit and not 0 <= rating <= FLOAT32_MAX:
             raise InvalidParameterError(f"{where}.rating: a weight must be >= 0 and fit in "
                                         f"float32, got {rating:g}")
         values.append(float(rating))

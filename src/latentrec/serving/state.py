@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import json
 import logging
@@ -50,11 +49,11 @@ import torch
 
 from latentrec.errors import InvalidParameterError, LatentrecError, ModelFileError
 from latentrec.models import Recommender, load
+from latentrec.persistence import META_FILE, file_sha256
 
 __all__ = ["Loaded", "ModelService", "ModelUnavailableError", "ReloadError", "SharedState",
            "check_values", "read_model"]
 
-META_FILE = "model.json"
 #: hex digits of the SHA-256 shown as a model's identity
 SHORT_SHA = 12
 #: how often a worker looks at the state folder for reloads done through another worker
@@ -101,7 +100,7 @@ def _now() -> str:
 
 def _digest(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from latentrec.errors import InvalidParameterError, ModelFileError
+from latentrec.persistence import fsync_dir
 
 __all__ = ["Checkpoint", "read_checkpoint", "write_checkpoint"]
 
@@ -77,7 +78,9 @@ def write_checkpoint(directory: str | os.PathLike[str], state: dict[str, Any], *
     try:
         save_file(tensors, str(staging / STATE_TENSORS))
         (staging / STATE_JSON).write_text(json.dumps(document, allow_nan=True), encoding="utf-8")
-        _fsync_dir(staging)
+        for written in (staging / STATE_TENSORS, staging / STATE_JSON):
+            _fsync_file(written)  # the data, not just the names, survives a power loss
+        fsync_dir(staging)
         final = root / name
         if final.exists():
             shutil.rmtree(final)
@@ -88,7 +91,7 @@ def write_checkpoint(directory: str | os.PathLike[str], state: dict[str, Any], *
     pointer = root / f".{LATEST}.tmp"
     pointer.write_text(name + "\n", encoding="utf-8")
     os.replace(pointer, root / LATEST)
-    _fsync_dir(root)
+    fsync_dir(root)
     kept = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("epoch-"))
     for old in kept[:-keep]:
         if old.name != name:
@@ -133,17 +136,9 @@ def read_checkpoint(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:  # some filesystems do not open directories; the rename is still atomic
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _flatten(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:

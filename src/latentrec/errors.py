@@ -12,6 +12,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
+    "DistributedError",
     "EvaluationWarning",
     "IndexRecallWarning",
     "InvalidParameterError",
@@ -103,6 +104,19 @@ class ModelFileError(LatentrecError):
 
 class TrainingDivergedError(LatentrecError):
     """The loss or the factors became NaN or infinite; lower ``lr`` or raise ``reg``."""
+
+
+class DistributedError(LatentrecError):
+    """A distributed run failed: a process died, timed out or could not join the others.
+
+    ``exitcode`` is the failing process's exit status (negative: killed by that signal) and
+    ``reported`` whether that process already printed its own one-line error.
+    """
+
+    def __init__(self, message: str, *, exitcode: int = 1, reported: bool = False) -> None:
+        super().__init__(message)
+        self.exitcode = exitcode
+        self.reported = reported
 
 
 class DataWarning(UserWarning):

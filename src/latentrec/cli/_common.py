@@ -45,6 +45,15 @@ def run(action: Any) -> Any:
     except (LatentrecError, OSError) as error:
         if Context.debug:
             raise
+        if getattr(error, "agreed", False):
+            # every rank of a distributed run has this error: rank 0 prints it, and the others
+            # wait for that before they exit (a launcher stops the rest when one exits)
+            from latentrec.training.distributed import shutdown
+
+            if os.environ.get("RANK", "0") == "0":
+                click.echo(f"latentrec: error: {str(error).splitlines()[0]}", err=True)
+            shutdown(wait=True)
+            sys.exit(1)
         text = (error.explain("pass --fallback") if isinstance(error, UnknownIdError)
                 and error.has_fallback else str(error))
         if isinstance(error, OSError) and error.filename:

@@ -67,7 +67,7 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
 
 @click.command()
 @debug_option
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path())
 @click.option("-o", "--output", "model_dir", required=True, type=click.Path(),
               help="Directory to save the model in.")
 @click.option("--model", "kind", type=_ModelKind(), default="biased-mf", show_default=True,
@@ -96,6 +96,16 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
               help="Epochs between checkpoints.")
 @click.option("--resume", "resume_dir", type=click.Path(), default=None,
               help="Continue the run saved in this checkpoint directory.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train in this many processes on this machine (torch's elastic launcher; "
+                   "under torchrun, leave it out).")
+@click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --nproc: restart the processes this many times when one fails "
+                   "(they resume from --checkpoint-dir).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=600.0,
+              show_default=True,
+              help="Distributed training: seconds a process waits for the others in any "
+                   "exchange before the run fails.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @data_options
@@ -104,14 +114,21 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
           extra: tuple[str, ...], valid_fraction: float | None, patience: int | None,
           refit: bool,
           checkpoint_dir: str | None, checkpoint_every: int, resume_dir: str | None,
+          nproc: int | None, max_restarts: int, timeout: float,
           quiet: bool, as_json: bool, fmt: str, sep: str | None, implicit: bool,
           duplicates: str) -> None:
-    """Train a model on DATA (CSV/TSV/Parquet/MovieLens) and save it to MODEL_DIR.
+    """Train a model on DATA (CSV/TSV/Parquet/MovieLens, or a directory of such files) and
+    save it to MODEL_DIR.
 
     \b
     Models: biased-mf (default), bayesian-mf, mf, als for ratings; ials, bpr, popular,
     item-knn, ease for implicit feedback (add --implicit when DATA holds counts or no
     values); `latentrec models` lists every installed kind with its parameters.
+
+    \b
+    Distributed (als, ials, biased-mf, bpr; docs/distributed.md):
+      latentrec train shards/ -o model/ --model ials --implicit --nproc 4
+      torchrun --nproc-per-node 4 -m latentrec train shards/ -o model/ --model ials --implicit
     """
     given: dict[str, Any] = {name: value for name, value in (
         ("factors", factors), ("epochs", epochs), ("lr", lr), ("reg", reg),
@@ -124,6 +141,7 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         from latentrec.models import model_kinds
         from latentrec.persistence import check_writable
         from latentrec.training import Checkpoint, Trainer
+        from latentrec.training.distributed import launched
 
         if not model_dir.strip():
             raise InvalidParameterError("-o/--output: the directory name is empty")
@@ -146,6 +164,19 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
             model = model_class(**params)
         except (InvalidParameterError, TypeError) as error:
             raise type(error)(_name_option(str(error), given)) from None
+        if launched() or (nproc or 1) > 1 or Path(data).is_dir():
+            _check_distributed(model_class, kind, data, valid_fraction)
+            if not launched() and (nproc or 1) > 1:
+                _launch(nproc or 1, max_restarts, data, model_dir, kind, given, extra_params,
+                        checkpoint_dir, checkpoint_every, resume_dir, timeout, quiet, as_json,
+                        fmt, sep, implicit, duplicates)
+                return
+            _train_sharded(model, kind, data, model_dir, checkpoint_dir, checkpoint_every,
+                           resume_dir, timeout, quiet, as_json, fmt, sep, implicit, duplicates)
+            return
+        if max_restarts:
+            raise InvalidParameterError("--max-restarts needs --nproc (or torchrun's own "
+                                        "--max-restarts)")
         interactions = read_data(data, fmt, sep, implicit, duplicates)
         everything = interactions
         valid = None
@@ -210,6 +241,90 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
             )
 
     run(action)
+
+
+def _check_distributed(model_class: Any, kind: str, data: str,
+                       valid_fraction: float | None) -> None:
+    from latentrec.errors import InvalidParameterError
+    from latentrec.models import model_kinds
+
+    if not model_class.trains_distributed:
+        able = sorted(k for k, cls in model_kinds().items() if cls.trains_distributed)
+        where = "DATA is a directory of shards" if Path(data).is_dir() else "distributed"
+        raise InvalidParameterError(f"--model {kind}: {where}, and only {', '.join(able)} "
+                                    f"train distributed")
+    if valid_fraction is not None:
+        raise InvalidParameterError("--valid-fraction is not available in distributed "
+                                    "training; evaluate the saved model on held-out data")
+
+
+def _launch(nproc: int, max_restarts: int, data: str, model_dir: str, kind: str,
+            given: dict[str, Any], extra: dict[str, Any], checkpoint_dir: str | None,
+            checkpoint_every: int, resume_dir: str | None, timeout: float, quiet: bool,
+            as_json: bool, fmt: str, sep: str | None, implicit: bool, duplicates: str) -> None:
+    """Start ``nproc`` processes running this same command (without ``--nproc``)."""
+    import sys
+
+    from latentrec.cli._common import Context
+    from latentrec.errors import DistributedError
+    from latentrec.training.distributed import launch
+
+    arguments = ["train", data, "-o", model_dir, "--model", kind, "--format", fmt,
+                 "--duplicates", duplicates, "--timeout", repr(timeout)]
+    for name, value in given.items():
+        arguments += [f"--{name}", str(value)]
+    for name, value in extra.items():
+        arguments += ["-p", f"{name}={json.dumps(value)}"]
+    if checkpoint_dir is not None:
+        arguments += ["--checkpoint-dir", checkpoint_dir, "--checkpoint-every",
+                      str(checkpoint_every)]
+    if resume_dir is not None:
+        arguments += ["--resume", resume_dir]
+    if sep is not None:
+        arguments += ["--sep", sep]
+    arguments += [flag for flag, on in (("--implicit", implicit), ("--quiet", quiet),
+                                        ("--json", as_json), ("--debug", Context.debug)) if on]
+    try:
+        launch(nproc, arguments, max_restarts=max_restarts, quiet=not Context.debug)
+    except DistributedError as error:
+        if error.reported:  # the failing process printed its one line already
+            sys.exit(1)
+        raise
+
+
+def _train_sharded(model: Any, kind: str, data: str, model_dir: str,
+                   checkpoint_dir: str | None, checkpoint_every: int, resume_dir: str | None,
+                   timeout: float, quiet: bool, as_json: bool, fmt: str, sep: str | None,
+                   implicit: bool, duplicates: str) -> None:
+    """This process's share of a distributed run (or the whole run over a directory)."""
+    from latentrec.training import Checkpoint
+    from latentrec.training.distributed import init_group, shutdown
+    from latentrec.training.sharded import fit_sharded
+
+    group = init_group(timeout=timeout)
+    started = time.perf_counter()
+    fit_sharded(model, data, output=model_dir, feedback="implicit" if implicit else "explicit",
+                duplicates=duplicates,  # type: ignore[arg-type]
+                read_options={"format": fmt, "sep": sep},
+                checkpoint=None if checkpoint_dir is None else Checkpoint(
+                    checkpoint_dir, every=checkpoint_every),
+                resume=resume_dir, show_progress=not quiet and not as_json, group=group)
+    seconds = time.perf_counter() - started
+    shutdown()
+    if not group.leader:
+        return
+    last = model.history_[-1] if model.history_ else {}
+    summary = {"model": kind, "model_dir": str(Path(model_dir)), "interactions": len(
+        model.seen_.data), "users": model.n_users, "items": model.n_items,
+        "epochs": len(model.history_), "processes": group.size, "seconds": round(seconds, 3),
+        "loss": json_value(last.get("loss")), "bytes_sent_rank0": group.bytes_sent}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"trained {kind} on {summary['interactions']:,} interactions "
+                   f"({model.n_users:,} users, {model.n_items:,} items) in {seconds:.2f} s "
+                   f"with {group.size} process{'es' if group.size > 1 else ''}"
+                   f"{_epochs_text(model)}; saved to {model_dir}")
 
 
 def _name_option(message: str, given: dict[str, Any]) -> str:

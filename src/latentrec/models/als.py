@@ -16,6 +16,7 @@ from latentrec.models.config import EpochConfig
 from latentrec.models.factor import FactorModel
 from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
+from latentrec.training.partition import Partition
 
 __all__ = ["ALS"]
 
@@ -72,6 +73,11 @@ class ALS(FactorModel):
                  factors: int = 64, reg: float = 0.1, reg_bias: float = 0.01,
                  init_std: float = 0.1, clip: bool = True, device: str = "auto") -> None:
         super().__init__(**hyperparameters(locals()))
+
+    def _distributed_trainable(self, data: Partition) -> Trainable:
+        from latentrec.models._distributed_als import DistributedALSTrainable
+
+        return DistributedALSTrainable(self, data)
 
     def _trainable(self, data: Interactions) -> Trainable:
         return _ExplicitALSTrainable(self, data)

@@ -58,6 +58,8 @@ from latentrec.models._ranking import (
 from latentrec.models.config import EpochConfig, ModelConfig
 from latentrec.persistence import finite_number, register_kind, write_model_dir
 from latentrec.training import Callback, RankingValidator, RatingValidator, Trainable, Trainer
+from latentrec.training.distributed import DistributedTrainer
+from latentrec.training.partition import Partition
 
 __all__ = ["Recommender", "hyperparameters"]
 
@@ -93,6 +95,9 @@ class Recommender(ABC):
     quick_params: ClassVar[dict[str, Any]] = {}
     #: whether ``fit`` runs epochs (``_trainable``) or solves in one go (``_fit_closed_form``)
     trains_in_epochs: ClassVar[bool] = False
+    #: whether ``fit`` accepts one rank's :class:`~latentrec.training.partition.Partition`
+    #: (the model implements ``_distributed_trainable``)
+    trains_distributed: ClassVar[bool] = False
 
     config: Any
     users_: IdMap
@@ -108,6 +113,8 @@ class Recommender(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.trains_in_epochs = cls._trainable is not Recommender._trainable
+        cls.trains_distributed = (cls._distributed_trainable
+                                  is not Recommender._distributed_trainable)
         if "kind" in cls.__dict__:
             epochs_config = issubclass(cls.Config, EpochConfig)
             if cls.trains_in_epochs != epochs_config:
@@ -181,6 +188,8 @@ class Recommender(ABC):
         :class:`~latentrec.training.Trainer` to control the loop further (checkpoints,
         resume, callbacks). Models solved in closed form ignore ``valid`` and the loop options.
         """
+        if isinstance(data, Partition):
+            return self._fit_partition(data, valid=valid, callbacks=callbacks, trainer=trainer)
         if not isinstance(data, Interactions):
             raise TypeError(f"data must be Interactions, got {type(data).__name__}")
         if valid is not None and not isinstance(valid, Interactions):
@@ -199,16 +208,62 @@ class Recommender(ABC):
             trainable = self._trainable(data)
             runner = trainer if trainer is not None else Trainer(callbacks=callbacks,
                                                                  show_progress=show_progress)
-            config = self.config
-            identity = {"kind": self.kind, "users": data.n_users, "items": data.n_items,
-                        "interactions": len(data),
-                        "config": {k: v for k, v in self.get_params().items()
-                                   if k not in ("epochs", "patience")}}
-            self.history_ = runner.run(trainable, epochs=config.epochs, validator=validator,
-                                       patience=config.patience,
-                                       description=type(self).__name__, identity=identity)
+            self.history_ = runner.run(trainable, epochs=self.config.epochs,
+                                       validator=validator, patience=self.config.patience,
+                                       description=type(self).__name__,
+                                       identity=self._run_identity(data))
         self._fitted = True
         return self
+
+    def _run_identity(self, data: Interactions | Partition) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: model, configuration and data shape."""
+        return {"kind": self.kind, "users": data.n_users, "items": data.n_items,
+                "interactions": len(data),
+                "config": {k: v for k, v in self.get_params().items()
+                           if k not in ("epochs", "patience")}}
+
+    def _fit_partition(self, data: Partition, *, valid: Interactions | None,
+                       callbacks: Sequence[Callback], trainer: Trainer | None) -> Self:
+        """One rank's share of distributed training (every rank calls it). The fitted model
+        is on rank 0; on the other ranks it stays unfitted."""
+        name = type(self).__name__
+        if not self.trains_distributed:
+            from latentrec.persistence import model_kinds
+
+            able = sorted(kind for kind, cls in model_kinds().items() if cls.trains_distributed)
+            raise InvalidParameterError(f"{name} does not train distributed; models that do: "
+                                        f"{', '.join(able)}")
+        if valid is not None:
+            raise InvalidParameterError("validation during distributed training is not "
+                                        "supported; evaluate the saved model instead")
+        if trainer is not None and not isinstance(trainer, DistributedTrainer):
+            raise InvalidParameterError("distributed training takes a DistributedTrainer")
+        if trainer is not None and callbacks:
+            raise InvalidParameterError("give callbacks to the Trainer (Trainer(callbacks=...)) "
+                                        "when you pass one")
+        self._check_feedback(data.feedback, data.has_values)
+        self._check_size(data)
+        self._fitted = False
+        self.users_, self.items_, self.feedback_ = data.users, data.items, data.feedback
+        self.item_popularity_ = data.item_counts.astype(np.float32)
+        self.rating_range_ = data.rating_range
+        self.rating_mean_, self.rating_std_ = data.mean, data.std
+        self.history_ = []
+        trainable = self._distributed_trainable(data)
+        runner = trainer or DistributedTrainer(callbacks=callbacks, group=data.group)
+        self.history_ = runner.run(trainable, epochs=self.config.epochs,
+                                   description=f"{name} (rank {data.group.rank})",
+                                   identity=self._run_identity(data))
+        seen = data.gather_rows()
+        if seen is not None:
+            self.seen_ = seen
+            self._fitted = True
+        return self
+
+    def _distributed_trainable(self, data: Partition) -> Trainable:
+        """The trainable of one rank of a distributed run (models that train distributed
+        implement this; see docs/distributed.md)."""
+        raise NotImplementedError
 
     def _trainable(self, data: Interactions) -> Trainable:
         """The trainable that fits this model (models that train in epochs implement this)."""
@@ -222,26 +277,29 @@ class Recommender(ABC):
 
     def _check_data(self, data: Interactions) -> None:
         """Refuse data the model cannot learn from; warn when it is not made for it."""
+        self._check_feedback(data.feedback, data.values is not None)
+
+    def _check_feedback(self, feedback: str, has_values: bool) -> None:
         name = type(self).__name__
         if self.feedback == "explicit":
-            if data.values is None:
+            if not has_values:
                 raise InvalidParameterError(
                     f"{name} fits ratings; this data has no values (use an implicit-feedback "
                     f"model such as ImplicitALS or BPR)")
-            if data.feedback == "implicit":
+            if feedback == "implicit":
                 warnings.warn(
                     f"{name} predicts ratings, but this data is implicit feedback (weights or "
                     f"counts): its predictions would be counts and its rankings poor; use "
-                    f"ImplicitALS or BPR for implicit feedback", DataWarning, stacklevel=3)
-        elif self.feedback == "implicit" and data.feedback == "explicit":
+                    f"ImplicitALS or BPR for implicit feedback", DataWarning, stacklevel=4)
+        elif self.feedback == "implicit" and feedback == "explicit":
             warnings.warn(
                 f"{name} learns from implicit feedback, but this data holds ratings: every "
                 f"rating, low ones too, counts as a positive signal; pass "
                 f"data.as_implicit(min_value=...) to keep the liked items (--implicit on the "
                 f"command line), or use a rating model",
-                DataWarning, stacklevel=3)
+                DataWarning, stacklevel=4)
 
-    def _check_size(self, data: Interactions) -> None:
+    def _check_size(self, data: Interactions | Partition) -> None:
         """Refuse factor tables that cannot fit in this machine's memory, before any is built."""
         factors = getattr(self.config, "factors", None)
         if isinstance(factors, bool) or not isinstance(factors, int):

@@ -17,6 +17,7 @@ from latentrec.models.config import EpochConfig
 from latentrec.models.factor import FactorModel
 from latentrec.training import RankingValidator, Trainable
 from latentrec.training.minibatch import resolve_device
+from latentrec.training.partition import Partition
 
 __all__ = ["ImplicitALS"]
 
@@ -100,6 +101,11 @@ class ImplicitALS(FactorModel):
                  solver: str = "cg", cg_steps: int = 3, init_std: float = 0.01,
                  report_loss: bool = False, device: str = "auto") -> None:
         super().__init__(**hyperparameters(locals()))
+
+    def _distributed_trainable(self, data: Partition) -> Trainable:
+        from latentrec.models._distributed_als import DistributedImplicitALSTrainable
+
+        return DistributedImplicitALSTrainable(self, data)
 
     def _trainable(self, data: Interactions) -> Trainable:
         return _ImplicitALSTrainable(self, data)

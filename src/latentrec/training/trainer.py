@@ -196,11 +196,11 @@ class Trainer:
                         stop = True
                 if self.checkpoint is not None and (stop or self.checkpoint.due(
                         epoch, epoch == epochs)):
-                    write_checkpoint(self.checkpoint.directory, {
+                    self._save(self.checkpoint.directory, {
                         "identity": identity, "epoch": epoch, "history": history,
                         "trainable": trainable.state_dict(), "best_value": best_value,
                         "best_epoch": best_epoch, "best_state": best_state,
-                    }, keep=self.checkpoint.keep)
+                    }, self.checkpoint.keep)
                 if stop:
                     break
         finally:
@@ -219,6 +219,12 @@ class Trainer:
             for logs in history:
                 logs["best"] = float(logs["epoch"] == best_epoch)
         return history
+
+
+    def _save(self, directory: str | os.PathLike[str], state: dict[str, Any], keep: int
+              ) -> None:
+        """Write a checkpoint (a distributed trainer writes it from one rank only)."""
+        write_checkpoint(directory, state, keep=keep)
 
 
 def _validate(trainable: Trainable, validator: Validator) -> float:

@@ -1,0 +1,294 @@
+"""Distributed alternating least squares: :class:`~latentrec.ALS` and
+:class:`~latentrec.ImplicitALS` over the ranks of a
+:class:`~latentrec.training.partition.Partition`.
+
+Rank ``r`` owns users ``u % P == r`` and items ``i % P == r``. A half-sweep solves the rank's
+own rows (users, then items) with the same per-row solvers as one process, from the factors of
+the partners those rows touch. The partners come one of two ways, chosen once per side by the
+bytes each would send (and logged):
+
+- **all-gather**: every rank sends its whole table to every other rank. Cheapest to set up,
+  and the better choice when most ranks touch most partners (small catalogues, dense data).
+- **in/out blocks** (Spark ALS's idea): each rank sends a row only to the ranks whose rows
+  touch it, with one all-to-all. The ranks agree once, before training, who needs what.
+
+The Gram matrix ``Y^T Y`` of implicit ALS is a sum over ranks (an all-reduce). With the same
+initial factors (drawn for the whole table from the same seed, as one process draws them) each
+row is solved from the same numbers as in one process, so the factors agree with
+single-process training up to the order of the floating-point sums in the Gram matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from latentrec._rng import torch_generator
+from latentrec.errors import InvalidParameterError
+from latentrec.models._solvers import SparseRows, cg_solve, exact_solve, ridge_rows
+from latentrec.training.distributed import Group
+from latentrec.training.minibatch import resolve_device
+from latentrec.training.partition import Partition
+
+__all__ = ["DistributedALSTrainable", "DistributedImplicitALSTrainable", "Partners",
+           "agreed_seed", "assemble", "own_rows"]
+
+logger = logging.getLogger(__name__)
+
+#: all-gather is chosen unless in/out blocks would send less than this share of its bytes
+_GATHER_UNLESS = 0.8
+
+
+def agreed_seed(group: Group, seed: int | None) -> int:
+    """The seed every rank uses: the configured one, or rank 0's random draw for ``None``."""
+    return int(group.broadcast_object(seed if seed is not None else secrets.randbits(63)))
+
+
+def own_rows(group: Group, table: torch.Tensor) -> torch.Tensor:
+    """This rank's rows (``i % P == rank``) of a whole table."""
+    return table[group.rank::group.size].clone()
+
+
+def assemble(group: Group, own: torch.Tensor, rows: int) -> torch.Tensor | None:
+    """The whole table on rank 0 from every rank's own rows (``None`` elsewhere). Collective."""
+    parts = group.gather_to_leader(own.cpu())
+    if parts is None:
+        return None
+    table = torch.empty((rows, *own.shape[1:]), dtype=own.dtype)
+    for rank, part in enumerate(parts):
+        table[rank::group.size] = part
+    return table
+
+
+class Partners:
+    """How one side's rows get the factors of the partners they touch (see the module)."""
+
+    def __init__(self, group: Group, rows: sp.csr_matrix, n_partners: int, width: int,
+                 name: str) -> None:
+        size, rank = group.size, group.rank
+        self.group = group
+        self.n_partners = n_partners
+        needed = np.unique(rows.indices).astype(np.int64)
+        owner = needed % size
+        wanted = [needed[owner == r] for r in range(size)]
+        asked = group.all_to_all([torch.from_numpy(w) for w in wanted])
+        #: local positions (in this rank's own table) of the rows each rank needs from here
+        self.send = [torch.from_numpy(a.numpy() // size) for a in asked]
+        own_partners = len(range(rank, n_partners, size))
+        traffic = group.all_reduce(torch.tensor(
+            [sum(len(a) for r, a in enumerate(asked) if r != rank),
+             own_partners * (size - 1)], dtype=torch.float64))
+        in_out, gathered = (float(x) * width * 4 for x in traffic)
+        forced = os.environ.get("LATENTREC_EXCHANGE", "auto")
+        if forced not in ("auto", "all-gather", "in/out"):
+            raise InvalidParameterError(f"LATENTREC_EXCHANGE must be auto, all-gather or "
+                                        f"in/out, got {forced!r}")
+        if forced == "auto":
+            forced = "all-gather" if in_out >= _GATHER_UNLESS * gathered else "in/out"
+        self.mode = "all-gather" if size == 1 or forced == "all-gather" else "in/out blocks"
+        if group.leader and size > 1:
+            logger.info("%s half-sweep: %s (sends %.3g MB per sweep; the other way %.3g MB)",
+                        name, self.mode, (gathered if self.mode == "all-gather" else in_out) / 1e6,
+                        (in_out if self.mode == "all-gather" else gathered) / 1e6)
+        if self.mode == "all-gather":
+            self.rows = rows.copy()  # the solvers may sort it in place
+            return
+        order = np.concatenate(wanted)  # the received table's rows, in this order
+        # the k-th smallest needed partner sits at argsort(order)[k] in the received table
+        compact = np.argsort(order, kind="stable")[np.searchsorted(needed, rows.indices)]
+        self.rows = sp.csr_matrix((rows.data.copy(), compact.astype(np.int32),
+                                   rows.indptr.copy()), shape=(rows.shape[0], len(order)))
+
+    def fetch(self, own: torch.Tensor) -> torch.Tensor:
+        """The partner table that ``self.rows``' column indices point into."""
+        group = self.group
+        if self.mode == "all-gather":
+            parts = group.all_gather(own.cpu())
+            table = torch.empty((self.n_partners, *own.shape[1:]), dtype=own.dtype)
+            for rank, part in enumerate(parts):
+                table[rank::group.size] = part
+            return table.to(own.device)
+        chunks = [own.cpu()[positions] for positions in self.send]
+        received: torch.Tensor = torch.cat(group.all_to_all(chunks))
+        return received.to(own.device)
+
+
+class DistributedImplicitALSTrainable:
+    """One rank of :class:`~latentrec.ImplicitALS` training (CG kernel on the CPU, the torch
+    solvers elsewhere)."""
+
+    def __init__(self, model: Any, data: Partition) -> None:
+        config = model.config
+        self.model, self.config, self.group = model, config, data.group
+        self.n_users, self.n_items = data.n_users, data.n_items
+        self.device = resolve_device(config.device)
+        k = config.factors
+        user_rows, item_rows = data.user_rows.copy(), data.item_rows.copy()
+        user_rows.data = model.confidence_weights(user_rows.data)
+        item_rows.data = model.confidence_weights(item_rows.data)
+        self.users = Partners(self.group, user_rows, data.n_items, k, "user")
+        self.items = Partners(self.group, item_rows, data.n_users, k, "item")
+        self.compiled = self.device.type == "cpu" and config.solver == "cg"
+        self.user_reg = self._reg(user_rows)
+        self.item_reg = self._reg(item_rows)
+        generator = torch_generator(agreed_seed(self.group, config.seed))
+        self.user_factors = torch.zeros(len(user_rows.indptr) - 1, k, device=self.device)
+        self.item_factors = own_rows(self.group, torch.randn(data.n_items, k,
+                                                             generator=generator)
+                                     * config.init_std).to(self.device)
+        self.total = len(data)
+
+    def _reg(self, rows: sp.csr_matrix) -> torch.Tensor:
+        counts = torch.from_numpy(np.diff(rows.indptr).astype(np.float32)).clamp_min(1.0)
+        penalty: torch.Tensor = float(self.config.reg) * counts.pow(self.config.reg_exponent)
+        return penalty.to(self.device)
+
+    def _half(self, partners: Partners, current: torch.Tensor, other_own: torch.Tensor,
+              reg: torch.Tensor, rotate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Solve this rank's rows of one side; returns them and the partner table used."""
+        gram = self.group.all_reduce(other_own.T @ other_own)
+        other = partners.fetch(other_own)
+        rows = partners.rows
+        if self.compiled:
+            from latentrec.models._als_kernels import cg_rows
+
+            steps = self.config.cg_steps
+            indices = rows.indices.astype(np.int32, copy=False)
+            if not rotate:
+                updated = current.contiguous()
+                cg_rows(rows.indptr, indices, rows.data, other.contiguous().numpy(),
+                        gram.numpy(), False, reg.numpy(), updated.numpy(), steps)
+                return updated, other
+            eigenvalues, basis = torch.linalg.eigh(gram.double())
+            basis = basis.to(other.dtype)
+            rotated = current @ basis
+            cg_rows(rows.indptr, indices, rows.data, (other @ basis).numpy(),
+                    torch.diag(eigenvalues.to(other.dtype)).numpy(), True, reg.numpy(),
+                    rotated.numpy(), steps)
+            return torch.mm(rotated, basis.T, out=current.contiguous()), other
+        solver_rows = SparseRows.from_csr(rows, self.device)
+        solver_rows.targets = solver_rows.weights + 1.0
+        diagonal = reg[:, None].expand(-1, other.shape[1])
+        if self.config.solver == "cholesky":
+            return exact_solve(solver_rows, other, gram, diagonal), other
+        return cg_solve(solver_rows, other, gram, diagonal, current, self.config.cg_steps), other
+
+    def train_epoch(self) -> dict[str, float]:
+        # one process rotates a side when its rows are at least as many as their partners
+        self.user_factors, _ = self._half(self.users, self.user_factors, self.item_factors,
+                                          self.user_reg, self.n_users >= self.n_items)
+        self.item_factors, user_table = self._half(self.items, self.item_factors,
+                                                   self.user_factors, self.item_reg,
+                                                   self.n_items >= self.n_users)
+        logs: dict[str, float] = {}
+        if self.config.report_loss:
+            logs["loss"] = self._loss(user_table)
+        return logs
+
+    def _loss(self, user_table: torch.Tensor) -> float:
+        """As one process computes it, from this rank's items and the user table it holds."""
+        from latentrec.models._als_kernels import implicit_loss_rows
+
+        users, items = self.user_factors, self.item_factors
+        rows = self.items.rows
+        observed = implicit_loss_rows(rows.indptr, rows.indices, rows.data,
+                                      items.cpu().contiguous().numpy(),
+                                      user_table.cpu().contiguous().numpy())
+        parts = torch.cat([(users.T @ users).flatten(), (items.T @ items).flatten()]).double()
+        penalty = float((self.user_reg[:, None] * users**2).sum()
+                        + (self.item_reg[:, None] * items**2).sum())
+        sums = self.group.all_reduce(torch.cat([parts.cpu(), torch.tensor(
+            [observed, penalty], dtype=torch.float64)]))
+        k2 = users.shape[1] ** 2
+        everything = float((sums[:k2] * sums[k2:2 * k2]).sum())
+        return (everything + float(sums[-2]) + float(sums[-1])) / max(1, self.total)
+
+    def publish(self) -> None:
+        users = assemble(self.group, self.user_factors, self.n_users)
+        items = assemble(self.group, self.item_factors, self.n_items)
+        if users is not None and items is not None:
+            self.model._set_factors(users, items)
+
+    def state_dict(self) -> dict[str, Any]:
+        users = assemble(self.group, self.user_factors, self.n_users)
+        items = assemble(self.group, self.item_factors, self.n_items)
+        return {} if users is None else {"user_factors": users, "item_factors": items}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.user_factors = own_rows(self.group, state["user_factors"]).to(self.device)
+        self.item_factors = own_rows(self.group, state["item_factors"]).to(self.device)
+
+
+class DistributedALSTrainable:
+    """One rank of :class:`~latentrec.ALS` (ALS-WR with biases) training."""
+
+    def __init__(self, model: Any, data: Partition) -> None:
+        from latentrec.models.als import _bias_reg
+
+        config = model.config
+        self.model, self.group = model, data.group
+        self.n_users, self.n_items = data.n_users, data.n_items
+        self.device = resolve_device(config.device)
+        self.mean = data.mean
+        k = config.factors
+        self.users = Partners(self.group, data.user_rows, data.n_items, k + 1, "user")
+        self.items = Partners(self.group, data.item_rows, data.n_users, k + 1, "item")
+        self.by_user = SparseRows.from_csr(self.users.rows, self.device)
+        self.by_item = SparseRows.from_csr(self.items.rows, self.device)
+        self.user_reg = _bias_reg(self.by_user, config.reg, config.reg_bias, k)
+        self.item_reg = _bias_reg(self.by_item, config.reg, config.reg_bias, k)
+        generator = torch_generator(agreed_seed(self.group, config.seed))
+        users = torch.randn(data.n_users, k, generator=generator) * config.init_std
+        items = torch.randn(data.n_items, k, generator=generator) * config.init_std
+        self.user_factors = own_rows(self.group, users).to(self.device)
+        self.item_factors = own_rows(self.group, items).to(self.device)
+        self.user_bias = torch.zeros(len(self.user_factors), device=self.device)
+        self.item_bias = torch.zeros(len(self.item_factors), device=self.device)
+        self.total = len(data)
+
+    def _half(self, partners: Partners, rows: SparseRows, reg: torch.Tensor,
+              other: torch.Tensor, other_bias: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        table = partners.fetch(torch.cat([other, other_bias[:, None]], dim=1))
+        design = torch.cat([table[:, :-1], torch.ones(len(table), 1, device=self.device)], dim=1)
+        targets = rows.weights - self.mean - table[:, -1][rows.indices]
+        solution = ridge_rows(rows, design, targets, reg)
+        return solution[:, :-1].contiguous(), solution[:, -1].contiguous(), table
+
+    def train_epoch(self) -> dict[str, float]:
+        self.user_factors, self.user_bias, _ = self._half(
+            self.users, self.by_user, self.user_reg, self.item_factors, self.item_bias)
+        self.item_factors, self.item_bias, table = self._half(
+            self.items, self.by_item, self.item_reg, self.user_factors, self.user_bias)
+        rows = self.by_item  # this rank's items against the user table it just used
+        predicted = (rows.dots(self.item_factors, table[:, :-1]) + self.mean
+                     + self.item_bias[rows.row_of] + table[:, -1][rows.indices])
+        error = self.group.all_reduce(torch.tensor(
+            [float(((predicted - rows.weights) ** 2).double().sum())], dtype=torch.float64))
+        return {"loss": float(error[0]) / max(1, self.total)}
+
+    def publish(self) -> None:
+        tables = [assemble(self.group, t, n) for t, n in (
+            (self.user_factors, self.n_users), (self.item_factors, self.n_items),
+            (self.user_bias, self.n_users), (self.item_bias, self.n_items))]
+        if tables[0] is not None:
+            self.model._set_factors(*tables, self.mean)
+
+    def state_dict(self) -> dict[str, Any]:
+        names = ("user_factors", "item_factors", "user_bias", "item_bias")
+        tables = [assemble(self.group, t, n) for t, n in (
+            (self.user_factors, self.n_users), (self.item_factors, self.n_items),
+            (self.user_bias, self.n_users), (self.item_bias, self.n_items))]
+        return {} if tables[0] is None else dict(zip(names, tables, strict=True))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.user_factors = own_rows(self.group, state["user_factors"]).to(self.device)
+        self.item_factors = own_rows(self.group, state["item_factors"]).to(self.device)
+        self.user_bias = own_rows(self.group, state["user_bias"]).to(self.device)
+        self.item_bias = own_rows(self.group, state["item_bias"]).to(self.device)

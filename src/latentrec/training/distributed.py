@@ -1,0 +1,373 @@
+"""Training in several processes with ``torch.distributed``: the process group, the collective
+operations latentrec uses (each with a timeout, each counting the bytes it sends), the
+distributed trainer and the launcher behind ``latentrec train --nproc``.
+
+This is the only module that calls ``torch.distributed``. Processes are started by
+``torchrun`` (or ``latentrec train --nproc P``, which runs torch's elastic launcher, or Spark's
+``TorchDistributor``); each finds its rank and the rendezvous in the environment variables they
+set (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``). gloo carries CPU tensors and
+NCCL GPU tensors. Outside such a launch, :func:`init_group` returns a group of one process in
+which every collective is the identity, so the distributed code paths also run (and are
+measured) at ``P = 1``.
+
+Only rank 0 logs, draws progress, writes checkpoints and writes the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentrec.errors import DataError, DistributedError, InvalidParameterError, LatentrecError
+from latentrec.training.checkpoints import write_checkpoint
+from latentrec.training.trainer import Trainer
+
+__all__ = ["DEFAULT_TIMEOUT", "DistributedTrainer", "Group", "init_group", "launch",
+           "launched", "shutdown"]
+
+logger = logging.getLogger(__name__)
+
+#: seconds any collective may wait for the other ranks before the run fails (a rank that died
+#: or hangs must not hang the others forever)
+DEFAULT_TIMEOUT = 600.0
+
+
+def launched() -> bool:
+    """Whether this process was started by a distributed launcher with more than one rank."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+@dataclass
+class Group:
+    """The processes of one distributed run, and the collectives latentrec needs.
+
+    Every collective must be called by every rank in the same order. ``bytes_sent`` counts
+    the payload this rank hands to the network: for all-to-all and point-to-point exactly the
+    bytes addressed to other ranks, for all-gather the local tensor once per other rank, and
+    for all-reduce the ``2 (P - 1) / P`` share of a ring all-reduce.
+    """
+
+    rank: int = 0
+    size: int = 1
+    timeout: float = DEFAULT_TIMEOUT
+    bytes_sent: int = field(default=0, init=False)
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0: the one that logs, checkpoints and writes the model."""
+        return self.rank == 0
+
+    # ---------------------------------------------------------------- tensors
+    def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """Reduce ``tensor`` over all ranks, in place (``op`` is ``sum``, ``min`` or ``max``)."""
+        if self.size == 1:
+            return tensor
+        import torch.distributed as dist
+
+        reduce_op = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN,
+                     "max": dist.ReduceOp.MAX}[op]
+        self.bytes_sent += _nbytes(tensor) * 2 * (self.size - 1) // self.size
+        with _contact(self.rank):
+            dist.all_reduce(tensor, op=reduce_op)
+        return tensor
+
+    def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's ``tensor`` (their first dimensions may differ), in rank order."""
+        if self.size == 1:
+            return [tensor]
+        import torch.distributed as dist
+
+        lengths = self._lengths(len(tensor))
+        longest = max(lengths)
+        padded = tensor
+        if len(tensor) < longest:
+            padded = torch.cat([tensor, tensor.new_zeros((longest - len(tensor),
+                                                          *tensor.shape[1:]))])
+        out = [torch.empty_like(padded) for _ in range(self.size)]
+        self.bytes_sent += _nbytes(tensor) * (self.size - 1)
+        with _contact(self.rank):
+            dist.all_gather(out, padded.contiguous())
+        return [part[:length] for part, length in zip(out, lengths, strict=True)]
+
+    def all_to_all(self, chunks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Send ``chunks[r]`` to rank ``r``; return what each rank sent here, in rank order.
+
+        Chunks share dtype and trailing shape; their first dimensions may differ.
+        """
+        if len(chunks) != self.size:
+            raise ValueError(f"all_to_all needs {self.size} chunks, got {len(chunks)}")
+        if self.size == 1:
+            return [chunks[0]]
+        import torch.distributed as dist
+
+        counts = torch.tensor([len(c) for c in chunks], dtype=torch.int64)
+        received = torch.empty_like(counts)
+        with _contact(self.rank):
+            dist.all_to_all_single(received, counts)
+        tail = tuple(chunks[0].shape[1:])
+        width = int(np.prod(tail)) if tail else 1
+        send = torch.cat([c.reshape(len(c), *tail) for c in chunks]).contiguous()
+        out = torch.empty((int(received.sum()), *tail), dtype=send.dtype)
+        self.bytes_sent += sum(_nbytes(c) for r, c in enumerate(chunks) if r != self.rank)
+        if width:
+            with _contact(self.rank):
+                dist.all_to_all_single(out, send, received.tolist(), counts.tolist())
+        return list(torch.split(out, received.tolist()))
+
+    def shift(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Send ``tensor`` to rank ``rank - 1`` and return the one rank ``rank + 1`` sent
+        (a ring; shapes and dtypes equal on every rank)."""
+        if self.size == 1:
+            return tensor
+        import torch.distributed as dist
+
+        out = torch.empty_like(tensor)
+        target, source = (self.rank - 1) % self.size, (self.rank + 1) % self.size
+        self.bytes_sent += _nbytes(tensor)
+        with _contact(self.rank):
+            requests = dist.batch_isend_irecv([
+                dist.P2POp(dist.isend, tensor.contiguous(), target),
+                dist.P2POp(dist.irecv, out, source)])
+            for request in requests:
+                request.wait()
+        return out
+
+    def gather_to_leader(self, tensor: torch.Tensor) -> list[torch.Tensor] | None:
+        """Every rank's ``tensor`` on rank 0 (first dimensions may differ); ``None`` elsewhere."""
+        if self.size == 1:
+            return [tensor]
+        import torch.distributed as dist
+
+        lengths = self._lengths(len(tensor))
+        longest = max(lengths)
+        padded = tensor
+        if len(tensor) < longest:
+            padded = torch.cat([tensor, tensor.new_zeros((longest - len(tensor),
+                                                          *tensor.shape[1:]))])
+        if not self.leader:
+            self.bytes_sent += _nbytes(tensor)
+        out = [torch.empty_like(padded) for _ in range(self.size)] if self.leader else None
+        with _contact(self.rank):
+            dist.gather(padded.contiguous(), out, dst=0)
+        if out is None:
+            return None
+        return [part[:length] for part, length in zip(out, lengths, strict=True)]
+
+    def _lengths(self, length: int) -> list[int]:
+        import torch.distributed as dist
+
+        mine = torch.tensor([length], dtype=torch.int64)
+        every = [torch.empty_like(mine) for _ in range(self.size)]
+        with _contact(self.rank):
+            dist.all_gather(every, mine)
+        return [int(x) for x in every]
+
+    # ---------------------------------------------------------------- Python values
+    def all_gather_object(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (plain data: numbers, strings, lists, numpy arrays)."""
+        if self.size == 1:
+            return [value]
+        payload = torch.frombuffer(bytearray(pickle.dumps(value, protocol=5)), dtype=torch.uint8)
+        # pickle only carries values between the processes of one run (never files)
+        return [pickle.loads(part.numpy().tobytes()) for part in self.all_gather(payload)]
+
+    def broadcast_object(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank."""
+        return self.all_gather_object(value if self.leader else None)[0]
+
+    def agree(self, error: BaseException | None) -> None:
+        """Raise on every rank when any rank failed: the error of the lowest failing rank, as
+        the same exception type where it is a latentrec error (one line), so every process
+        exits with that message instead of waiting for a partner that is gone."""
+        if self.size == 1:
+            if error is not None:
+                raise error
+            return
+        mine = None if error is None else (type(error).__name__, str(error),
+                                           isinstance(error, FileNotFoundError))
+        failures = [(rank, f) for rank, f in enumerate(self.all_gather_object(mine))
+                    if f is not None]
+        if not failures:
+            return
+        rank, (name, message, missing) = failures[0]
+        if error is not None and rank == self.rank:
+            agreed = error
+        elif missing:
+            agreed = FileNotFoundError(message)
+        else:
+            agreed = {"DataError": DataError, "InvalidParameterError": InvalidParameterError
+                      }.get(name, LatentrecError)(message)
+        # every rank raises it; a command line prints it once (rank 0)
+        agreed.agreed = True  # type: ignore[attr-defined]
+        if agreed is error:
+            raise error
+        raise agreed
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            import torch.distributed as dist
+
+            with _contact(self.rank):
+                dist.barrier()
+
+
+@contextlib.contextmanager
+def _contact(rank: int) -> Iterator[None]:
+    """A failed collective as one line: another process died, or did not answer in time."""
+    try:
+        yield
+    except RuntimeError as error:  # gloo and NCCL raise RuntimeError (DistBackendError)
+        text = str(error)
+        reason = ("did not answer within the timeout" if "imeout" in text or "timed out" in text
+                  else "closed its connection (it crashed or was killed)")
+        raise DistributedError(f"rank {rank}: another process of the run {reason}; see that "
+                               f"process's own error") from error
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def init_group(*, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT,
+               threads: int | None = None) -> Group:
+    """Join the process group the launcher described in the environment (a group of one
+    process when there is none), with ``timeout`` seconds on every collective.
+
+    ``backend`` is ``gloo`` (CPUs), ``nccl`` (GPUs) or ``auto`` (NCCL when CUDA is available).
+    ``threads`` sets torch's and numba's threads per process; by default the machine's cores
+    are shared evenly among the processes on this machine.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise InvalidParameterError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    _set_threads(threads or max(1, (os.cpu_count() or 1) // local))
+    if not launched():
+        return Group(0, 1, float(timeout))
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if backend == "auto":
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend not in ("gloo", "nccl"):
+            raise InvalidParameterError(f"backend must be 'gloo', 'nccl' or 'auto', got "
+                                        f"{backend!r}")
+        wait = datetime.timedelta(seconds=timeout)
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # torch's elastic agent keeps one store across restarts, so a restarted process
+            # would read the dead processes' addresses (torch 2.13): key each attempt apart
+            store: Any = dist.TCPStore(  # type: ignore[attr-defined]
+                os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                int(os.environ["WORLD_SIZE"]), is_master=False, timeout=wait)
+            attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+            store = dist.PrefixStore(  # type: ignore[attr-defined]
+                f"latentrec/attempt-{attempt}", store)
+            dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]),
+                                    world_size=int(os.environ["WORLD_SIZE"]), timeout=wait)
+        else:
+            dist.init_process_group(backend, timeout=wait)
+    group = Group(dist.get_rank(), dist.get_world_size(), float(timeout))
+    if not group.leader:
+        logging.getLogger("latentrec").setLevel(logging.WARNING)
+    return group
+
+
+def _set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+
+
+def shutdown(*, wait: bool = False) -> None:
+    """Leave the process group at the end of a run. With ``wait``, first wait until every
+    rank gets here (so that rank 0 prints the run's error before a launcher stops the
+    others); a rank that is gone does not hold the others."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        with contextlib.suppress(RuntimeError):
+            dist.barrier()
+    dist.destroy_process_group()
+
+
+@dataclass
+class DistributedTrainer(Trainer):
+    """A :class:`~latentrec.training.Trainer` for one rank of a distributed run: only rank 0
+    draws progress and writes checkpoints (every rank takes part in gathering the state, which
+    the trainable's ``state_dict`` does collectively). Resuming reads the checkpoint on every
+    rank, so the checkpoint directory must be shared by the ranks (one machine, or a shared
+    file system); each rank keeps its own part of the state, so a run may resume with another
+    number of processes."""
+
+    group: Group = field(default_factory=Group)
+
+    def __post_init__(self) -> None:
+        if not self.group.leader:
+            self.show_progress = False
+
+    def _save(self, directory: Any, state: dict[str, Any], keep: int) -> None:
+        if self.group.leader:
+            write_checkpoint(directory, state, keep=keep)
+        self.group.barrier()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for a single-machine rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def launch(nproc: int, arguments: Sequence[str], *, max_restarts: int = 0,
+           quiet: bool = True) -> None:
+    """Run ``python -m latentrec ARGUMENTS`` in ``nproc`` processes on this machine through
+    torch's elastic launcher (what ``torchrun --standalone`` does), restarting every process
+    up to ``max_restarts`` times when one fails.
+
+    Raises :class:`~latentrec.errors.DistributedError` when the run fails for good; its
+    ``reported`` is true when the failing process exited after printing its own error line.
+    ``quiet`` keeps the launcher's own log lines (restarts, signals sent) off stderr.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise InvalidParameterError(f"nproc must be an integer >= 1, got {nproc!r}")
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+        raise InvalidParameterError(f"max_restarts must be an integer >= 0, got "
+                                    f"{max_restarts!r}")
+    if quiet:
+        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    config = LaunchConfig(
+        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"latentrec-{os.getpid()}",
+        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}",
+        max_restarts=max_restarts, monitor_interval=0.2, start_method="spawn")
+    try:
+        elastic_launch(config, sys.executable)("-m", "latentrec", *arguments)
+    except ChildFailedError as error:
+        # the root cause is the first failure; the launcher stops the others with SIGTERM
+        failures = sorted(error.failures.items(), key=lambda pair: (
+            getattr(pair[1], "exitcode", 1) == -signal.SIGTERM,
+            getattr(pair[1], "timestamp", 0), pair[0]))
+        rank, failure = failures[0] if failures else (0, None)
+        code = int(getattr(failure, "exitcode", 1) or 1)
+        how = (f"was killed by signal {-code}" if code < 0 else f"exited with status {code}")
+        raise DistributedError(f"distributed training failed: rank {rank} {how}",
+                               exitcode=code, reported=code == 1) from None

@@ -2,10 +2,11 @@
 
 ``run_suite("explicit")`` (MovieLens 100K u1, RMSE/MAE) and ``run_suite("implicit")``
 (per-user 80/20 split, NDCG@k and friends) fit each contender (latentrec's models, and
-Surprise, implicit, LightFM, cornac and LIBMF where importable: ``pip install
-'latentrec[bench]'``) in its own process, so its fit time and peak memory are its own, and score
-every contender's answers with the same code. ``write_results`` writes the JSON and a PNG of fit
-time against quality; the CLI is ``latentrec bench``.
+Surprise, implicit, LightFM, cornac, LIBMF and Spark MLlib where importable: ``pip install
+'latentrec[bench]'``; Spark also needs Java) in its own process, so its fit time and peak
+memory are its own, and score every contender's answers with the same code.
+``write_results`` writes the JSON and a PNG of fit time against quality; the CLI is
+``latentrec bench``.
 
 Importing this package is cheap: data reading, models and peers load when a suite runs.
 

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from latentrec.bench._arrays import BenchArrays
-from latentrec.bench._suites import Contender
+from latentrec.bench._suites import SPARK_MASTER, Contender
 
 #: the share of training users a latentrec warm-up fit sees (compiles numba kernels, untimed)
 WARM_UP_USER_SHARE = 0.02
@@ -27,12 +27,17 @@ WARM_UP_USER_SHARE = 0.02
 class Prepared:
     """A contender ready to run: ``fit()`` returns a fitted model, ``answer(model)`` its output.
 
-    ``warm_up`` (when set) is called once before the timed fits.
+    ``warm_up`` (when set) is called once before the timed fits, ``close`` once at the end.
     """
 
     fit: Callable[[], Any]
     answer: Callable[[Any], np.ndarray]
     warm_up: Callable[[], None] | None = None
+    #: iterations (epochs) each fit runs, where the adapter fixes them: the child reports
+    #: ``fit_s / iterations`` as the time per iteration
+    iterations: int | None = None
+    #: called once at the end of the child, whatever happened (stops Spark)
+    close: Callable[[], None] | None = None
 
 
 def _csr(arrays: BenchArrays) -> sp.csr_matrix:
@@ -259,6 +264,139 @@ def _lightfm(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
     return Prepared(fit, answer)
 
 
+# ------------------------------------------------------------------------- Spark MLlib
+def spark_session(master: str = SPARK_MASTER) -> Any:
+    """A quiet local SparkSession for one child: loopback only, no UI, ERROR logs only.
+
+    The caller stops it (``session.stop()``).
+    """
+    import os
+
+    from pyspark.sql import SparkSession
+
+    # read by Spark's launcher before any conf: no "hostname resolves to loopback" warning
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    session = (SparkSession.builder.master(master).appName("latentrec-bench")
+               .config("spark.ui.enabled", "false")
+               .config("spark.driver.host", "127.0.0.1")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.log.level", "ERROR")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.driver.memory", "4g")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def spark_factors(frame: Any, n: int, rank: int) -> np.ndarray:
+    """A fitted Spark ALS model's ``userFactors``/``itemFactors`` as an ``n`` x ``rank`` array.
+
+    Row ``i`` holds the factors of Spark id ``i`` (the adapter passes the harness's indices as
+    Spark's ids); ids Spark never saw keep zero rows.
+    """
+    factors = np.zeros((n, rank), dtype=np.float32)
+    if hasattr(frame, "toArrow"):  # Spark >= 4.0
+        table = frame.toArrow()
+        ids = table.column("id").to_numpy()
+        values = table.column("features").combine_chunks().flatten().to_numpy()
+        factors[ids] = values.reshape(len(ids), rank)
+    else:
+        for row in frame.collect():
+            factors[row["id"]] = row["features"]
+    return factors
+
+
+def _spark_frame(session: Any, columns: dict[str, np.ndarray]) -> Any:
+    """A Spark DataFrame of ``columns``: from Arrow on Spark >= 4.0, else through pandas.
+
+    PySpark 4.x warns that it does not fully support pandas >= 3 (FutureWarning); an Arrow
+    table avoids pandas altogether.
+    """
+    from pyspark.sql import DataFrame
+
+    if hasattr(DataFrame, "toArrow"):
+        import pyarrow as pa
+
+        return session.createDataFrame(pa.table(columns))
+    import pandas as pd
+
+    return session.createDataFrame(pd.DataFrame(columns))
+
+
+def _spark_als(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    from pyspark.ml.recommendation import ALS
+
+    session = spark_session()
+    try:
+        explicit = arrays.feedback == "explicit"
+        weights = (np.ones(len(arrays.user_index), dtype=np.float32) if arrays.values is None
+                   else arrays.values.astype(np.float32))
+        if contender.options.get("weighting") == "log1p":
+            # Spark's confidence is 1 + alpha * r: r = log1p(w / epsilon) gives latentrec's
+            weights = np.log1p(weights / float(contender.options["epsilon"])).astype(np.float32)
+        train = _spark_frame(session, {"user": arrays.user_index.astype(np.int32),
+                                       "item": arrays.item_index.astype(np.int32),
+                                       "rating": weights}).cache()
+        train.count()  # in Spark's memory before the timed fits, as other peers' inputs
+        params = dict(contender.params)
+        rank = int(params.get("rank", 10))
+        first_users = max(1, int(arrays.n_users * WARM_UP_USER_SHARE))
+        sample = train.filter(train.user < first_users).cache()
+        sample.count()
+    except BaseException:
+        session.stop()
+        raise
+
+    def estimator(**override: Any) -> Any:
+        return ALS(userCol="user", itemCol="item", ratingCol="rating", seed=0,
+                   **{**params, **override})
+
+    def warm_up() -> None:
+        # the JVM loads and compiles ALS's classes here, not inside the timed fits
+        estimator(maxIter=1).fit(sample)
+
+    def fit() -> Any:
+        return estimator().fit(train)
+
+    def answer(model: Any) -> np.ndarray:
+        users = spark_factors(model.userFactors, arrays.n_users, rank)
+        items = spark_factors(model.itemFactors, arrays.n_items, rank)
+        if explicit:
+            return _predict_from_factors(arrays, users, items, float(np.mean(weights)))
+        return _top_k_from_factors(arrays, users, items, k)
+
+    return Prepared(fit, answer, warm_up, iterations=int(params.get("maxIter", 10)),
+                    close=session.stop)
+
+
+def _predict_from_factors(arrays: BenchArrays, users: np.ndarray, items: np.ndarray,
+                          fallback: float) -> np.ndarray:
+    """``p_u . q_i`` for the test pairs (raw ids); ``fallback`` where either id is unknown."""
+    user_of = {user: n for n, user in enumerate(arrays.user_ids.tolist())}
+    item_of = {item: n for n, item in enumerate(arrays.item_ids.tolist())}
+    rows = np.array([user_of.get(u, -1) for u in np.asarray(arrays.test_user_ids).tolist()])
+    cols = np.array([item_of.get(i, -1) for i in np.asarray(arrays.test_item_ids).tolist()])
+    known = (rows >= 0) & (cols >= 0)
+    out = np.full(len(rows), fallback, dtype=np.float64)
+    out[known] = np.einsum("ij,ij->i", users[rows[known]], items[cols[known]])
+    return out
+
+
+def _top_k_from_factors(arrays: BenchArrays, users: np.ndarray, items: np.ndarray,
+                        k: int) -> np.ndarray:
+    """Each rank user's top-``k`` items by ``p_u . q_i``, training items excluded."""
+    seen = _csr(arrays)
+    rank_users = np.asarray(arrays.rank_users)
+    result = np.full((len(rank_users), k), -1, dtype=np.int64)
+    for start in range(0, len(rank_users), 1024):
+        batch = rank_users[start:start + 1024]
+        scores = users[batch] @ items.T
+        for row, user in enumerate(batch):
+            result[start + row] = _top_k_from_scores(scores[row], seen[user].indices, k)
+    return result
+
+
 def prepare(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
     """The adapter named by ``contender.adapter``, applied to the child's data."""
     if contender.adapter.startswith("latentrec."):
@@ -272,5 +410,6 @@ def prepare(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
         "cornac.BPR": _cornac_ranker,
         "cornac.EASE": _cornac_ranker,
         "lightfm.LightFM": _lightfm,
+        "pyspark.ALS": _spark_als,
     }
     return adapters[contender.adapter](arrays, contender, k)

@@ -4,7 +4,9 @@
 arrays), ``NAME`` the contender's name and ``OUTPUT`` the ``.npy`` file for its answers
 (predicted ratings or top-k lists), which the harness scores. The last line on stdout is
 ``RESULT_MARKER`` followed by a JSON object: fit seconds (median of the timed fits, and each
-of them), answer seconds and the process's peak resident memory after fitting and at the end.
+of them), answer seconds, the process's peak resident memory after fitting and at the end (plus
+that of its child processes, such as Spark's JVM) and, where the adapter fixes them, the
+iterations each fit runs.
 Timed fits exclude reading, conversion to the library's input and, for latentrec, one warm-up
 fit on a slice (numba compilation); the first fit that takes over 20 s is the only one.
 """
@@ -12,6 +14,7 @@ fit on a slice (numba compilation); the first fit that takes over 20 s is the on
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -27,6 +30,28 @@ from latentrec.bench._suites import contenders_for
 RESULT_MARKER = "LATENTREC_BENCH_RESULT "
 #: after a fit this long, the first one is the measurement (Gowalla's fits take minutes)
 SINGLE_RUN_AFTER_S = 20.0
+
+
+def _children_peak_rss_mb() -> float:
+    """The summed peak resident memory (MB) of this process's live child processes (Linux).
+
+    Spark's JVM is such a child: its memory is the Spark peer's too. Zero where there are none
+    or where ``/proc`` cannot tell.
+    """
+    total = 0.0
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the command may hold spaces: the parent's pid is the 2nd field after ")"
+            if stat.read_text().rpartition(")")[2].split()[1] != me:
+                continue
+            with open(stat.parent / "status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) / 1024  # kB
+        except (OSError, IndexError):
+            continue  # ended meanwhile, or not Linux
+    return total
 
 
 def peak_rss_mb() -> float | None:
@@ -73,17 +98,30 @@ def run_contender(task: dict[str, Any], name: str, output: Path) -> dict[str, An
     contender = by_name[name]
     arrays = BenchArrays.load(Path(task["arrays"]))
     prepared = prepare(arrays, contender, int(task["k"]))
-    data_mb = peak_rss_mb()
-    if prepared.warm_up is not None:
-        prepared.warm_up()
-    model, fit_s, fit_runs_s = timed_fits(prepared.fit, int(task["repeats"]))
-    peak_mb = peak_rss_mb()
-    started = time.perf_counter()
-    answers = prepared.answer(model)
-    answer_s = time.perf_counter() - started
+
+    def peak_mb() -> float | None:
+        own = peak_rss_mb()
+        return None if own is None else own + _children_peak_rss_mb()
+
+    try:
+        data_mb = peak_mb()
+        if prepared.warm_up is not None:
+            prepared.warm_up()
+        model, fit_s, fit_runs_s = timed_fits(prepared.fit, int(task["repeats"]))
+        fitted_mb = peak_mb()
+        started = time.perf_counter()
+        answers = prepared.answer(model)
+        answer_s = time.perf_counter() - started
+        end_mb = peak_mb()
+    finally:
+        if prepared.close is not None:
+            prepared.close()
     np.save(output, np.asarray(answers), allow_pickle=False)
-    return {"fit_s": fit_s, "fit_runs_s": fit_runs_s, "answer_s": answer_s,
-            "peak_mb": peak_mb, "peak_mb_end": peak_rss_mb(), "data_mb": data_mb}
+    result: dict[str, Any] = {"fit_s": fit_s, "fit_runs_s": fit_runs_s, "answer_s": answer_s,
+                              "peak_mb": fitted_mb, "peak_mb_end": end_mb, "data_mb": data_mb}
+    if prepared.iterations is not None:
+        result["iterations"] = prepared.iterations
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> None:

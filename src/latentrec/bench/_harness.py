@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 #: pip distribution of each contender library, for the versions in the results
 _DISTRIBUTIONS = {"latentrec": "latentrec", "surprise": "scikit-surprise",
                   "implicit": "implicit", "cornac": "cornac", "libmf": "libmf",
-                  "lightfm": "lightfm"}
+                  "lightfm": "lightfm", "pyspark": "pyspark"}
 #: repeats of the timed fit when the caller gives none: the explicit suite's fits take well
 #: under a second, so it reports the median of 3; top-N fits (Gowalla's) can take minutes
 DEFAULT_REPEATS = {"explicit": 3, "implicit": 1}
@@ -59,6 +60,24 @@ def _matches(contender: Contender, only: Sequence[str]) -> bool:
 def _importable(library: str) -> bool:
     """Whether ``library`` can be imported here (found, not imported: that is the child's)."""
     return importlib.util.find_spec(library) is not None
+
+
+def _java_found() -> bool:
+    """Whether a ``java`` launcher is where PySpark looks: ``$JAVA_HOME/bin`` or ``PATH``."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return True
+    return shutil.which("java") is not None
+
+
+def _unavailable(library: str) -> str | None:
+    """Why the peer ``library`` cannot run here, or None when it can."""
+    if not _importable(library):
+        return f"not installed; {MISSING_PEER_REASONS.get(library, BENCH_EXTRA_HINT)}"
+    if library == "pyspark" and not _java_found():
+        return ("no Java runtime (Spark needs one: install Java 17 or newer and put java on "
+                "PATH or set JAVA_HOME)")
+    return None
 
 
 def _library_version(library: str) -> str | None:
@@ -218,8 +237,8 @@ def run_suite(
             f"only={list(only)} matches no contender of the {suite} suite; names: {names}")
     skipped: list[SkippedContender] = []
     for library in dict.fromkeys(c.library for c in chosen if c.is_peer):
-        if not _importable(library):
-            reason = f"not installed; {MISSING_PEER_REASONS.get(library, BENCH_EXTRA_HINT)}"
+        reason = _unavailable(library)
+        if reason is not None:
             missing = [c for c in chosen if c.library == library]
             skipped += [SkippedContender(c.name, library, reason) for c in missing]
             say(f"skipping {library} ({len(missing)} contender{'s' * (len(missing) > 1)}): "
@@ -271,10 +290,14 @@ def run_suite(
                 version=_library_version(contender.library), params=dict(contender.params),
                 options=dict(contender.options), metrics=scores, fit_s=child["fit_s"],
                 fit_runs_s=child["fit_runs_s"], answer_s=child["answer_s"],
-                peak_mb=child["peak_mb"], peak_mb_end=child["peak_mb_end"]))
+                peak_mb=child["peak_mb"], peak_mb_end=child["peak_mb_end"],
+                iterations=child.get("iterations")))
             memory = f"{child['peak_mb']:,.0f} MB" if child["peak_mb"] is not None else "?"
+            per_iteration = rows[-1].fit_per_iteration_s
+            iterations = ("" if per_iteration is None else
+                          f" ({per_iteration:.3f} s per iteration: fit / {rows[-1].iterations})")
             say(f"{contender.name}: {metric.upper()} {scores[metric]:.4f}  "
-                f"fit {child['fit_s']:.3f} s  peak {memory}")
+                f"fit {child['fit_s']:.3f} s{iterations}  peak {memory}")
 
     rows, best_peer = _add_ratios(rows, metric, lower_is_better=explicit)
     return SuiteResult(

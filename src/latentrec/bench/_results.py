@@ -16,9 +16,10 @@ class ContenderResult:
     ``metrics`` maps metric names (``rmse``, ``ndcg@10`` ...) to values; ``fit_s`` is the
     median of the timed fits (``fit_runs_s`` lists them); ``answer_s`` is the time taken to
     predict the test pairs or rank for every test user; ``peak_mb`` is the child process's
-    peak resident memory after fitting (interpreter, imports, data and the fits),
-    ``peak_mb_end`` after answering too. The ratios compare with the best peer of the run
-    (``None`` when no peer ran).
+    peak resident memory after fitting (interpreter, imports, data and the fits; plus its child
+    processes' peaks, such as Spark's JVM), ``peak_mb_end`` after answering too. The ratios
+    compare with the best peer of the run (``None`` when no peer ran). ``iterations`` is the
+    number of iterations each fit runs, where the harness knows it (Spark's ``maxIter``).
     """
 
     name: str
@@ -34,10 +35,16 @@ class ContenderResult:
     peak_mb_end: float | None
     quality_vs_best_peer: float | None = None
     fit_vs_best_peer: float | None = None
+    iterations: int | None = None
 
     @property
     def is_peer(self) -> bool:
         return self.library != "latentrec"
+
+    @property
+    def fit_per_iteration_s(self) -> float | None:
+        """``fit_s / iterations`` (setup included), where the contender's iterations are known."""
+        return None if not self.iterations else self.fit_s / self.iterations
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,9 @@ class SuiteResult:
                           "peak_mb_end": row.peak_mb_end,
                           f"{self.metric}_vs_best_peer": row.quality_vs_best_peer,
                           "fit_vs_best_peer": row.fit_vs_best_peer})
+            if row.iterations is not None:
+                entry.update({"iterations": row.iterations,
+                              "fit_per_iteration_s": row.fit_per_iteration_s})
             rows.append(entry)
         return {
             "suite": self.suite, "dataset": self.dataset, "split": self.split, "k": self.k,

@@ -105,7 +105,8 @@ def train(df: Any, model: Recommender, *, num_processes: int = 2,
         failure = _rank_error(folder)
         if failure is not None:
             raise failure
-        return load(target)
+        fitted: Recommender = load(target)
+        return fitted
     finally:
         if own_staging:
             shutil.rmtree(folder, ignore_errors=True)

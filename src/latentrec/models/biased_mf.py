@@ -17,6 +17,7 @@ from latentrec.models.base import hyperparameters
 from latentrec.models.factor import FactorModel
 from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
+from latentrec.training.partition import Partition
 
 __all__ = ["BiasedMF"]
 
@@ -129,6 +130,26 @@ class BiasedMF(FactorModel):
                     "config": {**{k: config[k] for k in kept if k in config},
                                "burn_in": burn_in}}
         return {**meta, "config": {**config, "engine": solver}}
+
+    def _distributed_trainable(self, data: Partition) -> Trainable:
+        # DSGD moves item blocks between the ranks' compiled CPU kernels; the minibatch engine
+        # has no distributed form (one process trains it on any device)
+        from latentrec.models._dsgd import DSGDTrainable
+
+        config = self.config
+        if config.engine == "minibatch":
+            raise InvalidParameterError(
+                "distributed BiasedMF trains with the compiled CPU kernel (DSGD); "
+                "engine='minibatch' does not train distributed (use engine='kernel' or 'auto')")
+        if config.device != "auto" and resolve_device(config.device).type != "cpu":
+            raise InvalidParameterError(
+                f"distributed BiasedMF runs the compiled kernel on the CPU only; device is "
+                f"{config.device!r} (use device='cpu' or 'auto')")
+        if config.optimizer not in KERNEL_OPTIMIZERS:
+            raise InvalidParameterError(
+                f"distributed BiasedMF (the compiled kernel) supports optimizer "
+                f"{' or '.join(map(repr, KERNEL_OPTIMIZERS))}, got {config.optimizer!r}")
+        return DSGDTrainable(self, data)
 
     def _trainable(self, data: Interactions) -> Trainable:
         global_mean = float(np.mean(data.weights(), dtype=np.float64))

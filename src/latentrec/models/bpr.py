@@ -18,6 +18,7 @@ from latentrec.models.config import EpochConfig
 from latentrec.models.factor import FactorModel
 from latentrec.training import RankingValidator, Trainable
 from latentrec.training.minibatch import OPTIMIZERS, MinibatchLoop, resolve_device
+from latentrec.training.partition import Partition
 
 __all__ = ["BPR"]
 
@@ -102,6 +103,11 @@ class BPR(FactorModel):
 
     def _trainable(self, data: Interactions) -> Trainable:
         return _BPRTrainable(self, data)
+
+    def _distributed_trainable(self, data: Partition) -> Trainable:
+        from latentrec.models._distributed_bpr import DistributedBPRTrainable
+
+        return DistributedBPRTrainable(self, data)
 
     def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
         # no closed form for a ranking loss: a few Adam steps on the user vectors alone

@@ -62,6 +62,9 @@ class Group:
     rank: int = 0
     size: int = 1
     timeout: float = DEFAULT_TIMEOUT
+    #: the process group that carries latentrec's exchanges: they are CPU tensors, so under
+    #: NCCL (GPUs) a gloo group beside it; ``None`` is the default group
+    channel: Any = None
     bytes_sent: int = field(default=0, init=False)
 
     @property
@@ -80,7 +83,7 @@ class Group:
                      "max": dist.ReduceOp.MAX}[op]
         self.bytes_sent += _nbytes(tensor) * 2 * (self.size - 1) // self.size
         with _contact(self.rank):
-            dist.all_reduce(tensor, op=reduce_op)
+            dist.all_reduce(tensor, op=reduce_op, group=self.channel)
         return tensor
 
     def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
@@ -98,7 +101,7 @@ class Group:
         out = [torch.empty_like(padded) for _ in range(self.size)]
         self.bytes_sent += _nbytes(tensor) * (self.size - 1)
         with _contact(self.rank):
-            dist.all_gather(out, padded.contiguous())
+            dist.all_gather(out, padded.contiguous(), group=self.channel)
         return [part[:length] for part, length in zip(out, lengths, strict=True)]
 
     def all_to_all(self, chunks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -115,7 +118,7 @@ class Group:
         counts = torch.tensor([len(c) for c in chunks], dtype=torch.int64)
         received = torch.empty_like(counts)
         with _contact(self.rank):
-            dist.all_to_all_single(received, counts)
+            dist.all_to_all_single(received, counts, group=self.channel)
         tail = tuple(chunks[0].shape[1:])
         width = int(np.prod(tail)) if tail else 1
         send = torch.cat([c.reshape(len(c), *tail) for c in chunks]).contiguous()
@@ -123,7 +126,8 @@ class Group:
         self.bytes_sent += sum(_nbytes(c) for r, c in enumerate(chunks) if r != self.rank)
         if width:
             with _contact(self.rank):
-                dist.all_to_all_single(out, send, received.tolist(), counts.tolist())
+                dist.all_to_all_single(out, send, received.tolist(), counts.tolist(),
+                                           group=self.channel)
         return list(torch.split(out, received.tolist()))
 
     def shift(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -138,8 +142,8 @@ class Group:
         self.bytes_sent += _nbytes(tensor)
         with _contact(self.rank):
             requests = dist.batch_isend_irecv([
-                dist.P2POp(dist.isend, tensor.contiguous(), target),
-                dist.P2POp(dist.irecv, out, source)])
+                dist.P2POp(dist.isend, tensor.contiguous(), target, group=self.channel),
+                dist.P2POp(dist.irecv, out, source, group=self.channel)])
             for request in requests:
                 request.wait()
         return out
@@ -160,7 +164,7 @@ class Group:
             self.bytes_sent += _nbytes(tensor)
         out = [torch.empty_like(padded) for _ in range(self.size)] if self.leader else None
         with _contact(self.rank):
-            dist.gather(padded.contiguous(), out, dst=0)
+            dist.gather(padded.contiguous(), out, dst=0, group=self.channel)
         if out is None:
             return None
         return [part[:length] for part, length in zip(out, lengths, strict=True)]
@@ -171,7 +175,7 @@ class Group:
         mine = torch.tensor([length], dtype=torch.int64)
         every = [torch.empty_like(mine) for _ in range(self.size)]
         with _contact(self.rank):
-            dist.all_gather(every, mine)
+            dist.all_gather(every, mine, group=self.channel)
         return [int(x) for x in every]
 
     # ---------------------------------------------------------------- Python values
@@ -220,7 +224,7 @@ class Group:
             import torch.distributed as dist
 
             with _contact(self.rank):
-                dist.barrier()
+                dist.barrier(group=self.channel)
 
 
 @contextlib.contextmanager
@@ -257,6 +261,8 @@ def init_group(*, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT,
         return Group(0, 1, float(timeout))
     import torch.distributed as dist
 
+    if torch.cuda.is_available():  # one GPU per process: "cuda" means this rank's
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     if not dist.is_initialized():
         if backend == "auto":
             backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -277,7 +283,10 @@ def init_group(*, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT,
                                     world_size=int(os.environ["WORLD_SIZE"]), timeout=wait)
         else:
             dist.init_process_group(backend, timeout=wait)
-    group = Group(dist.get_rank(), dist.get_world_size(), float(timeout))
+    channel = None
+    if dist.get_backend() == "nccl":
+        channel = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout))
+    group = Group(dist.get_rank(), dist.get_world_size(), float(timeout), channel)
     if not group.leader:
         logging.getLogger("latentrec").setLevel(logging.WARNING)
     return group

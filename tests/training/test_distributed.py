@@ -134,8 +134,8 @@ def test_ids_spelled_differently_in_two_shards_stay_distinct(tmp_path: Path) -> 
 def test_duplicates_across_shards_follow_the_policy(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("user,item,rating\n1,10,4\n2,10,3\n")
     (tmp_path / "b.csv").write_text("user,item,rating\n1,10,2\n1,11,5\n")
-    with pytest.raises(DataError, match=r"user 1 and item 10 appear more than once "
-                                        r"\(.*a.csv row 1 and .*b.csv row 1\)"):
+    with pytest.raises(DataError, match=r"user 1 and item 10 appear in more than one shard "
+                                        r"\(.*a.csv and .*b.csv\); pass duplicates="):
         fit_sharded(ALS(factors=2, epochs=1), tmp_path, show_progress=False)
     last = fit_sharded(ALS(factors=2, epochs=1), tmp_path, duplicates="last",
                        show_progress=False)

@@ -147,6 +147,7 @@ def read_shard(shard: Shard, *, feedback: Feedback = "explicit",
     if shard.row_group is None:
         return read_interactions(shard.path, feedback=feedback, duplicates=duplicates,
                                  **options)  # type: ignore[arg-type]
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(shard.path)
@@ -157,6 +158,7 @@ def read_shard(shard: Shard, *, feedback: Feedback = "explicit",
     except Exception as error:
         raise DataError(f"row group {shard.row_group} is not readable "
                         f"({_first_line(error)})", source=str(path)) from None
+    pa.default_memory_pool().release_unused()  # Arrow keeps freed buffers otherwise
     frame.columns = [str(c) for c in frame.columns]
     layout = _layout_from_names("parquet", None, list(frame.columns))
     columns = {name: options[name] for name in ("user_col", "item_col", "value_col",

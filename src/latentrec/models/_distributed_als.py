@@ -66,6 +66,12 @@ def assemble(group: Group, own: torch.Tensor, rows: int) -> torch.Tensor | None:
     return table
 
 
+def _with_values(rows: sp.csr_matrix, values: np.ndarray) -> sp.csr_matrix:
+    """``rows``' structure with other values. :class:`Partners` gives it new index arrays,
+    and only those are ever sorted in place."""
+    return sp.csr_matrix((values, rows.indices, rows.indptr), shape=rows.shape, copy=False)
+
+
 class Partners:
     """How one side's rows get the factors of the partners they touch (see the module)."""
 
@@ -96,8 +102,15 @@ class Partners:
             logger.info("%s half-sweep: %s (sends %.3g MB per sweep; the other way %.3g MB)",
                         name, self.mode, (gathered if self.mode == "all-gather" else in_out) / 1e6,
                         (in_out if self.mode == "all-gather" else gathered) / 1e6)
+        #: rows per rank in the all-gathered table (rank r's rows start at r * block)
+        self.block = -(-n_partners // size)
         if self.mode == "all-gather":
-            self.rows = rows.copy()  # the solvers may sort it in place
+            # the table comes rank by rank: partner i sits at (i % P) * block + i // P
+            indices = rows.indices.astype(np.int64)
+            compact = (indices % size) * self.block + indices // size
+            self.rows = sp.csr_matrix((rows.data, compact.astype(np.int32), rows.indptr),
+                                      shape=(rows.shape[0], size * self.block))
+            self.rows.has_sorted_indices = size == 1
             return
         order = np.concatenate(wanted)  # the received table's rows, in this order
         # the k-th smallest needed partner sits at argsort(order)[k] in the received table
@@ -109,11 +122,7 @@ class Partners:
         """The partner table that ``self.rows``' column indices point into."""
         group = self.group
         if self.mode == "all-gather":
-            parts = group.all_gather(own.cpu())
-            table = torch.empty((self.n_partners, *own.shape[1:]), dtype=own.dtype)
-            for rank, part in enumerate(parts):
-                table[rank::group.size] = part
-            return table.to(own.device)
+            return group.all_gather_blocks(own.cpu(), self.block).to(own.device)
         chunks = [own.cpu()[positions] for positions in self.send]
         received: torch.Tensor = torch.cat(group.all_to_all(chunks))
         return received.to(own.device)
@@ -129,9 +138,9 @@ class DistributedImplicitALSTrainable:
         self.n_users, self.n_items = data.n_users, data.n_items
         self.device = resolve_device(config.device)
         k = config.factors
-        user_rows, item_rows = data.user_rows.copy(), data.item_rows.copy()
-        user_rows.data = model.confidence_weights(user_rows.data)
-        item_rows.data = model.confidence_weights(item_rows.data)
+        # new values (the confidences) on the partition's own index arrays, not copies of them
+        user_rows = _with_values(data.user_rows, model.confidence_weights(data.user_rows.data))
+        item_rows = _with_values(data.item_rows, model.confidence_weights(data.item_rows.data))
         self.users = Partners(self.group, user_rows, data.n_items, k, "user")
         self.items = Partners(self.group, item_rows, data.n_users, k, "item")
         self.compiled = self.device.type == "cpu" and config.solver == "cg"
@@ -237,8 +246,10 @@ class DistributedALSTrainable:
         self.device = resolve_device(config.device)
         self.mean = data.mean
         k = config.factors
-        self.users = Partners(self.group, data.user_rows, data.n_items, k + 1, "user")
-        self.items = Partners(self.group, data.item_rows, data.n_users, k + 1, "item")
+        self.users = Partners(self.group, _with_values(data.user_rows, data.user_rows.data.copy()),
+                              data.n_items, k + 1, "user")
+        self.items = Partners(self.group, _with_values(data.item_rows, data.item_rows.data.copy()),
+                              data.n_users, k + 1, "item")
         self.by_user = SparseRows.from_csr(self.users.rows, self.device)
         self.by_item = SparseRows.from_csr(self.items.rows, self.device)
         self.user_reg = _bias_reg(self.by_user, config.reg, config.reg_bias, k)

@@ -254,6 +254,7 @@ class Recommender(ABC):
         self.history_ = runner.run(trainable, epochs=self.config.epochs,
                                    description=f"{name} (rank {data.group.rank})",
                                    identity=self._run_identity(data))
+        del trainable  # its copies of the rows, before rank 0 gathers every user's row
         seen = data.gather_rows()
         if seen is not None:
             self.seen_ = seen

@@ -15,6 +15,7 @@ Only rank 0 logs, draws progress, writes checkpoints and writes the model.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import logging
@@ -148,6 +149,23 @@ class Group:
                 request.wait()
         return out
 
+    def all_gather_blocks(self, tensor: torch.Tensor, rows: int) -> torch.Tensor:
+        """Every rank's ``tensor`` (at most ``rows`` rows; the same on every rank) in one
+        table of ``size * rows`` rows, rank ``r``'s at ``r * rows``: no copy beyond the
+        table itself."""
+        if len(tensor) < rows:
+            tensor = torch.cat([tensor, tensor.new_zeros((rows - len(tensor),
+                                                          *tensor.shape[1:]))])
+        if self.size == 1:
+            return tensor
+        import torch.distributed as dist
+
+        out = torch.empty((self.size * rows, *tensor.shape[1:]), dtype=tensor.dtype)
+        self.bytes_sent += _nbytes(tensor) * (self.size - 1)
+        with _contact(self.rank):
+            dist.all_gather_single(out, tensor.contiguous(), group=self.channel)
+        return out
+
     def gather_to_leader(self, tensor: torch.Tensor) -> list[torch.Tensor] | None:
         """Every rank's ``tensor`` on rank 0 (first dimensions may differ); ``None`` elsewhere."""
         if self.size == 1:
@@ -168,6 +186,35 @@ class Group:
         if out is None:
             return None
         return [part[:length] for part, length in zip(out, lengths, strict=True)]
+
+    def to_leader(self, tensors: Sequence[torch.Tensor]
+                  ) -> Iterator[tuple[int, Sequence[torch.Tensor]]]:
+        """On rank 0, every rank's 1-D ``tensors`` (same count and dtypes everywhere) one rank
+        at a time, rank 0's own first, so that rank 0 never holds more than one other rank's
+        share; elsewhere it sends them and yields nothing. Every rank must exhaust it."""
+        if self.leader:
+            yield 0, tensors
+        if self.size == 1:
+            return
+        import torch.distributed as dist
+
+        with _contact(self.rank):
+            if not self.leader:
+                lengths = torch.tensor([len(t) for t in tensors], dtype=torch.int64)
+                dist.send(lengths, 0, group=self.channel)
+                for tensor in tensors:
+                    self.bytes_sent += _nbytes(tensor)
+                    dist.send(tensor.contiguous(), 0, group=self.channel)
+                return
+            for source in range(1, self.size):
+                lengths = torch.empty(len(tensors), dtype=torch.int64)
+                dist.recv(lengths, source, group=self.channel)
+                received = []
+                for tensor, length in zip(tensors, lengths.tolist(), strict=True):
+                    part = torch.empty(int(length), dtype=tensor.dtype)
+                    dist.recv(part, source, group=self.channel)
+                    received.append(part)
+                yield source, received
 
     def _lengths(self, length: int) -> list[int]:
         import torch.distributed as dist
@@ -287,6 +334,8 @@ def init_group(*, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT,
     if dist.get_backend() == "nccl":
         channel = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout))
     group = Group(dist.get_rank(), dist.get_world_size(), float(timeout), channel)
+    # a process that exits with the group open aborts in gloo's threads (SIGABRT)
+    atexit.register(shutdown)
     if not group.leader:
         logging.getLogger("latentrec").setLevel(logging.WARNING)
     return group

@@ -27,10 +27,6 @@ from latentrec.training.distributed import Group
 
 __all__ = ["Partition", "partition"]
 
-#: bits of the order key that hold a row's position inside its shard
-_ROW_BITS = 40
-
-
 @dataclass
 class Partition:
     """This rank's share of the interactions, with the vocabularies and statistics of all.
@@ -77,27 +73,44 @@ class Partition:
 
     def gather_rows(self) -> sp.csr_matrix | None:
         """Every user's row (users x items) on rank 0, ``None`` elsewhere: the seen-item
-        matrix a saved model keeps. Collective."""
-        rows = self.user_rows.tocoo()
-        users = self.own_users[rows.row].astype(np.int64)
-        parts = self.group.gather_to_leader(torch.from_numpy(np.stack(
-            [users, rows.col.astype(np.int64)], axis=1)))
-        values = self.group.gather_to_leader(torch.from_numpy(rows.data.astype(np.float32)))
-        if parts is None or values is None:
+        matrix a saved model keeps. Collective; rank 0 receives one rank's rows at a time and
+        places them straight into the final arrays."""
+        group = self.group
+        if group.size == 1:
+            return self.user_rows.copy()
+        local = self.user_rows
+        indptr = indices = data = None
+        if group.leader:
+            indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+            np.cumsum(self.user_counts.astype(np.int64), out=indptr[1:])
+            indices = np.empty(int(indptr[-1]), dtype=np.int32)
+            data = np.empty(int(indptr[-1]), dtype=np.float32)
+        for rank, (pointers, columns, values) in group.to_leader([
+                torch.from_numpy(local.indptr.astype(np.int64)),
+                torch.from_numpy(local.indices.astype(np.int32, copy=False)),
+                torch.from_numpy(local.data.astype(np.float32, copy=False))]):
+            assert indptr is not None and indices is not None and data is not None
+            starts = indptr[np.arange(rank, self.n_users, group.size)]
+            local_pointers = pointers.numpy()
+            counts = np.diff(local_pointers)
+            positions = (np.repeat(starts - local_pointers[:-1], counts)
+                         + np.arange(len(columns)))
+            indices[positions] = columns.numpy()
+            data[positions] = values.numpy()
+        if indptr is None or indices is None or data is None:
             return None
-        pairs = torch.cat(parts).numpy()
-        data = torch.cat(values).numpy()
-        matrix = sp.csr_matrix((data, (pairs[:, 0], pairs[:, 1])),
-                               shape=(self.n_users, self.n_items), dtype=np.float32)
-        matrix.sort_indices()
+        matrix: sp.csr_matrix = sp.csr_matrix((data, indices, indptr),
+                                              shape=(self.n_users, self.n_items))
+        matrix.has_sorted_indices = True
         return matrix
 
 
-def partition(group: Group, parts: Sequence[Interactions], shard_names: Sequence[str], *,
+def partition(group: Group, parts: list[Interactions], shard_names: Sequence[str], *,
               feedback: Feedback, duplicates: DuplicatePolicy = "error",
               orders: Sequence[int] | None = None) -> Partition:
     """Build this rank's :class:`Partition` from the shards it read. Collective: every rank
-    calls it, with the shards it read (possibly none).
+    calls it, with the shards it read (possibly none); ``parts`` is emptied on the way, so
+    that no shard is held twice.
 
     ``shard_names[j]`` names shard ``j`` of the whole input for messages, and ``orders[i]``
     is the position of ``parts[i]`` in it (which decides ``duplicates="last"`` across shards).
@@ -125,26 +138,37 @@ def partition(group: Group, parts: Sequence[Interactions], shard_names: Sequence
                         "users")
     items = _vocabulary(group, [p.items for p in parts], all(f for _, i, _ in flags for f in i),
                         "items")
-    user_index, item_index, values, order = _global_rows(parts, orders, users, items)
+    user_index, item_index, values, shard = _global_rows(parts, orders, users, items)
+    n_users, n_items = len(users), len(items)
 
     # to the owners of the users: they see every interaction of a user, so they resolve
-    # duplicates exactly as one process would
-    user_index, item_index, values, order = _exchange(
-        group, user_index % size, user_index, item_index, values, order)
+    # pairs repeated across shards exactly as one process would
+    if size > 1:
+        user_index, item_index, values, shard = _exchange(
+            group, user_index % size, user_index, item_index, values, shard)
+        user_index //= size
     error: BaseException | None = None
+    by_user = None
     try:
-        user_index, item_index, values = _resolve(user_index, item_index, values, order,
-                                                  duplicates, users, items, shard_names)
+        by_user = _resolve(user_index, item_index, values, shard, len(range(
+            group.rank, n_users, size)), n_items, duplicates, group, users, items, shard_names)
     except DataError as caught:
         error = caught
+    del user_index, item_index, values, shard
     group.agree(error)
-    by_user = _rows(user_index // size, item_index, values,
-                    len(range(group.rank, len(users), size)), len(items))
-    item_index2, user_index2, values2, _ = _exchange(
-        group, item_index % size, item_index, user_index, values, np.zeros(len(values),
-                                                                          dtype=np.int64))
-    own_items = len(range(group.rank, len(items), size))
-    by_item = _rows(item_index2 // size, user_index2, values2, own_items, len(users))
+    assert by_user is not None
+    if size == 1:
+        by_item = by_user.T.tocsr()
+        by_item.sort_indices()
+    else:
+        rows = by_user.tocoo()
+        owner_users = (rows.row.astype(np.int64) * size + group.rank).astype(np.int32)
+        item_index, user_index, values = _exchange(group, rows.col % size, rows.col,
+                                                   owner_users, rows.data)
+        del rows, owner_users
+        by_item = _sorted_rows(item_index // size, user_index, values,
+                               len(range(group.rank, n_items, size)), n_users)
+        del item_index, user_index, values
 
     user_counts = torch.zeros(len(users), dtype=torch.float64)
     user_counts[torch.from_numpy(np.arange(group.rank, len(users), size))] = torch.from_numpy(
@@ -189,19 +213,26 @@ def _vocabulary(group: Group, maps: Sequence[IdMap], integer: bool, name: str) -
                                       else np.sort(joined.astype(object)))), name=name)
 
 
-def _global_rows(parts: Sequence[Interactions], orders: Sequence[int], users: IdMap,
+def _global_rows(parts: list[Interactions], orders: Sequence[int], users: IdMap,
                  items: IdMap) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    user_index, item_index, values, order = [], [], [], []
-    for part, position in zip(parts, orders, strict=True):
-        user_index.append(users.index_of(part.users.to_numpy())[part.user_index])
-        item_index.append(items.index_of(part.items.to_numpy())[part.item_index])
-        values.append(part.weights().astype(np.float32))
-        order.append((np.int64(position) << _ROW_BITS) + np.arange(len(part), dtype=np.int64))
-    if not parts:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0, dtype=np.float32), empty
-    return (np.concatenate(user_index), np.concatenate(item_index), np.concatenate(values),
-            np.concatenate(order))
+    """Every row as global user and item indices (int32), its value and its shard's ordinal;
+    ``parts`` is emptied as it is copied, so each shard's own arrays go at once."""
+    total = sum(len(part) for part in parts)
+    user_index = np.empty(total, dtype=np.int32)
+    item_index = np.empty(total, dtype=np.int32)
+    values = np.empty(total, dtype=np.float32)
+    shard = np.empty(total, dtype=np.int32)
+    at = 0
+    for position in orders:
+        part = parts.pop(0)
+        end = at + len(part)
+        user_index[at:end] = users.index_of(part.users.to_numpy())[part.user_index]
+        item_index[at:end] = items.index_of(part.items.to_numpy())[part.item_index]
+        values[at:end] = part.weights()
+        shard[at:end] = position
+        at = end
+        del part
+    return user_index, item_index, values, shard
 
 
 def _exchange(group: Group, owner: np.ndarray, *columns: np.ndarray
@@ -217,41 +248,57 @@ def _exchange(group: Group, owner: np.ndarray, *columns: np.ndarray
     return tuple(received)
 
 
-def _resolve(user_index: np.ndarray, item_index: np.ndarray, values: np.ndarray,
-             order: np.ndarray, duplicates: str, users: IdMap, items: IdMap,
-             shard_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort by (user, item) and apply the duplicate policy to repeated pairs."""
-    sort = np.lexsort((order, item_index, user_index))
-    user_index, item_index, values, order = (user_index[sort], item_index[sort], values[sort],
-                                             order[sort])
-    repeated = np.flatnonzero((user_index[1:] == user_index[:-1])
-                              & (item_index[1:] == item_index[:-1]))
-    if len(repeated) == 0:
-        return user_index, item_index, values
-    if duplicates == "error":
-        at = int(repeated[0])
-        where = [f"{shard_names[int(o >> _ROW_BITS)]} row {int(o & ((1 << _ROW_BITS) - 1)) + 1}"
-                 for o in (order[at], order[at + 1])]
-        raise DataError(
-            f"user {users.ids_of([user_index[at]]).tolist()[0]!r} and item "
-            f"{items.ids_of([item_index[at]]).tolist()[0]!r} appear more than once ({where[0]} and "
-            f"{where[1]}); pass duplicates='last', 'mean' or 'sum' (--duplicates)")
-    starts = np.ones(len(user_index), dtype=bool)
-    starts[repeated + 1] = False
-    first = np.flatnonzero(starts)
-    if duplicates == "last":
-        last = np.append(first[1:], len(values)) - 1
-        kept = values[last]
-    else:
-        kept = np.add.reduceat(values.astype(np.float64), first)
-        if duplicates == "mean":
-            kept = kept / np.diff(np.append(first, len(values)))
-    return user_index[first], item_index[first], kept.astype(np.float32)
+def _resolve(row: np.ndarray, column: np.ndarray, values: np.ndarray, shard: np.ndarray,
+             n_rows: int, n_columns: int, duplicates: str, group: Group, users: IdMap,
+             items: IdMap, shard_names: Sequence[str]) -> sp.csr_matrix:
+    """The CSR matrix of these rows, with pairs repeated across shards resolved by the policy
+    (each shard's own repeats were resolved when it was read)."""
+    # scipy's counting sort sums repeated pairs: the usual case (none) ends here
+    matrix = _sorted_rows(row, column, values, n_rows, n_columns)
+    if matrix.nnz == len(values):
+        return matrix
+    del matrix
+    key = row.astype(np.int64) * n_columns + column
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    repeated = np.flatnonzero(key[1:] == key[:-1])
+    column, values = column[order], values[order]
+    if len(repeated):
+        shard = shard[order]
+        if duplicates == "error":
+            at = int(repeated[0])
+            user = int(key[at] // n_columns) * group.size + group.rank
+            raise DataError(
+                f"user {users.ids_of([user]).tolist()[0]!r} and item "
+                f"{items.ids_of([int(column[at])]).tolist()[0]!r} appear in more than one "
+                f"shard ({shard_names[int(shard[at])]} and {shard_names[int(shard[at + 1])]}); "
+                f"pass duplicates='last', 'mean' or 'sum' (--duplicates)")
+        starts = np.ones(len(key), dtype=bool)
+        starts[repeated + 1] = False
+        first = np.flatnonzero(starts)
+        if duplicates == "last":
+            # the row of the latest shard wins; rows of one shard arrive in their own order
+            by_shard = np.lexsort((np.arange(len(key)), shard, key))
+            last = np.append(first[1:], len(key)) - 1
+            kept = values[by_shard[last]]
+        else:
+            kept = np.add.reduceat(values.astype(np.float64), first)
+            if duplicates == "mean":
+                kept = kept / np.diff(np.append(first, len(key)))
+        key, column, values = key[first], column[first], kept.astype(np.float32)
+    counts = np.bincount(key // n_columns, minlength=n_rows) if len(key) else np.zeros(
+        n_rows, dtype=np.int64)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    matrix = sp.csr_matrix((values, column, indptr), shape=(n_rows, n_columns))
+    matrix.has_sorted_indices = True
+    return matrix
 
 
-def _rows(row: np.ndarray, column: np.ndarray, values: np.ndarray, n_rows: int,
-          n_columns: int) -> sp.csr_matrix:
-    matrix = sp.csr_matrix((values.astype(np.float32), (row, column)),
-                           shape=(n_rows, n_columns), dtype=np.float32)
+def _sorted_rows(row: np.ndarray, column: np.ndarray, values: np.ndarray, n_rows: int,
+                 n_columns: int) -> sp.csr_matrix:
+    """The CSR matrix of these entries (repeated pairs summed), indices sorted in each row."""
+    matrix = sp.csr_matrix((values, (row, column)), shape=(n_rows, n_columns),
+                           dtype=np.float32)
     matrix.sort_indices()
     return matrix

@@ -8,17 +8,21 @@ together, and rank 0 writes the ordinary model directory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from latentrec.data.interactions import DuplicatePolicy, Feedback
 from latentrec.data.shards import assign_shards, list_shards, read_shard
 from latentrec.training.checkpoints import LATEST, Checkpoint
 from latentrec.training.distributed import DEFAULT_TIMEOUT, DistributedTrainer, Group, init_group
 from latentrec.training.partition import partition
+from latentrec.training.trainer import Callback
 
 __all__ = ["fit_sharded"]
 
@@ -37,14 +41,15 @@ def fit_sharded(model: Model, source: str | os.PathLike[str], *,
                 duplicates: DuplicatePolicy = "error",
                 read_options: Mapping[str, Any] | None = None,
                 checkpoint: Checkpoint | None = None, resume: str | os.PathLike[str] | None = None,
-                show_progress: bool = True, timeout: float = DEFAULT_TIMEOUT,
-                group: Group | None = None) -> Model:
+                callbacks: Sequence[Callback] = (), show_progress: bool = True,
+                timeout: float = DEFAULT_TIMEOUT, group: Group | None = None) -> Model:
     """Train ``model`` on ``source`` (a file or a directory of CSV/Parquet files) in every
     process of a distributed run; rank 0 saves it to ``output``.
 
     Every rank calls this with the same arguments. Rank ``r`` reads only its shards (files or
     Parquet row groups); an error on any rank (a bad line, a missing file) is raised on every
-    rank with that one message. After a restart by torch's elastic agent (``torchrun
+    rank with that one message. ``callbacks`` are called on every rank after every epoch. After
+    a restart by torch's elastic agent (``torchrun
     --max-restarts``), a run with ``checkpoint`` resumes from its newest checkpoint. The
     fitted model is on rank 0 (the other ranks return it unfitted); with ``output``, rank 0
     writes it before any rank returns.
@@ -83,8 +88,14 @@ def fit_sharded(model: Model, source: str | os.PathLike[str], *,
         names = [str(shard) for shard in shards]
         mine = assign_shards(shards, group.rank, group.size)
         for shard in mine:
-            parts.append(read_shard(shard, feedback=feedback, duplicates=duplicates, **options))
+            part = read_shard(shard, feedback=feedback, duplicates=duplicates, **options)
+            # held until every shard is read: only what partitioning needs, compactly
+            parts.append(dataclasses.replace(
+                part, user_index=part.user_index.astype(np.int32),
+                item_index=part.item_index.astype(np.int32), timestamps=None,
+                values=None if part.values is None else part.values.astype(np.float32)))
             orders.append(shards.index(shard))
+            del part
     except Exception as caught:
         error = caught
     group.agree(error)
@@ -97,8 +108,8 @@ def fit_sharded(model: Model, source: str | os.PathLike[str], *,
             and Path(checkpoint.directory, LATEST).is_file()):
         resume = checkpoint.directory
         logger.info("restarted: resuming from %s", resume)
-    trainer = DistributedTrainer(show_progress=show_progress, checkpoint=checkpoint,
-                                 resume=resume, group=group)
+    trainer = DistributedTrainer(callbacks=callbacks, show_progress=show_progress,
+                                 checkpoint=checkpoint, resume=resume, group=group)
     model.fit(data, trainer=trainer)  # type: ignore[attr-defined]
     if output is not None and group.leader:
         model.save(output)  # type: ignore[attr-defined]

@@ -240,7 +240,7 @@ def _wait_for(predicate: object, timeout: float) -> None:
 
 @pytest.fixture(scope="module")
 def long_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Enough data that 30 epochs take a few seconds."""
+    """Enough data that 50 epochs take a few seconds."""
     folder = tmp_path_factory.mktemp("long")
     frame = synthetic(4000, 1500, n_interactions=300_000, feedback="implicit",
                       seed=5).to_frame()
@@ -253,7 +253,7 @@ def test_a_worker_killed_mid_training_is_restarted_and_the_run_completes(
         tmp_path: Path, long_run: Path) -> None:
     checkpoints, out = tmp_path / "ckpt", tmp_path / "model"
     args = [str(long_run), "-o", str(out), "--model", "ials", "--implicit", "--factors", "16",
-            "--epochs", "30", "--nproc", "2", "--max-restarts", "1", "--checkpoint-dir",
+            "--epochs", "50", "--nproc", "2", "--max-restarts", "1", "--checkpoint-dir",
             str(checkpoints), "--quiet"]
     launcher = subprocess.Popen([*LATENTREC, "train", *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -268,9 +268,9 @@ def test_a_worker_killed_mid_training_is_restarted_and_the_run_completes(
         launcher.kill()
     assert launcher.returncode == 0, stderr
     assert "trained ials" in stdout
-    assert (checkpoints / "LATEST").read_text().strip() == "epoch-000030"
+    assert (checkpoints / "LATEST").read_text().strip() == "epoch-000050"
     model = latentrec.load(out)
-    uninterrupted = fit_sharded(ImplicitALS(factors=16, epochs=30), long_run,
+    uninterrupted = fit_sharded(ImplicitALS(factors=16, epochs=50), long_run,
                                 feedback="implicit", show_progress=False)
     # resumed from the checkpoint, so the same factors (up to the Gram matrix's sum order)
     assert _relative(model.item_factors_, uninterrupted.item_factors_) < 1e-3

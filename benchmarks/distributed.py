@@ -16,7 +16,8 @@ estimated); peak MB is the largest resident set of any rank.
 
 ``quality`` trains on MovieLens 100K at P processes and scores like ``latentrec bench``:
 ImplicitALS and BPR by NDCG@10 on the implicit split (every rating an interaction,
-user_holdout 0.2, seed 42), BiasedMF and ALS by RMSE on u1.base/u1.test.
+user_holdout 0.2, seed 42), BiasedMF and ALS by RMSE on u1.base/u1.test. The stochastic
+models (BPR, BiasedMF) report the mean over --seeds, for one process and for P processes.
 
 ``spark`` runs Spark MLlib ALS (``implicitPrefs=True``, the same rank and confidence,
 ``local[2]``) and latentrec's ImplicitALS at P = 2 on the same synthetic implicit data and on
@@ -196,35 +197,49 @@ def quality(args: argparse.Namespace) -> None:
 
     from latentrec import evaluate, load
     from latentrec.bench import load_split
+    from latentrec.persistence import model_kinds
 
     root = datasets_dir(args.data_dir)
     work = Path(tempfile.mkdtemp(prefix="latentrec-quality-"))
     rows = []
     cases = [("ials", "implicit", "ndcg@10"), ("bpr", "implicit", "ndcg@10"),
-             ("biased-mf", "rating", "rmse"), ("als", "rating", "rmse")]
+             ("biased-mf", "explicit", "rmse"), ("als", "explicit", "rmse")]
     for kind, suite, metric in cases:
+        if args.only and kind not in args.only:
+            continue
         train, test = load_split(suite, "ml-100k", root)
         feedback = "implicit" if suite == "implicit" else "explicit"
-        frame = train.to_frame()
-        data = _shards(frame, work / f"{kind}-data")
-        from latentrec.persistence import model_kinds
+        data = _shards(train.to_frame(), work / f"{kind}-data")
+        # the stochastic models over several seeds: two runs of one seed differ by chance
+        seeds = args.seeds if kind in ("bpr", "biased-mf") else [0]
 
-        single = model_kinds()[kind]().fit(train, show_progress=False)
-        reference = float(evaluate(single, test).set_index("metric").loc[metric, "value"])
-        rows.append({"model": kind, "run": "model.fit", metric: reference})
+        def score(model: Any, test: Any = test, metric: str = metric) -> float:
+            return float(evaluate(model, test).set_index("metric").loc[metric, "value"])
+
+        singles = [score(model_kinds()[kind](seed=seed).fit(train, show_progress=False))
+                   for seed in seeds]
+        reference = statistics.mean(singles)
+        rows.append({"model": kind, "run": "model.fit", metric: reference,
+                     "seeds": len(seeds), "spread": max(singles) - min(singles)})
+        print(rows[-1], file=sys.stderr)
         for procs in args.procs:
-            out = work / f"{kind}-{procs}"
-            reports = run_ranks(data, kind, feedback, {}, procs, 1, model_out=out)
-            value = float(evaluate(load(out), test).set_index("metric").loc[metric, "value"])
+            values, times = [], []
+            for seed in seeds:
+                out = work / f"{kind}-{procs}-{seed}"
+                reports = run_ranks(data, kind, feedback, {"seed": seed}, procs, 1,
+                                    model_out=out)
+                values.append(score(load(out)))
+                times.append(statistics.median(max(r["epochs"][e]["seconds"] for r in reports)
+                                               for e in range(len(reports[0]["epochs"]))))
+            value = statistics.mean(values)
             rows.append({"model": kind, "run": f"P={procs}", metric: value,
+                         "seeds": len(seeds), "spread": max(values) - min(values),
                          "relative_change": value / reference - 1,
-                         "s_per_epoch": statistics.median(max(
-                             r["epochs"][e]["seconds"] for r in reports)
-                             for e in range(len(reports[0]["epochs"])))})
+                         "s_per_epoch": statistics.median(times)})
             print(rows[-1], file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
-    table = markdown_table(rows, ["model", "run", "ndcg@10", "rmse", "relative_change",
-                                  "s_per_epoch"])
+    table = markdown_table(rows, ["model", "run", "ndcg@10", "rmse", "seeds", "spread",
+                                  "relative_change", "s_per_epoch"])
     print(table)
     save("distributed_quality_ml100k", {"machine": machine(), "rows": rows, "table": table})
 
@@ -241,13 +256,15 @@ from pyspark.ml.recommendation import ALS
 session = spark_session()
 train = session.read.parquet(folder).selectExpr("user", "item", "rating").cache()
 train.count()
+def fit(its):
+    return ALS(rank=rank, maxIter=its, regParam=reg, alpha=alpha, implicitPrefs=True,
+               userCol="user", itemCol="item", ratingCol="rating", numUserBlocks=2,
+               numItemBlocks=2, seed=0).fit(train)
+fit(1).userFactors.count()  # untimed: the JVM compiles Spark's code paths on first use
 times = {}
 for its in iterations:
-    als = ALS(rank=rank, maxIter=its, regParam=reg, alpha=alpha, implicitPrefs=True,
-              userCol="user", itemCol="item", ratingCol="rating", numUserBlocks=2,
-              numItemBlocks=2, seed=0, coldStartStrategy="drop")
     started = time.perf_counter()
-    model = als.fit(train)
+    model = fit(its)
     model.userFactors.count(); model.itemFactors.count()
     times[its] = time.perf_counter() - started
 users = spark_factors(model.userFactors, int(sys.argv[7]), rank)
@@ -365,6 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     two = commands.add_parser("quality", help="MovieLens 100K quality at P processes")
     two.add_argument("--procs", type=int, nargs="+", default=[1, 2, 4])
     two.add_argument("--data-dir", default=None)
+    two.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    two.add_argument("--only", nargs="*", default=[])
     three = commands.add_parser("spark", help="against Spark MLlib ALS")
     three.add_argument("--interactions", type=int, default=2_000_000)
     three.add_argument("--factors", type=int, default=64)

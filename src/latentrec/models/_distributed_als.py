@@ -57,12 +57,12 @@ def own_rows(group: Group, table: torch.Tensor) -> torch.Tensor:
 
 def assemble(group: Group, own: torch.Tensor, rows: int) -> torch.Tensor | None:
     """The whole table on rank 0 from every rank's own rows (``None`` elsewhere). Collective."""
-    parts = group.gather_to_leader(own.cpu())
-    if parts is None:
-        return None
-    table = torch.empty((rows, *own.shape[1:]), dtype=own.dtype)
-    for rank, part in enumerate(parts):
-        table[rank::group.size] = part
+    own = own.cpu()
+    table = torch.empty((rows, *own.shape[1:]), dtype=own.dtype) if group.leader else None
+    # one rank's rows at a time: rank 0 never holds all the parts beside the table
+    for rank, (part,) in group.to_leader([own.reshape(-1)]):
+        assert table is not None
+        table[rank::group.size] = part.reshape(-1, *own.shape[1:])
     return table
 
 

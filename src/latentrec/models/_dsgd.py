@@ -78,6 +78,11 @@ class DSGDTrainable:
         self.item_squares = np.ones(self.block_rows if self.adaptive else 0, dtype=np.float32)
         self.blocks = self._split(data)
         self.shuffle = numpy_rng(rank_seed(seed, 1, rank))  # the stream a process shuffles with
+        # as one process: ratings shuffled below a million, else run in (user, item) order
+        # inside each block, which keeps the user rows in cache (about 4x faster at 20M)
+        from latentrec.models.biased_mf import _PARALLEL_FROM
+
+        self.ordered = (config.blocks or (1 if self.total < _PARALLEL_FROM else 8)) > 1
         self.lr = config.lr
         self.lr_bias = config.lr_bias
         self.epoch = 0
@@ -108,9 +113,11 @@ class DSGDTrainable:
         squared_error = 0.0
         for t in range(size):
             users, items, ratings = self.blocks[(rank + t) % size]
-            order = self.shuffle.permutation(len(ratings))
+            if not self.ordered:
+                order = self.shuffle.permutation(len(ratings))
+                users, items, ratings = users[order], items[order], ratings[order]
             squared_error += _kernels.sgd_epoch(
-                users[order], items[order], ratings[order], self.user_factors,
+                users, items, ratings, self.user_factors,
                 self.item_factors, self.user_bias, self.item_bias, self.user_squares,
                 self.item_squares, self.global_mean / self.scale, self.lr, config.reg,
                 config.reg_bias, self.lr_bias)

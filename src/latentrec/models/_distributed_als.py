@@ -31,7 +31,13 @@ import torch
 
 from latentrec._rng import torch_generator
 from latentrec.errors import InvalidParameterError
-from latentrec.models._solvers import SparseRows, cg_solve, exact_solve, ridge_rows
+from latentrec.models._solvers import (
+    SparseRows,
+    bias_penalties,
+    cg_solve,
+    exact_solve,
+    ridge_rows,
+)
 from latentrec.training.distributed import Group
 from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
@@ -238,8 +244,6 @@ class DistributedALSTrainable:
     """One rank of :class:`~latentrec.ALS` (ALS-WR with biases) training."""
 
     def __init__(self, model: Any, data: Partition) -> None:
-        from latentrec.models.als import _bias_reg
-
         config = model.config
         self.model, self.group = model, data.group
         self.n_users, self.n_items = data.n_users, data.n_items
@@ -252,8 +256,8 @@ class DistributedALSTrainable:
                               data.n_users, k + 1, "item")
         self.by_user = SparseRows.from_csr(self.users.rows, self.device)
         self.by_item = SparseRows.from_csr(self.items.rows, self.device)
-        self.user_reg = _bias_reg(self.by_user, config.reg, config.reg_bias, k)
-        self.item_reg = _bias_reg(self.by_item, config.reg, config.reg_bias, k)
+        self.user_reg = bias_penalties(self.by_user, config.reg, config.reg_bias, k)
+        self.item_reg = bias_penalties(self.by_item, config.reg, config.reg_bias, k)
         generator = torch_generator(agreed_seed(self.group, config.seed))
         users = torch.randn(data.n_users, k, generator=generator) * config.init_std
         items = torch.randn(data.n_items, k, generator=generator) * config.init_std

@@ -46,17 +46,17 @@ import torch
 
 from latentrec._rng import torch_generator
 from latentrec.errors import LatentrecError
+from latentrec.models._bpr_trainable import BPRTrainable
 from latentrec.models._distributed_als import agreed_seed
 from latentrec.models._dsgd import rank_seed
 from latentrec.models._nn import FactorModule
-from latentrec.models.bpr import _BPRTrainable
 from latentrec.training.minibatch import make_optimizer, resolve_device
 from latentrec.training.partition import Partition
 
 __all__ = ["DistributedBPRTrainable"]
 
 
-class DistributedBPRTrainable(_BPRTrainable):
+class DistributedBPRTrainable(BPRTrainable):
     """One rank of :class:`~latentrec.BPR` training (see the module). The loss and the
     negative sampling are one process's (inherited); batches, gradients and state are
     distributed."""

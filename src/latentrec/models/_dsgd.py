@@ -29,6 +29,7 @@ import torch
 
 from latentrec._rng import derive_seed, numpy_rng
 from latentrec.models._distributed_als import agreed_seed, assemble
+from latentrec.models._sgd_setup import PARALLEL_FROM, normal_rows
 from latentrec.training.partition import Partition
 
 __all__ = ["DSGDTrainable", "rank_seed"]
@@ -46,8 +47,6 @@ class DSGDTrainable:
     """One rank of :class:`~latentrec.BiasedMF` training with DSGD (see the module)."""
 
     def __init__(self, model: Any, data: Partition) -> None:
-        from latentrec.models.biased_mf import _normal_rows
-
         config = model.config
         group = data.group
         self.model, self.config, self.group = model, config, group
@@ -62,8 +61,8 @@ class DSGDTrainable:
         seed = agreed_seed(group, config.seed)
         init = numpy_rng(seed)
         # the whole tables, drawn as one process draws them; each rank keeps its own rows
-        users = _normal_rows(init, data.n_users, k, config.init_std)
-        items = _normal_rows(init, data.n_items, k, config.init_std)
+        users = normal_rows(init, data.n_users, k, config.init_std)
+        items = normal_rows(init, data.n_items, k, config.init_std)
         self.user_factors = np.ascontiguousarray(users[rank::size])
         del users
         self.item_factors = np.zeros((self.block_rows, k), dtype=np.float32)
@@ -80,9 +79,7 @@ class DSGDTrainable:
         self.shuffle = numpy_rng(rank_seed(seed, 1, rank))  # the stream a process shuffles with
         # as one process: ratings shuffled below a million, else run in (user, item) order
         # inside each block, which keeps the user rows in cache (about 4x faster at 20M)
-        from latentrec.models.biased_mf import _PARALLEL_FROM
-
-        self.ordered = (config.blocks or (1 if self.total < _PARALLEL_FROM else 8)) > 1
+        self.ordered = (config.blocks or (1 if self.total < PARALLEL_FROM else 8)) > 1
         self.lr = config.lr
         self.lr_bias = config.lr_bias
         self.epoch = 0

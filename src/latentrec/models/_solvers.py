@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["SparseRows", "cg_solve", "exact_solve"]
+__all__ = ["SparseRows", "bias_penalties", "cg_solve", "exact_solve", "ridge_rows"]
 
 #: systems formed at once by exact_solve when every partner's outer product fits in one
 #: table (64 MB of float32); with sliced partners, blocks are larger (1 GB) so each slice's
@@ -198,3 +198,9 @@ def ridge_rows(rows: SparseRows, design: torch.Tensor, targets: torch.Tensor,
     unit = SparseRows(rows.indptr, rows.indices, torch.ones_like(targets), targets,
                       rows.n_cols)
     return exact_solve(unit, design, None, reg)
+
+
+def bias_penalties(rows: SparseRows, reg: float, reg_bias: float, factors: int) -> torch.Tensor:
+    """ALS-WR penalties: ``reg * n`` on each factor and ``reg_bias * n`` on the bias."""
+    counts = rows.counts().clamp_min(1.0)[:, None]
+    return torch.cat([reg * counts.expand(-1, factors), reg_bias * counts], dim=1)

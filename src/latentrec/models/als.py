@@ -10,7 +10,7 @@ import torch
 
 from latentrec._rng import torch_generator
 from latentrec.data import Interactions
-from latentrec.models._solvers import SparseRows, ridge_rows
+from latentrec.models._solvers import SparseRows, bias_penalties, ridge_rows
 from latentrec.models.base import hyperparameters
 from latentrec.models.config import EpochConfig
 from latentrec.models.factor import FactorModel
@@ -19,12 +19,6 @@ from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
 
 __all__ = ["ALS"]
-
-
-def _bias_reg(rows: SparseRows, reg: float, reg_bias: float, factors: int) -> torch.Tensor:
-    """ALS-WR penalties: ``reg * n`` on each factor and ``reg_bias * n`` on the bias."""
-    counts = rows.counts().clamp_min(1.0)[:, None]
-    return torch.cat([reg * counts.expand(-1, factors), reg_bias * counts], dim=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +78,7 @@ class ALS(FactorModel):
 
     def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
         config = self.config
-        return self._fold_in_biased(rows, _bias_reg(rows, config.reg, config.reg_bias,
+        return self._fold_in_biased(rows, bias_penalties(rows, config.reg, config.reg_bias,
                                                     config.factors))
 
 
@@ -111,7 +105,7 @@ class _ExplicitALSTrainable:
         config = self.model.config
         design = torch.cat([other, torch.ones(len(other), 1, device=self.device)], dim=1)
         targets = rows.weights - self.mean - other_bias[rows.indices]
-        solution = ridge_rows(rows, design, targets, _bias_reg(rows, config.reg,
+        solution = ridge_rows(rows, design, targets, bias_penalties(rows, config.reg,
                                                                config.reg_bias, config.factors))
         return solution[:, :-1].contiguous(), solution[:, -1].contiguous()
 

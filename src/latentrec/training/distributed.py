@@ -131,6 +131,28 @@ class Group:
                                            group=self.channel)
         return list(torch.split(out, received.tolist()))
 
+    def all_to_all_flat(self, send: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+        """Like :meth:`all_to_all` for a buffer already laid out by destination (``counts[r]``
+        rows for rank ``r``, in rank order): what every rank sent here, in rank order, in one
+        tensor (no copy beyond it)."""
+        if len(counts) != self.size:
+            raise ValueError(f"all_to_all_flat needs {self.size} counts, got {len(counts)}")
+        if self.size == 1:
+            return send
+        import torch.distributed as dist
+
+        sizes = torch.tensor(list(counts), dtype=torch.int64)
+        received = torch.empty_like(sizes)
+        with _contact(self.rank):
+            dist.all_to_all_single(received, sizes, group=self.channel)
+        out = torch.empty((int(received.sum()), *send.shape[1:]), dtype=send.dtype)
+        row = _nbytes(send) // max(1, len(send))
+        self.bytes_sent += row * (int(sizes.sum()) - int(sizes[self.rank]))
+        with _contact(self.rank):
+            dist.all_to_all_single(out, send.contiguous(), received.tolist(), sizes.tolist(),
+                                   group=self.channel)
+        return out
+
     def shift(self, tensor: torch.Tensor) -> torch.Tensor:
         """Send ``tensor`` to rank ``rank - 1`` and return the one rank ``rank + 1`` sent
         (a ring; shapes and dtypes equal on every rank)."""

@@ -144,8 +144,11 @@ def partition(group: Group, parts: list[Interactions], shard_names: Sequence[str
     # to the owners of the users: they see every interaction of a user, so they resolve
     # pairs repeated across shards exactly as one process would
     if size > 1:
-        user_index, item_index, values, shard = _exchange(
-            group, user_index % size, user_index, item_index, values, shard)
+        owner = user_index % size
+        columns = [user_index, item_index, values, shard]
+        del user_index, item_index, values, shard  # _exchange frees each once it is sent
+        user_index, item_index, values, shard = _exchange(group, owner, columns)
+        del owner
         user_index //= size
     error: BaseException | None = None
     by_user = None
@@ -162,10 +165,12 @@ def partition(group: Group, parts: list[Interactions], shard_names: Sequence[str
         by_item.sort_indices()
     else:
         rows = by_user.tocoo()
-        owner_users = (rows.row.astype(np.int64) * size + group.rank).astype(np.int32)
-        item_index, user_index, values = _exchange(group, rows.col % size, rows.col,
-                                                   owner_users, rows.data)
-        del rows, owner_users
+        columns = [rows.col, (rows.row.astype(np.int64) * size + group.rank).astype(np.int32),
+                   rows.data]
+        owner = rows.col % size
+        del rows
+        item_index, user_index, values = _exchange(group, owner, columns)
+        del owner
         by_item = _sorted_rows(item_index // size, user_index, values,
                                len(range(group.rank, n_items, size)), n_users)
         del item_index, user_index, values
@@ -235,17 +240,21 @@ def _global_rows(parts: list[Interactions], orders: Sequence[int], users: IdMap,
     return user_index, item_index, values, shard
 
 
-def _exchange(group: Group, owner: np.ndarray, *columns: np.ndarray
-              ) -> tuple[np.ndarray, ...]:
-    """Send every row to rank ``owner[row]``; columns keep their dtypes."""
-    by_owner = np.argsort(owner, kind="stable")
-    bounds = np.searchsorted(owner[by_owner], np.arange(group.size + 1))
+def _exchange(group: Group, owner: np.ndarray, columns: list[np.ndarray]
+              ) -> list[np.ndarray]:
+    """Send every row to rank ``owner[row]``; columns keep their dtypes. ``columns`` is
+    emptied as each is sent, so that a column and what arrives for it are never both held
+    beside all the others (call with the only references)."""
+    masks = [owner == rank for rank in range(group.size)]
+    counts = [int(mask.sum()) for mask in masks]
     received = []
-    for column in columns:
-        arranged = torch.from_numpy(np.ascontiguousarray(column[by_owner]))
-        chunks = [arranged[bounds[r]:bounds[r + 1]] for r in range(group.size)]
-        received.append(torch.cat(group.all_to_all(chunks)).numpy())
-    return tuple(received)
+    while columns:
+        column = columns.pop(0)
+        send = np.concatenate([column[mask] for mask in masks])
+        del column
+        received.append(group.all_to_all_flat(torch.from_numpy(send), counts).numpy())
+        del send
+    return received
 
 
 def _resolve(row: np.ndarray, column: np.ndarray, values: np.ndarray, shard: np.ndarray,

@@ -58,6 +58,18 @@ CLI_CASES: list[tuple[str, str, int, str]] = [
     ("corrupt gzip", "train {w}/corrupt.csv.gz -o {w}/m", 1, "corrupt.csv.gz"),
     ("wrong format", "train {w}/ratings.csv -o {w}/m --format parquet", 1, "ratings.csv"),
     ("bad regex separator", "train {w}/ratings.csv -o {w}/m --sep (a|", 1, "sep"),
+    # --- distributed training: refused before any process starts
+    ("no processes", "train {w}/ratings.csv -o {w}/m --nproc 0", 2, "--nproc"),
+    ("restarts without processes", "train {w}/ratings.csv -o {w}/m --max-restarts 1", 1,
+     "--max-restarts needs --nproc"),
+    ("validation in distributed training",
+     "train {w}/ratings.csv -o {w}/m --nproc 2 --valid-fraction 0.1", 1, "--valid-fraction"),
+    ("a model that cannot train distributed",
+     "train {w}/ratings.csv -o {w}/m --nproc 2 --model item-knn --implicit", 1,
+     "only als, biased-mf, bpr, ials train distributed"),
+    ("resume from nothing, distributed", "train {w}/ratings.csv -o {w}/m --nproc 2 --resume "
+     "{w}/absent", 1, "not a checkpoint directory"),
+    ("zero timeout", "train {w}/ratings.csv -o {w}/m --timeout 0", 2, "--timeout"),
     ("unknown format", "train {w}/ratings.csv -o {w}/m --format xlsx", 2, "xlsx"),
     ("unknown duplicates policy", "train {w}/ratings.csv -o {w}/m --duplicates first", 2,
      "first"),

@@ -21,7 +21,7 @@ from latentrec.data.interactions import DuplicatePolicy, Feedback
 from latentrec.errors import DataError, DistributedError, InvalidParameterError
 from latentrec.models.base import Recommender
 from latentrec.persistence import load
-from latentrec.training.distributed import DEFAULT_TIMEOUT
+from latentrec.training.distributed import DEFAULT_TIMEOUT, rebuilt_error
 
 __all__ = ["train"]
 
@@ -148,7 +148,4 @@ def _rank_error(folder: Path) -> Exception | None:
         return None
     name, _, message = reports[0].read_text().partition("\n")
     message = message.replace(f"{folder / 'data'}{os.sep}", "DataFrame part ")
-    kind: type[Exception] = {"DataError": DataError, "InvalidParameterError":
-                             InvalidParameterError, "FileNotFoundError": FileNotFoundError
-                             }.get(name, DistributedError)
-    return kind(message)
+    return rebuilt_error(name, message)

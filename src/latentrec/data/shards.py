@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -164,8 +164,6 @@ def read_shard(shard: Shard, *, feedback: Feedback = "explicit",
     columns = {name: options[name] for name in ("user_col", "item_col", "value_col",
                                                "timestamp_col") if options.get(name) is not None}
     if columns:
-        from dataclasses import replace
-
         layout = replace(layout, **columns)  # type: ignore[arg-type]
     lines = np.arange(shard.first_row, shard.first_row + len(frame))
     return _frame_to_interactions(path, frame, lines, layout, str(path), feedback, duplicates)

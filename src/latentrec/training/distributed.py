@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import datetime
 import logging
+import math
 import os
 import pickle
 import signal
@@ -28,7 +29,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from latentrec.errors import DataError, DistributedError, InvalidParameterError, LatentrecError
@@ -36,7 +36,7 @@ from latentrec.training.checkpoints import write_checkpoint
 from latentrec.training.trainer import Trainer
 
 __all__ = ["DEFAULT_TIMEOUT", "DistributedTrainer", "Group", "init_group", "launch",
-           "launched", "shutdown"]
+           "launched", "rebuilt_error", "shutdown"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +94,7 @@ class Group:
         import torch.distributed as dist
 
         lengths = self._lengths(len(tensor))
-        longest = max(lengths)
-        padded = tensor
-        if len(tensor) < longest:
-            padded = torch.cat([tensor, tensor.new_zeros((longest - len(tensor),
-                                                          *tensor.shape[1:]))])
+        padded = _padded(tensor, max(lengths))
         out = [torch.empty_like(padded) for _ in range(self.size)]
         self.bytes_sent += _nbytes(tensor) * (self.size - 1)
         with _contact(self.rank):
@@ -114,22 +110,8 @@ class Group:
             raise ValueError(f"all_to_all needs {self.size} chunks, got {len(chunks)}")
         if self.size == 1:
             return [chunks[0]]
-        import torch.distributed as dist
-
-        counts = torch.tensor([len(c) for c in chunks], dtype=torch.int64)
-        received = torch.empty_like(counts)
-        with _contact(self.rank):
-            dist.all_to_all_single(received, counts, group=self.channel)
-        tail = tuple(chunks[0].shape[1:])
-        width = int(np.prod(tail)) if tail else 1
-        send = torch.cat([c.reshape(len(c), *tail) for c in chunks]).contiguous()
-        out = torch.empty((int(received.sum()), *tail), dtype=send.dtype)
-        self.bytes_sent += sum(_nbytes(c) for r, c in enumerate(chunks) if r != self.rank)
-        if width:
-            with _contact(self.rank):
-                dist.all_to_all_single(out, send, received.tolist(), counts.tolist(),
-                                           group=self.channel)
-        return list(torch.split(out, received.tolist()))
+        out, received = self._all_to_all(torch.cat(list(chunks)), [len(c) for c in chunks])
+        return list(torch.split(out, received))
 
     def all_to_all_flat(self, send: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
         """Like :meth:`all_to_all` for a buffer already laid out by destination (``counts[r]``
@@ -139,6 +121,12 @@ class Group:
             raise ValueError(f"all_to_all_flat needs {self.size} counts, got {len(counts)}")
         if self.size == 1:
             return send
+        return self._all_to_all(send, counts)[0]
+
+    def _all_to_all(self, send: torch.Tensor, counts: Sequence[int]
+                    ) -> tuple[torch.Tensor, list[int]]:
+        """The exchange behind both all-to-alls: the received rows and how many came from each
+        rank."""
         import torch.distributed as dist
 
         sizes = torch.tensor(list(counts), dtype=torch.int64)
@@ -148,10 +136,11 @@ class Group:
         out = torch.empty((int(received.sum()), *send.shape[1:]), dtype=send.dtype)
         row = _nbytes(send) // max(1, len(send))
         self.bytes_sent += row * (int(sizes.sum()) - int(sizes[self.rank]))
-        with _contact(self.rank):
-            dist.all_to_all_single(out, send.contiguous(), received.tolist(), sizes.tolist(),
-                                   group=self.channel)
-        return out
+        if math.prod(send.shape[1:]):  # the same on every rank: all call it, or none
+            with _contact(self.rank):
+                dist.all_to_all_single(out, send.contiguous(), received.tolist(),
+                                       sizes.tolist(), group=self.channel)
+        return out, received.tolist()
 
     def shift(self, tensor: torch.Tensor) -> torch.Tensor:
         """Send ``tensor`` to rank ``rank - 1`` and return the one rank ``rank + 1`` sent
@@ -175,9 +164,7 @@ class Group:
         """Every rank's ``tensor`` (at most ``rows`` rows; the same on every rank) in one
         table of ``size * rows`` rows, rank ``r``'s at ``r * rows``: no copy beyond the
         table itself."""
-        if len(tensor) < rows:
-            tensor = torch.cat([tensor, tensor.new_zeros((rows - len(tensor),
-                                                          *tensor.shape[1:]))])
+        tensor = _padded(tensor, rows)
         if self.size == 1:
             return tensor
         import torch.distributed as dist
@@ -187,27 +174,6 @@ class Group:
         with _contact(self.rank):
             dist.all_gather_single(out, tensor.contiguous(), group=self.channel)
         return out
-
-    def gather_to_leader(self, tensor: torch.Tensor) -> list[torch.Tensor] | None:
-        """Every rank's ``tensor`` on rank 0 (first dimensions may differ); ``None`` elsewhere."""
-        if self.size == 1:
-            return [tensor]
-        import torch.distributed as dist
-
-        lengths = self._lengths(len(tensor))
-        longest = max(lengths)
-        padded = tensor
-        if len(tensor) < longest:
-            padded = torch.cat([tensor, tensor.new_zeros((longest - len(tensor),
-                                                          *tensor.shape[1:]))])
-        if not self.leader:
-            self.bytes_sent += _nbytes(tensor)
-        out = [torch.empty_like(padded) for _ in range(self.size)] if self.leader else None
-        with _contact(self.rank):
-            dist.gather(padded.contiguous(), out, dst=0, group=self.channel)
-        if out is None:
-            return None
-        return [part[:length] for part, length in zip(out, lengths, strict=True)]
 
     def to_leader(self, tensors: Sequence[torch.Tensor]
                   ) -> Iterator[tuple[int, Sequence[torch.Tensor]]]:
@@ -268,20 +234,14 @@ class Group:
             if error is not None:
                 raise error
             return
-        mine = None if error is None else (type(error).__name__, str(error),
-                                           isinstance(error, FileNotFoundError))
+        mine = None if error is None else (type(error).__name__, str(error))
         failures = [(rank, f) for rank, f in enumerate(self.all_gather_object(mine))
                     if f is not None]
         if not failures:
             return
-        rank, (name, message, missing) = failures[0]
-        if error is not None and rank == self.rank:
-            agreed = error
-        elif missing:
-            agreed = FileNotFoundError(message)
-        else:
-            agreed = {"DataError": DataError, "InvalidParameterError": InvalidParameterError
-                      }.get(name, LatentrecError)(message)
+        rank, (name, message) = failures[0]
+        agreed = error if error is not None and rank == self.rank else rebuilt_error(
+            name, message)
         # every rank raises it; a command line prints it once (rank 0)
         agreed.agreed = True  # type: ignore[attr-defined]
         if agreed is error:
@@ -307,6 +267,22 @@ def _contact(rank: int) -> Iterator[None]:
                   else "closed its connection (it crashed or was killed)")
         raise DistributedError(f"rank {rank}: another process of the run {reason}; see that "
                                f"process's own error") from error
+
+
+def rebuilt_error(name: str, message: str) -> Exception:
+    """Another process's error, from its type's name and its one-line message, as the type
+    the command line maps to one line (a ``LatentrecError`` for any other type)."""
+    kinds: dict[str, type[Exception]] = {
+        "DataError": DataError, "InvalidParameterError": InvalidParameterError,
+        "FileNotFoundError": FileNotFoundError, "DistributedError": DistributedError}
+    return kinds.get(name, LatentrecError)(message)
+
+
+def _padded(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+    """``tensor`` with zero rows added up to ``rows`` (collectives need equal shapes)."""
+    if len(tensor) >= rows:
+        return tensor
+    return torch.cat([tensor, tensor.new_zeros((rows - len(tensor), *tensor.shape[1:]))])
 
 
 def _nbytes(tensor: torch.Tensor) -> int:

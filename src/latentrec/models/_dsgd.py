@@ -75,18 +75,22 @@ class DSGDTrainable:
         self.adaptive = config.optimizer == "adagrad"
         self.user_squares = np.ones(n_own_users if self.adaptive else 0, dtype=np.float32)
         self.item_squares = np.ones(self.block_rows if self.adaptive else 0, dtype=np.float32)
-        self.blocks = self._split(data)
         self.shuffle = numpy_rng(rank_seed(seed, 1, rank))  # the stream a process shuffles with
         # as one process: ratings shuffled below a million, else run in (user, item) order
         # inside each block, which keeps the user rows in cache (about 2x faster at 20M)
-        self.ordered = (config.blocks or (1 if self.total < PARALLEL_FROM else 8)) > 1
+        grid = config.blocks or (1 if self.total < PARALLEL_FROM else 8)
+        self.ordered = grid > 1
+        # a rank's block is cut into tiles about the size of one process's grid cells, walked
+        # tile by tile: a block of 1/P of the users and items does not stay in cache
+        self.blocks = self._split(data, max(1, grid // size) if self.ordered else 1)
         self.lr = config.lr
         self.lr_bias = config.lr_bias
         self.epoch = 0
 
-    def _split(self, data: Partition) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _split(self, data: Partition, tiles: int
+               ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """This rank's ratings by item stratum: (local user row, local item row, rating / s),
-        in (user, item) order inside each stratum."""
+        in (user, item) order inside each of the ``tiles x tiles`` tiles of a stratum."""
         size = self.group.size
         rows = data.user_rows
         users = np.repeat(np.arange(rows.shape[0], dtype=np.int32), np.diff(rows.indptr))
@@ -98,6 +102,10 @@ class DSGDTrainable:
         blocks = []
         for s in range(size):
             chosen = order[bounds[s]:bounds[s + 1]]
+            if tiles > 1:
+                tile = ((users[chosen].astype(np.int64) * tiles // max(1, rows.shape[0]))
+                        * tiles + (items[chosen] // size) * tiles // self.block_rows)
+                chosen = chosen[np.argsort(tile, kind="stable")]
             blocks.append((users[chosen], (items[chosen] // size).astype(np.int32),
                            ratings[chosen]))
         return blocks

@@ -217,6 +217,24 @@ def test_a_data_error_on_one_rank_ends_every_rank_with_that_line(
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_a_fault_every_rank_finds_is_one_line_and_warnings_are_printed_once(
+        tmp_path: Path, rating_shards: tuple[Path, Path]) -> None:
+    shards = str(rating_shards[0])
+    huge = _train([shards, "-o", str(tmp_path / "m"), "--model", "ials", "--implicit",
+                   "--factors", "100000000", "--nproc", "2"])
+    assert huge.returncode == 1
+    assert len(huge.stderr.strip().splitlines()) == 1, huge.stderr
+    assert "factors=100,000,000 needs" in huge.stderr
+    warned = _train([shards, "-o", str(tmp_path / "w"), "--model", "ials", "--factors", "2",
+                     "--epochs", "1", "--nproc", "2", "--quiet"])
+    assert warned.returncode == 0, warned.stderr
+    assert [line for line in warned.stderr.splitlines() if "warning" in line] == [
+        line for line in warned.stderr.splitlines() if "this data holds ratings" in line]
+    assert warned.stderr.count("this data holds ratings") == 1
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -250,8 +251,9 @@ def _check_distributed(model_class: Any, kind: str, data: str,
 
     if not model_class.trains_distributed:
         able = sorted(k for k, cls in model_kinds().items() if cls.trains_distributed)
-        where = "DATA is a directory of shards" if Path(data).is_dir() else "distributed"
-        raise InvalidParameterError(f"--model {kind}: {where}, and only {', '.join(able)} "
+        why = ("DATA is a directory of shards" if Path(data).is_dir()
+               else "this trains in several processes")
+        raise InvalidParameterError(f"--model {kind}: {why}, and only {', '.join(able)} "
                                     f"train distributed")
     if valid_fraction is not None:
         raise InvalidParameterError("--valid-fraction is not available in distributed "
@@ -302,6 +304,8 @@ def _train_sharded(model: Any, kind: str, data: str, model_dir: str,
     from latentrec.training.sharded import fit_sharded
 
     group = init_group(timeout=timeout)
+    if not group.leader:  # every rank would print the same warnings; rank 0 does
+        warnings.simplefilter("ignore")
     started = time.perf_counter()
     fit_sharded(model, data, output=model_dir, feedback="implicit" if implicit else "explicit",
                 duplicates=duplicates,  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ from latentrec.data import IdMap, Interactions
 from latentrec.errors import (
     DataWarning,
     InvalidParameterError,
+    LatentrecError,
     ModelFileError,
     NotFittedError,
     UnknownIdError,
@@ -241,8 +242,13 @@ class Recommender(ABC):
         if trainer is not None and callbacks:
             raise InvalidParameterError("give callbacks to the Trainer (Trainer(callbacks=...)) "
                                         "when you pass one")
-        self._check_feedback(data.feedback, data.has_values)
-        self._check_size(data)
+        error: LatentrecError | None = None
+        try:  # every rank finds the same fault: one of them reports it
+            self._check_feedback(data.feedback, data.has_values)
+            self._check_size(data)
+        except LatentrecError as caught:
+            error = caught
+        data.group.agree(error)
         self._fitted = False
         self.users_, self.items_, self.feedback_ = data.users, data.items, data.feedback
         self.item_popularity_ = data.item_counts.astype(np.float32)

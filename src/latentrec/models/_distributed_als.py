@@ -288,22 +288,24 @@ class DistributedALSTrainable:
             [float(((predicted - rows.weights) ** 2).double().sum())], dtype=torch.float64))
         return {"loss": float(error[0]) / max(1, self.total)}
 
+    _TABLES = ("user_factors", "item_factors", "user_bias", "item_bias")
+
+    def _assembled(self) -> dict[str, torch.Tensor] | None:
+        """The whole tables on rank 0 (``None`` elsewhere). Collective."""
+        tables = {name: assemble(self.group, getattr(self, name),
+                                 self.n_users if name.startswith("user") else self.n_items)
+                  for name in self._TABLES}
+        return None if not self.group.leader else {k: v for k, v in tables.items()
+                                                   if v is not None}
+
     def publish(self) -> None:
-        tables = [assemble(self.group, t, n) for t, n in (
-            (self.user_factors, self.n_users), (self.item_factors, self.n_items),
-            (self.user_bias, self.n_users), (self.item_bias, self.n_items))]
-        if tables[0] is not None:
-            self.model._set_factors(*tables, self.mean)
+        tables = self._assembled()
+        if tables is not None:
+            self.model._set_factors(*tables.values(), self.mean)
 
     def state_dict(self) -> dict[str, Any]:
-        names = ("user_factors", "item_factors", "user_bias", "item_bias")
-        tables = [assemble(self.group, t, n) for t, n in (
-            (self.user_factors, self.n_users), (self.item_factors, self.n_items),
-            (self.user_bias, self.n_users), (self.item_bias, self.n_items))]
-        return {} if tables[0] is None else dict(zip(names, tables, strict=True))
+        return self._assembled() or {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.user_factors = own_rows(self.group, state["user_factors"]).to(self.device)
-        self.item_factors = own_rows(self.group, state["item_factors"]).to(self.device)
-        self.user_bias = own_rows(self.group, state["user_bias"]).to(self.device)
-        self.item_bias = own_rows(self.group, state["item_bias"]).to(self.device)
+        for name in self._TABLES:
+            setattr(self, name, own_rows(self.group, state[name]).to(self.device))

@@ -5,6 +5,7 @@ quality at P processes, against one process, and Spark MLlib ALS on the same dat
     python benchmarks/distributed.py scale --task sgd --interactions 20000000 --procs 1 2 4
     python benchmarks/distributed.py quality --procs 1 2 4          # MovieLens 100K
     python benchmarks/distributed.py spark --interactions 2000000   # vs Spark MLlib ALS
+    python benchmarks/distributed.py exchange --procs 2 4           # gloo collectives alone
 
 ``scale`` uses the data of benchmarks/scale.py (the same generator, shapes and cache), written
 once as 8 Parquet shards. The baseline is one ordinary process (``model.fit``) with 2 threads;
@@ -24,6 +25,9 @@ models (BPR, BiasedMF) report the mean over --seeds, for one process and for P p
 the MovieLens 100K implicit split: seconds per iteration (the difference between fits of
 ``--iterations`` and 1 iterations, divided by the difference, so Spark's job set-up is not
 counted as iteration time) and NDCG@10.
+
+``exchange`` times gathering a 1M x 64 table (each process's share) with gloo's all-gather,
+with latentrec's pairwise all-gather, and with an all-to-all of the same bytes.
 """
 
 from __future__ import annotations
@@ -366,6 +370,20 @@ def _spark_datasets(args: argparse.Namespace) -> dict[str, Any]:
             f"synthetic {args.interactions:,}": user_holdout(data, 0.2, seed=42)}
 
 
+def exchange(args: argparse.Namespace) -> None:
+    rows = []
+    for procs in args.procs:
+        done = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", str(procs),
+                               str(HERE / "_exchange_rank.py"), "--rows", str(args.rows)],
+                              check=True, capture_output=True, text=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        for way, seconds in result["seconds"].items():
+            rows.append({"P": procs, "way": way, "seconds": seconds,
+                         "MB/s per process": result["mb_per_process"] * (procs - 1) / seconds})
+    print(markdown_table(rows, ["P", "way", "seconds", "MB/s per process"]))
+    save("distributed-exchange", {"machine": machine(), "rows": rows})
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -389,9 +407,13 @@ def main(argv: list[str] | None = None) -> None:
     three.add_argument("--factors", type=int, default=64)
     three.add_argument("--iterations", type=int, default=4)
     three.add_argument("--data-dir", default=None)
+    four = commands.add_parser("exchange", help="gloo's all-gather against pairwise sends")
+    four.add_argument("--procs", type=int, nargs="+", default=[2, 4])
+    four.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    {"scale": scale, "quality": quality, "spark": spark}[args.command](args)
+    {"scale": scale, "quality": quality, "spark": spark,
+     "exchange": exchange}[args.command](args)
     print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
 

@@ -43,7 +43,7 @@ from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
 
 __all__ = ["DistributedALSTrainable", "DistributedImplicitALSTrainable", "Partners",
-           "agreed_seed", "assemble", "own_rows"]
+           "agreed_seed", "assemble", "exchange_buffer", "own_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,15 @@ def assemble(group: Group, own: torch.Tensor, rows: int) -> torch.Tensor | None:
         assert table is not None
         table[rank::group.size] = part.reshape(-1, *own.shape[1:])
     return table
+
+
+def exchange_buffer(sides: list[Partners], width: int) -> torch.Tensor | None:
+    """One flat buffer that the all-gathered partner tables of both sides are written into,
+    each sweep (``None`` when no side all-gathers): a fresh table per half-sweep costs its
+    page faults every time."""
+    sizes = [side.group.size * side.block * width for side in sides
+             if side.mode == "all-gather" and side.group.size > 1]
+    return torch.empty(max(sizes)) if sizes else None
 
 
 def _with_values(rows: sp.csr_matrix, values: np.ndarray) -> sp.csr_matrix:
@@ -124,11 +133,18 @@ class Partners:
         self.rows = sp.csr_matrix((rows.data.copy(), compact.astype(np.int32),
                                    rows.indptr.copy()), shape=(rows.shape[0], len(order)))
 
-    def fetch(self, own: torch.Tensor) -> torch.Tensor:
-        """The partner table that ``self.rows``' column indices point into."""
+    def fetch(self, own: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
+        """The partner table that ``self.rows``' column indices point into; in all-gather
+        mode on the CPU, written into the front of ``buffer`` (a flat tensor the trainable
+        reuses for both sides) when it is given."""
         group = self.group
         if self.mode == "all-gather":
-            return group.all_gather_blocks(own.cpu(), self.block).to(own.device)
+            width = own.shape[1]
+            rows = group.size * self.block
+            out = (buffer[:rows * width].view(rows, width)
+                   if buffer is not None and own.device.type == "cpu" and group.size > 1
+                   else None)
+            return group.all_gather_blocks(own.cpu(), self.block, out).to(own.device)
         chunks = [own.cpu()[positions] for positions in self.send]
         received: torch.Tensor = torch.cat(group.all_to_all(chunks))
         return received.to(own.device)
@@ -149,6 +165,7 @@ class DistributedImplicitALSTrainable:
         item_rows = _with_values(data.item_rows, model.confidence_weights(data.item_rows.data))
         self.users = Partners(self.group, user_rows, data.n_items, k, "user")
         self.items = Partners(self.group, item_rows, data.n_users, k, "item")
+        self.buffer = exchange_buffer([self.users, self.items], k)
         self.compiled = self.device.type == "cpu" and config.solver == "cg"
         self.user_reg = self._reg(user_rows)
         self.item_reg = self._reg(item_rows)
@@ -168,7 +185,7 @@ class DistributedImplicitALSTrainable:
               reg: torch.Tensor, rotate: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Solve this rank's rows of one side; returns them and the partner table used."""
         gram = self.group.all_reduce(other_own.T @ other_own)
-        other = partners.fetch(other_own)
+        other = partners.fetch(other_own, self.buffer)
         rows = partners.rows
         if self.compiled:
             from latentrec.models._als_kernels import cg_rows
@@ -254,6 +271,7 @@ class DistributedALSTrainable:
                               data.n_items, k + 1, "user")
         self.items = Partners(self.group, _with_values(data.item_rows, data.item_rows.data.copy()),
                               data.n_users, k + 1, "item")
+        self.buffer = exchange_buffer([self.users, self.items], k + 1)
         self.by_user = SparseRows.from_csr(self.users.rows, self.device)
         self.by_item = SparseRows.from_csr(self.items.rows, self.device)
         self.user_reg = bias_penalties(self.by_user, config.reg, config.reg_bias, k)
@@ -270,7 +288,7 @@ class DistributedALSTrainable:
     def _half(self, partners: Partners, rows: SparseRows, reg: torch.Tensor,
               other: torch.Tensor, other_bias: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        table = partners.fetch(torch.cat([other, other_bias[:, None]], dim=1))
+        table = partners.fetch(torch.cat([other, other_bias[:, None]], dim=1), self.buffer)
         design = torch.cat([table[:, :-1], torch.ones(len(table), 1, device=self.device)], dim=1)
         targets = rows.weights - self.mean - table[:, -1][rows.indices]
         solution = ridge_rows(rows, design, targets, reg)

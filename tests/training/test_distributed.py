@@ -154,6 +154,21 @@ def test_models_that_do_not_train_distributed_say_which_do(
         fit_sharded(EASE(), implicit_shards[0], feedback="implicit", show_progress=False)
 
 
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_partner_renumbering_in_place_is_undone_exactly(size: int) -> None:
+    from latentrec.models._distributed_als import _renumber
+
+    partners = 1003
+    block = -(-partners // size)
+    indices = np.random.default_rng(size).integers(0, partners, 5000).astype(np.int32)
+    original = indices.copy()
+    _renumber(indices, size, block, forward=True, chunk=777)
+    # partner i's row in the table gathered rank by rank
+    assert np.array_equal(indices, (original % size) * block + original // size)
+    _renumber(indices, size, block, forward=False, chunk=777)
+    assert np.array_equal(indices, original)
+
+
 def test_group_of_one_collectives_are_identities() -> None:
     group = Group()
     tensor = torch.arange(4.0)

@@ -72,6 +72,21 @@ def assemble(group: Group, own: torch.Tensor, rows: int) -> torch.Tensor | None:
     return table
 
 
+def _renumber(indices: np.ndarray, size: int, block: int, *, forward: bool,
+              chunk: int = 1 << 20) -> None:
+    """Renumber partner ``i`` as ``(i % size) * block + i // size`` (its row in the
+    all-gathered table), or back, in place, a chunk at a time (no full-length temporaries)."""
+    for start in range(0, len(indices), chunk):
+        part = indices[start:start + chunk]
+        if forward:  # i -> (i % size) * block + i // size
+            quotient, remainder = np.divmod(part, size)
+            np.multiply(remainder, block, out=part)
+        else:  # c -> (c % block) * size + c // block
+            quotient, remainder = np.divmod(part, block)
+            np.multiply(remainder, size, out=part)
+        part += quotient
+
+
 def exchange_buffer(sides: list[Partners], width: int) -> torch.Tensor | None:
     """One flat buffer that the all-gathered partner tables of both sides are written into,
     each sweep (``None`` when no side all-gathers): a fresh table per half-sweep costs its
@@ -119,12 +134,16 @@ class Partners:
                         (in_out if self.mode == "all-gather" else gathered) / 1e6)
         #: rows per rank in the all-gathered table (rank r's rows start at r * block)
         self.block = -(-n_partners // size)
+        self.borrowed: np.ndarray | None = None
         if self.mode == "all-gather":
-            # the table comes rank by rank: partner i sits at (i % P) * block + i // P
-            indices = rows.indices.astype(np.int64)
-            compact = (indices % size) * self.block + indices // size
-            self.rows = sp.csr_matrix((rows.data, compact.astype(np.int32), rows.indptr),
-                                      shape=(rows.shape[0], size * self.block))
+            # the table comes rank by rank: partner i sits at (i % P) * block + i // P. The
+            # partition's own index array is renumbered in place (a copy would be 4 bytes per
+            # interaction) and given back by restore()
+            if size > 1:
+                _renumber(rows.indices, size, self.block, forward=True)
+                self.borrowed = rows.indices
+            self.rows = sp.csr_matrix((rows.data, rows.indices, rows.indptr),
+                                      shape=(rows.shape[0], size * self.block), copy=False)
             self.rows.has_sorted_indices = size == 1
             return
         order = np.concatenate(wanted)  # the received table's rows, in this order
@@ -132,6 +151,12 @@ class Partners:
         compact = np.argsort(order, kind="stable")[np.searchsorted(needed, rows.indices)]
         self.rows = sp.csr_matrix((rows.data.copy(), compact.astype(np.int32),
                                    rows.indptr.copy()), shape=(rows.shape[0], len(order)))
+
+    def restore(self) -> None:
+        """Give the partition its index array back as it was (after training)."""
+        if self.borrowed is not None:
+            _renumber(self.borrowed, self.group.size, self.block, forward=False)
+            self.borrowed = None
 
     def fetch(self, own: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
         """The partner table that ``self.rows``' column indices point into; in all-gather
@@ -241,6 +266,11 @@ class DistributedImplicitALSTrainable:
         everything = float((sums[:k2] * sums[k2:2 * k2]).sum())
         return (everything + float(sums[-2]) + float(sums[-1])) / max(1, self.total)
 
+    def close(self) -> None:
+        """Give the partition its rows back as they were."""
+        self.users.restore()
+        self.items.restore()
+
     def publish(self) -> None:
         users = assemble(self.group, self.user_factors, self.n_users)
         items = assemble(self.group, self.item_factors, self.n_items)
@@ -307,6 +337,11 @@ class DistributedALSTrainable:
         return {"loss": float(error[0]) / max(1, self.total)}
 
     _TABLES = ("user_factors", "item_factors", "user_bias", "item_bias")
+
+    def close(self) -> None:
+        """Give the partition its rows back as they were."""
+        self.users.restore()
+        self.items.restore()
 
     def _assembled(self) -> dict[str, torch.Tensor] | None:
         """The whole tables on rank 0 (``None`` elsewhere). Collective."""

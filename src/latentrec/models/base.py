@@ -256,10 +256,15 @@ class Recommender(ABC):
         self.rating_mean_, self.rating_std_ = data.mean, data.std
         self.history_ = []
         trainable = self._distributed_trainable(data)
-        runner = trainer or DistributedTrainer(callbacks=callbacks, group=data.group)
-        self.history_ = runner.run(trainable, epochs=self.config.epochs,
-                                   description=f"{name} (rank {data.group.rank})",
-                                   identity=self._run_identity(data))
+        try:
+            runner = trainer or DistributedTrainer(callbacks=callbacks, group=data.group)
+            self.history_ = runner.run(trainable, epochs=self.config.epochs,
+                                       description=f"{name} (rank {data.group.rank})",
+                                       identity=self._run_identity(data))
+        finally:
+            close = getattr(trainable, "close", None)
+            if close is not None:  # it may have borrowed the partition's arrays
+                close()
         del trainable  # its copies of the rows, before rank 0 gathers every user's row
         seen = data.gather_rows()
         if seen is not None:

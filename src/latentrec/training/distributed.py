@@ -317,7 +317,7 @@ def init_group(*, backend: str = "auto", timeout: float = DEFAULT_TIMEOUT,
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise InvalidParameterError(f"timeout must be a number of seconds > 0, got {timeout!r}")
     local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    _set_threads(threads or max(1, (os.cpu_count() or 1) // local))
+    _set_threads(threads or max(1, len(os.sched_getaffinity(0)) // local))
     if not launched():
         return Group(0, 1, float(timeout))
     import torch.distributed as dist

@@ -14,9 +14,9 @@ each distributed run is ``torchrun --standalone --nproc-per-node P`` with 1 thre
 speed-up). Seconds per epoch are the median over the epochs of the slowest rank's epoch, then
 the median over ``--repeats`` runs, which alternate with the baseline's runs (this shared
 machine has slow spells of a minute or more: single runs of the same command gave ratios from
-0.89 to 1.64); ``each_vs_1x2`` lists each run against the baseline run beside it. Bytes are those every rank hands
-to the network per epoch, summed over the ranks (counted by latentrec's collectives, not
-estimated); peak MB is the largest resident set of any rank.
+0.89 to 1.64); ``each_vs_1x2`` lists each run against the baseline run beside it. Bytes are
+those every rank hands to the network per epoch, summed over the ranks (counted by latentrec's
+collectives, not estimated); peak MB is the largest resident set of any rank.
 
 ``quality`` trains on MovieLens 100K at P processes and scores like ``latentrec bench``:
 ImplicitALS and BPR by NDCG@10 on the implicit split (every rating an interaction,

@@ -91,8 +91,6 @@ class Group:
         """Every rank's ``tensor`` (their first dimensions may differ), in rank order."""
         if self.size == 1:
             return [tensor]
-        import torch.distributed as dist
-
         lengths = self._lengths(len(tensor))
         longest = max(lengths)
         out = self.all_gather_blocks(tensor, longest)

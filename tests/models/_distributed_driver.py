@@ -10,6 +10,8 @@ feedback), then runs the jobs in order, by mode:
 - ``resume``: fit ``params["epochs"]`` epochs uninterrupted (saved to ``OUT/NAME-full``), then
   again from scratch for ``job["stop"]`` epochs with a checkpoint after every epoch, then a
   third time resuming from that checkpoint up to ``params["epochs"]`` (``OUT/NAME-resumed``);
+- ``gather``: gather every user's row on rank 0 whole, in blocks of 3 users and releasing the
+  rows in blocks of 5; record whether they agree, what is left, and what a second fit says;
 - ``replicas``: run ``params["epochs"]`` epochs of the model's distributed trainable and
   record whether every rank's replica (its module's state) is identical to rank 0's.
 
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import latentrec
@@ -77,6 +80,22 @@ def _run(job: dict[str, Any], data: Partition, out: Path) -> dict[str, Any]:
         result["identical"] = all(torch.equal(part[key], every[0][key])
                                   for part in every for key in part)
         result["difference"] = difference
+    elif mode == "gather":  # the partition's last job: it releases the rows
+        whole = data.gather_rows(users_per_message=data.n_users * group.size)
+        blocks = data.gather_rows(users_per_message=3)
+        released = data.gather_rows(release=True, users_per_message=5)
+        if group.leader:
+            assert whole is not None and blocks is not None and released is not None
+            result["blocks_equal"] = bool((whole != blocks).nnz == 0 and np.array_equal(
+                whole.indptr, blocks.indptr) and np.array_equal(whole.data, blocks.data))
+            result["released_equal"] = bool((whole != released).nnz == 0)
+            result["nnz"] = int(whole.nnz)
+        result["rows_left"] = int(data.user_rows.nnz + data.item_rows.nnz)
+        try:
+            _model(job).fit(data, trainer=DistributedTrainer(show_progress=False, group=group))
+            result["refit"] = "trained"
+        except latentrec.errors.InvalidParameterError as error:
+            result["refit"] = str(error)
     else:
         raise ValueError(f"unknown mode {mode!r}")
     result["bytes_sent"] = group.bytes_sent - before

@@ -93,6 +93,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
          "params": {**BPR_RESUME, "epochs": 2}},
         {**ranked, "name": "replicas-adagrad", "mode": "replicas",
          "params": {**BPR_RESUME, "epochs": 2, "optimizer": "adagrad", "lr": 0.1}},
+        {**ranked, "name": "gather", "mode": "gather", "params": BPR_RESUME},
     ]}, root / "two", 2)
     one = _launch({"jobs": [{**rated, "name": "mf", "mode": "fit", "params": MF},
                             {**rated, "name": "mfa", "mode": "fit", "params": MF_RESUME}]},
@@ -179,3 +180,13 @@ def test_one_process_partition_fits_bpr() -> None:
     model = BPR(factors=4, epochs=2, batch_size=64, device="cpu").fit(_partition("implicit"))
     assert model.item_factors_.shape == (20, 4)
     assert len(model.history_) == 2
+
+
+@pytest.mark.slow
+def test_seen_rows_gathered_in_blocks_equal_whole_and_release_ends_the_partition(
+        runs: dict[str, Any]) -> None:
+    result = runs["two"]["gather"]
+    assert result["nnz"] > 0
+    assert result["blocks_equal"] and result["released_equal"]
+    assert result["rows_left"] == 0  # freed on the last rank to report too
+    assert "released" in result["refit"]

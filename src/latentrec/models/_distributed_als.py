@@ -190,7 +190,8 @@ class DistributedImplicitALSTrainable:
         item_rows = _with_values(data.item_rows, model.confidence_weights(data.item_rows.data))
         self.users = Partners(self.group, user_rows, data.n_items, k, "user")
         self.items = Partners(self.group, item_rows, data.n_users, k, "item")
-        self.buffer = exchange_buffer([self.users, self.items], k)
+        #: made on the first sweep and dropped by publish (rank 0 assembles the tables then)
+        self.buffer: torch.Tensor | None = None
         self.compiled = self.device.type == "cpu" and config.solver == "cg"
         self.user_reg = self._reg(user_rows)
         self.item_reg = self._reg(item_rows)
@@ -237,6 +238,9 @@ class DistributedImplicitALSTrainable:
         return cg_solve(solver_rows, other, gram, diagonal, current, self.config.cg_steps), other
 
     def train_epoch(self) -> dict[str, float]:
+        if self.buffer is None:
+            self.buffer = exchange_buffer([self.users, self.items],
+                                          self.user_factors.shape[1])
         # one process rotates a side when its rows are at least as many as their partners
         self.user_factors, _ = self._half(self.users, self.user_factors, self.item_factors,
                                           self.user_reg, self.n_users >= self.n_items)
@@ -272,6 +276,7 @@ class DistributedImplicitALSTrainable:
         self.items.restore()
 
     def publish(self) -> None:
+        self.buffer = None
         users = assemble(self.group, self.user_factors, self.n_users)
         items = assemble(self.group, self.item_factors, self.n_items)
         if users is not None and items is not None:
@@ -301,7 +306,7 @@ class DistributedALSTrainable:
                               data.n_items, k + 1, "user")
         self.items = Partners(self.group, _with_values(data.item_rows, data.item_rows.data.copy()),
                               data.n_users, k + 1, "item")
-        self.buffer = exchange_buffer([self.users, self.items], k + 1)
+        self.buffer: torch.Tensor | None = None  # as in DistributedImplicitALSTrainable
         self.by_user = SparseRows.from_csr(self.users.rows, self.device)
         self.by_item = SparseRows.from_csr(self.items.rows, self.device)
         self.user_reg = bias_penalties(self.by_user, config.reg, config.reg_bias, k)
@@ -325,6 +330,9 @@ class DistributedALSTrainable:
         return solution[:, :-1].contiguous(), solution[:, -1].contiguous(), table
 
     def train_epoch(self) -> dict[str, float]:
+        if self.buffer is None:
+            self.buffer = exchange_buffer([self.users, self.items],
+                                          self.user_factors.shape[1] + 1)
         self.user_factors, self.user_bias, _ = self._half(
             self.users, self.by_user, self.user_reg, self.item_factors, self.item_bias)
         self.item_factors, self.item_bias, table = self._half(
@@ -352,6 +360,7 @@ class DistributedALSTrainable:
                                                    if v is not None}
 
     def publish(self) -> None:
+        self.buffer = None
         tables = self._assembled()
         if tables is not None:
             self.model._set_factors(*tables.values(), self.mean)

@@ -234,6 +234,9 @@ class Recommender(ABC):
             able = sorted(kind for kind, cls in model_kinds().items() if cls.trains_distributed)
             raise InvalidParameterError(f"{name} does not train distributed; models that do: "
                                         f"{', '.join(able)}")
+        if data.released:
+            raise InvalidParameterError("this partition's rows were released by the fit that "
+                                        "trained on it; build a new one with partition()")
         if valid is not None:
             raise InvalidParameterError("validation during distributed training is not "
                                         "supported; evaluate the saved model instead")
@@ -266,7 +269,7 @@ class Recommender(ABC):
             if close is not None:  # it may have borrowed the partition's arrays
                 close()
         del trainable  # its copies of the rows, before rank 0 gathers every user's row
-        seen = data.gather_rows()
+        seen = data.gather_rows(release=data.single_use)
         if seen is not None:
             self.seen_ = seen
             self._fitted = True

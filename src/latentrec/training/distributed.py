@@ -206,7 +206,8 @@ class Group:
                 dist.send(lengths, 0, group=self.channel)
                 for tensor in tensors:
                     self.bytes_sent += _nbytes(tensor)
-                    dist.send(tensor.contiguous(), 0, group=self.channel)
+                    if len(tensor):  # both sides know the length
+                        dist.send(tensor.contiguous(), 0, group=self.channel)
                 return
             for source in range(1, self.size):
                 lengths = torch.empty(len(tensors), dtype=torch.int64)
@@ -214,7 +215,8 @@ class Group:
                 received = []
                 for tensor, length in zip(tensors, lengths.tolist(), strict=True):
                     part = torch.empty(int(length), dtype=tensor.dtype)
-                    dist.recv(part, source, group=self.channel)
+                    if length:
+                        dist.recv(part, source, group=self.channel)
                     received.append(part)
                 yield source, received
 

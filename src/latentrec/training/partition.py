@@ -49,6 +49,12 @@ class Partition:
     mean: float
     std: float
     rating_range: tuple[float, float] | None
+    #: whether a fit gave this partition's rows away (``gather_rows(release=True)``); it
+    #: cannot train again
+    released: bool = False
+    #: whether a fit may release the rows once trained (:func:`fit_sharded`'s own partitions,
+    #: which nothing else holds)
+    single_use: bool = False
 
     @property
     def n_users(self) -> int:
@@ -71,38 +77,69 @@ class Partition:
     def own_items(self) -> np.ndarray:
         return np.arange(self.group.rank, self.n_items, self.group.size)
 
-    def gather_rows(self) -> sp.csr_matrix | None:
+    def gather_rows(self, *, release: bool = False, users_per_message: int = 1 << 16
+                    ) -> sp.csr_matrix | None:
         """Every user's row (users x items) on rank 0, ``None`` elsewhere: the seen-item
-        matrix a saved model keeps. Collective; rank 0 receives one rank's rows at a time and
-        places them straight into the final arrays."""
+        matrix a saved model keeps. Collective. Rank 0 receives the rows a block of
+        ``users_per_message`` users at a time from each rank in turn and places them straight
+        into the final arrays, so that it never holds much beside them.
+
+        With ``release`` this rank's rows are freed as they are sent (and the item rows at
+        once): the partition cannot train again (:attr:`released`).
+        """
         group = self.group
-        if group.size == 1:
-            return self.user_rows.copy()
+        if release:
+            self.item_rows = _no_rows(self.item_rows.shape)
+            self.released = True
         local = self.user_rows
+        if group.size == 1:
+            if release:
+                self.user_rows = _no_rows(local.shape)
+                return local
+            return local.copy()
         indptr = indices = data = None
         if group.leader:
             indptr = np.zeros(self.n_users + 1, dtype=np.int64)
             np.cumsum(self.user_counts.astype(np.int64), out=indptr[1:])
             indices = np.empty(int(indptr[-1]), dtype=np.int32)
             data = np.empty(int(indptr[-1]), dtype=np.float32)
-        for rank, (pointers, columns, values) in group.to_leader([
-                torch.from_numpy(local.indptr.astype(np.int64)),
-                torch.from_numpy(local.indices.astype(np.int32, copy=False)),
-                torch.from_numpy(local.data.astype(np.float32, copy=False))]):
-            assert indptr is not None and indices is not None and data is not None
-            starts = indptr[np.arange(rank, self.n_users, group.size)]
-            local_pointers = pointers.numpy()
-            counts = np.diff(local_pointers)
-            positions = (np.repeat(starts - local_pointers[:-1], counts)
-                         + np.arange(len(columns)))
-            indices[positions] = columns.numpy()
-            data[positions] = values.numpy()
+        # local row j is user j * P + rank: a block of users is a block of local rows, the same
+        # number of blocks on every rank
+        rows_per_message = max(1, users_per_message // group.size)
+        pointers = local.indptr.astype(np.int64)
+        for first in range(0, len(range(0, self.n_users, group.size)), rows_per_message):
+            end = min(first + rows_per_message, len(pointers) - 1)
+            low, high = int(pointers[min(first, len(pointers) - 1)]), int(pointers[end])
+            piece = [torch.from_numpy(pointers[first:end + 1] - low) if first < end
+                     else torch.zeros(1, dtype=torch.int64),
+                     torch.from_numpy(local.indices[low:high].astype(np.int32, copy=False)),
+                     torch.from_numpy(local.data[low:high].astype(np.float32, copy=False))]
+            for rank, (offsets, columns, values) in group.to_leader(piece):
+                assert indptr is not None and indices is not None and data is not None
+                if len(columns) == 0:
+                    continue
+                counts = np.diff(offsets.numpy())
+                users = np.arange(len(counts)) * group.size + first * group.size + rank
+                positions = (np.repeat(indptr[users] - offsets.numpy()[:-1], counts)
+                             + np.arange(len(columns)))
+                indices[positions] = columns.numpy()
+                data[positions] = values.numpy()
+        if release:
+            self.user_rows = _no_rows(local.shape)
+        del local, pointers
         if indptr is None or indices is None or data is None:
             return None
         matrix: sp.csr_matrix = sp.csr_matrix((data, indices, indptr),
                                               shape=(self.n_users, self.n_items))
         matrix.has_sorted_indices = True
         return matrix
+
+
+def _no_rows(shape: tuple[int, ...]) -> sp.csr_matrix:
+    """A matrix of ``shape`` without entries (what a released partition keeps)."""
+    rows, columns = shape
+    return sp.csr_matrix((np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int32),
+                          np.zeros(rows + 1, dtype=np.int32)), shape=(rows, columns))
 
 
 def partition(group: Group, parts: list[Interactions], shard_names: Sequence[str], *,

@@ -104,6 +104,7 @@ def fit_sharded(model: Model, source: str | os.PathLike[str], *,
     data = partition(group, parts, names, feedback=feedback, duplicates=duplicates,
                      orders=orders)
     del parts
+    data.single_use = True  # nothing else holds it: the fit may free its rows as it gathers
     if (resume is None and checkpoint is not None and restarted()
             and Path(checkpoint.directory, LATEST).is_file()):
         resume = checkpoint.directory

@@ -1,5 +1,6 @@
-"""Interaction data: the container, id maps, readers and splitters."""
+"""Interaction data: the container, id maps, readers and splitters; side features."""
 
+from latentrec.data.features import Features, read_features
 from latentrec.data.ids import IdMap
 from latentrec.data.interactions import Interactions
 from latentrec.data.readers import detect_format, read_interactions
@@ -13,6 +14,7 @@ from latentrec.data.split import (
 )
 
 __all__ = [
+    "Features",
     "IdMap",
     "Interactions",
     "Split",
@@ -20,6 +22,7 @@ __all__ = [
     "k_fold",
     "leave_last_out",
     "random_split",
+    "read_features",
     "read_interactions",
     "temporal_split",
     "user_holdout",

@@ -11,10 +11,13 @@ trainable, two sweeps, publishing the model and gathering the seen rows on rank 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import resource
 import sys
 import time
+
+import numpy as np
 
 from latentrec import ImplicitALS
 from latentrec.data.shards import assign_shards, list_shards, read_shard
@@ -38,11 +41,19 @@ def main() -> None:
     trim = ctypes.CDLL("libc.so.6").malloc_trim  # memory freed by numpy goes back to the OS
     shards = list_shards(sys.argv[1])
     mine = assign_shards(shards, group.rank, group.size)
-    parts = [read_shard(shard, feedback="implicit") for shard in mine]
+    parts = []
+    for shard in mine:  # compacted as fit_sharded holds them
+        part = read_shard(shard, feedback="implicit")
+        parts.append(dataclasses.replace(
+            part, user_index=part.user_index.astype(np.int32),
+            item_index=part.item_index.astype(np.int32), timestamps=None,
+            values=None if part.values is None else part.values.astype(np.float32)))
+        del part
     trim(0)
     report("read")
     data = partition(group, parts, [str(s) for s in shards], feedback="implicit",
                      orders=[shards.index(s) for s in mine])
+    data.single_use = True
     trim(0)
     report("partition")
     trainable = DistributedImplicitALSTrainable(ImplicitALS(factors=64, epochs=2), data)
@@ -52,9 +63,11 @@ def main() -> None:
         report(f"sweep {epoch}")
     trainable.publish()
     report("publish")
+    trainable.close()
     del trainable
-    data.gather_rows()
+    seen = data.gather_rows(release=True)
     report("gather")
+    del seen
 
 
 if __name__ == "__main__":

@@ -265,9 +265,8 @@ class Recommender(ABC):
                                        description=f"{name} (rank {data.group.rank})",
                                        identity=self._run_identity(data))
         finally:
-            close = getattr(trainable, "close", None)
-            if close is not None:  # it may have borrowed the partition's arrays
-                close()
+            if hasattr(trainable, "close"):  # it may have borrowed the partition's arrays
+                trainable.close()
         del trainable  # its copies of the rows, before rank 0 gathers every user's row
         seen = data.gather_rows(release=data.single_use)
         if seen is not None:

@@ -220,6 +220,33 @@ class Group:
                     received.append(part)
                 yield source, received
 
+    def hand_over(self, tensors: Sequence[torch.Tensor], source: int, target: int
+                  ) -> list[torch.Tensor] | None:
+        """Rank ``source``'s 1-D ``tensors`` on rank ``target`` (``None`` on every other rank;
+        ``tensors`` there only give the dtypes). Called by both ranks; others may call it."""
+        if self.rank not in (source, target) or source == target:
+            return list(tensors) if self.rank == target else None
+        import torch.distributed as dist
+
+        with _contact(self.rank):
+            if self.rank == source:
+                dist.send(torch.tensor([len(t) for t in tensors], dtype=torch.int64), target,
+                          group=self.channel)
+                for tensor in tensors:
+                    self.bytes_sent += _nbytes(tensor)
+                    if len(tensor):
+                        dist.send(tensor.contiguous(), target, group=self.channel)
+                return None
+            lengths = torch.empty(len(tensors), dtype=torch.int64)
+            dist.recv(lengths, source, group=self.channel)
+            received = []
+            for tensor, length in zip(tensors, lengths.tolist(), strict=True):
+                part = torch.empty(int(length), dtype=tensor.dtype)
+                if length:
+                    dist.recv(part, source, group=self.channel)
+                received.append(part)
+            return received
+
     def _lengths(self, length: int) -> list[int]:
         import torch.distributed as dist
 

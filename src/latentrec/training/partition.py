@@ -12,6 +12,8 @@ items)``), which the model needs anyway.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ from latentrec.data.interactions import DUPLICATE_POLICIES, DuplicatePolicy, Fee
 from latentrec.errors import DataError, InvalidParameterError
 from latentrec.training.distributed import Group
 
-__all__ = ["Partition", "partition"]
+__all__ = ["Partition", "partition", "return_freed_memory"]
 
 @dataclass
 class Partition:
@@ -91,12 +93,32 @@ class Partition:
         if release:
             self.item_rows = _no_rows(self.item_rows.shape)
             self.released = True
+            return_freed_memory()
         local = self.user_rows
         if group.size == 1:
             if release:
                 self.user_rows = _no_rows(local.shape)
                 return local
             return local.copy()
+        # rank 0 must hold every row at the end: with release, it first hands its own rows to
+        # rank 1 (which has freed its item rows) and gets them back with rank 1's, so that its
+        # own rows and the whole matrix are never held together
+        handed: sp.csr_matrix | None = None
+        if release:
+            arrays = [torch.from_numpy(local.indptr.astype(np.int64)),
+                      torch.from_numpy(local.indices.astype(np.int32, copy=False)),
+                      torch.from_numpy(local.data.astype(np.float32, copy=False))]
+            received = group.hand_over(arrays, 0, 1)
+            del arrays
+            if received is not None:
+                handed_pointers, handed_columns, handed_values = (
+                    part.numpy() for part in received)
+                handed = sp.csr_matrix((handed_values, handed_columns, handed_pointers),
+                                       shape=(len(handed_pointers) - 1, self.n_items))
+                del received, handed_pointers, handed_columns, handed_values
+            if group.leader:
+                self.user_rows = local = _no_rows(local.shape)
+                return_freed_memory()
         indptr = indices = data = None
         if group.leader:
             indptr = np.zeros(self.n_users + 1, dtype=np.int64)
@@ -106,33 +128,56 @@ class Partition:
         # local row j is user j * P + rank: a block of users is a block of local rows, the same
         # number of blocks on every rank
         rows_per_message = max(1, users_per_message // group.size)
-        pointers = local.indptr.astype(np.int64)
-        for first in range(0, len(range(0, self.n_users, group.size)), rows_per_message):
+        blocks = range(0, len(range(0, self.n_users, group.size)), rows_per_message)
+
+        def piece(rows: sp.csr_matrix, first: int) -> list[torch.Tensor]:
+            """Local rows ``first...`` of ``rows`` (row offsets from 0, columns, values)."""
+            pointers = rows.indptr
             end = min(first + rows_per_message, len(pointers) - 1)
             low, high = int(pointers[min(first, len(pointers) - 1)]), int(pointers[end])
-            piece = [torch.from_numpy(pointers[first:end + 1] - low) if first < end
-                     else torch.zeros(1, dtype=torch.int64),
-                     torch.from_numpy(local.indices[low:high].astype(np.int32, copy=False)),
-                     torch.from_numpy(local.data[low:high].astype(np.float32, copy=False))]
-            for rank, (offsets, columns, values) in group.to_leader(piece):
-                assert indptr is not None and indices is not None and data is not None
-                if len(columns) == 0:
-                    continue
-                counts = np.diff(offsets.numpy())
-                users = np.arange(len(counts)) * group.size + first * group.size + rank
-                positions = (np.repeat(indptr[users] - offsets.numpy()[:-1], counts)
-                             + np.arange(len(columns)))
-                indices[positions] = columns.numpy()
-                data[positions] = values.numpy()
+            offsets = (pointers[first:end + 1].astype(np.int64) - low if first < end
+                       else np.zeros(1, dtype=np.int64))
+            return [torch.from_numpy(offsets),
+                    torch.from_numpy(rows.indices[low:high].astype(np.int32, copy=False)),
+                    torch.from_numpy(rows.data[low:high].astype(np.float32, copy=False))]
+
+        def place(rank: int, first: int, offsets: np.ndarray, columns: np.ndarray,
+                  values: np.ndarray) -> None:
+            assert indptr is not None and indices is not None and data is not None
+            counts = np.diff(offsets)
+            users = (np.arange(len(counts)) + first) * group.size + rank
+            positions = np.repeat(indptr[users] - offsets[:-1], counts) + np.arange(len(columns))
+            indices[positions] = columns
+            data[positions] = values
+
+        nothing = [torch.zeros(1, dtype=torch.int64), torch.zeros(0, dtype=torch.int32),
+                   torch.zeros(0, dtype=torch.float32)]
+        for first in blocks:
+            for rank, (offsets, columns, values) in group.to_leader(piece(local, first)):
+                if len(columns):
+                    place(rank, first, offsets.numpy(), columns.numpy(), values.numpy())
+            if release:  # rank 0's rows, back from rank 1
+                for rank, (offsets, columns, values) in group.to_leader(
+                        piece(handed, first) if handed is not None else nothing):
+                    if rank == 1 and len(columns):
+                        place(0, first, offsets.numpy(), columns.numpy(), values.numpy())
         if release:
             self.user_rows = _no_rows(local.shape)
-        del local, pointers
+        del local, handed
         if indptr is None or indices is None or data is None:
             return None
         matrix: sp.csr_matrix = sp.csr_matrix((data, indices, indptr),
                                               shape=(self.n_users, self.n_items))
         matrix.has_sorted_indices = True
         return matrix
+
+
+def return_freed_memory() -> None:
+    """Hand memory that numpy freed back to the operating system (glibc keeps freed chunks
+    under 32 MB in its heap; a row group's arrays are such chunks), so that the next phase's
+    peak does not stand on the last one's leftovers. Elsewhere than glibc: nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _no_rows(shape: tuple[int, ...]) -> sp.csr_matrix:

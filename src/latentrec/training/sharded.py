@@ -21,7 +21,7 @@ from latentrec.data.interactions import DuplicatePolicy, Feedback
 from latentrec.data.shards import assign_shards, list_shards, read_shard
 from latentrec.training.checkpoints import LATEST, Checkpoint
 from latentrec.training.distributed import DEFAULT_TIMEOUT, DistributedTrainer, Group, init_group
-from latentrec.training.partition import partition
+from latentrec.training.partition import partition, return_freed_memory
 from latentrec.training.trainer import Callback
 
 __all__ = ["fit_sharded"]
@@ -99,11 +99,13 @@ def fit_sharded(model: Model, source: str | os.PathLike[str], *,
     except Exception as caught:
         error = caught
     group.agree(error)
+    return_freed_memory()
     logger.info("rank %d read %d of %d shards (%d interactions)", group.rank, len(parts),
                 len(names), sum(len(p) for p in parts))
     data = partition(group, parts, names, feedback=feedback, duplicates=duplicates,
                      orders=orders)
     del parts
+    return_freed_memory()
     data.single_use = True  # nothing else holds it: the fit may free its rows as it gathers
     if (resume is None and checkpoint is not None and restarted()
             and Path(checkpoint.directory, LATEST).is_file()):

@@ -187,7 +187,15 @@ class DistributedImplicitALSTrainable:
         k = config.factors
         # new values (the confidences) on the partition's own index arrays, not copies of them
         user_rows = _with_values(data.user_rows, model.confidence_weights(data.user_rows.data))
-        item_rows = _with_values(data.item_rows, model.confidence_weights(data.item_rows.data))
+        if data.single_use:
+            # nothing reads the item rows' values after this fit (the seen matrix comes from
+            # the user rows): the confidences take their place
+            data.released = True
+            data.item_rows.data[:] = model.confidence_weights(data.item_rows.data)
+            item_rows = data.item_rows
+        else:
+            item_rows = _with_values(data.item_rows,
+                                     model.confidence_weights(data.item_rows.data))
         self.users = Partners(self.group, user_rows, data.n_items, k, "user")
         self.items = Partners(self.group, item_rows, data.n_users, k, "item")
         #: made on the first sweep and dropped by publish (rank 0 assembles the tables then)

@@ -89,7 +89,7 @@ class GibbsTrainable:
         dim = k + 1
         values = np.asarray(data.values, dtype=np.float64)
         self.global_mean = float(np.mean(values))
-        self.scale = model.rating_std_ if _SCALE else 1.0  # std of the ratings, 1 when they are all equal
+        self.scale = model.rating_std_  # std of the ratings, 1 when they are all equal
         # Standardised ratings: the unit priors (W0 = I, the noise prior) then suit any scale.
         z = (values - self.global_mean) / self.scale
         self.n_ratings = len(z)
@@ -141,12 +141,12 @@ class GibbsTrainable:
         if self.serial:
             numba.set_num_threads(1)
         try:
-            mean, precision = _sample_prior(x, self.rng)
+            mean, precision = _sample_normal_wishart(x, self.rng)
             self.item_partner[:, :k] = y[:, :k]
             gaussian_rows(user_ptr, user_cols, self.z_by_user - y[user_cols, k],
                           self.item_partner, mean, precision, self.alpha,
                           np.asarray(self.rng.standard_normal(x.shape)), x)
-            mean, precision = _sample_prior(y, self.rng)
+            mean, precision = _sample_normal_wishart(y, self.rng)
             self.user_partner[:, :k] = x[:, :k]
             gaussian_rows(item_ptr, item_cols, self.z_by_item - x[item_cols, k],
                           self.user_partner, mean, precision, self.alpha,
@@ -380,41 +380,3 @@ def _sample_normal_wishart(rows: np.ndarray,
     upper = np.linalg.cholesky(beta_n * precision)
     mean = mean_n + np.linalg.solve(upper.T, rng.standard_normal(dim))
     return mean, precision
-
-
-_PRIOR = "wishart"
-_NG_A0 = 1.0
-_NG_B0 = 1.0
-_NG_GAMMA0 = 1.0
-
-
-def _sample_prior(rows, rng):
-    if _PRIOR == "wishart":
-        return _sample_normal_wishart(rows, rng)
-    if _PRIOR == "gamma":
-        return _sample_normal_gamma(rows, rng)
-    # wishart on factors, normal-gamma on the bias
-    dim = rows.shape[1]
-    mean = np.empty(dim)
-    precision = np.zeros((dim, dim))
-    m, p = _sample_normal_wishart(rows[:, :-1], rng)
-    mean[:-1], precision[:-1, :-1] = m, p
-    m, p = _sample_normal_gamma(rows[:, -1:], rng)
-    mean[-1], precision[-1, -1] = m[0], p[0, 0]
-    return mean, precision
-
-
-def _sample_normal_gamma(rows, rng):
-    """Per-column Normal-Gamma: lambda_d ~ Gamma(a0/2, rate b0/2), mu_d | lambda_d ~
-    N(0, 1 / (gamma0 lambda_d)); exact joint draw from the posterior."""
-    n, dim = rows.shape
-    row_mean = rows.mean(axis=0)
-    centred = rows - row_mean
-    scatter = (centred * centred).sum(axis=0) + (_NG_GAMMA0 * n / (_NG_GAMMA0 + n)) * row_mean**2
-    shape = 0.5 * (_NG_A0 + n)
-    rate = 0.5 * (_NG_B0 + scatter)
-    lam = rng.gamma(shape, 1.0 / rate)
-    mean = (n / (_NG_GAMMA0 + n)) * row_mean + rng.standard_normal(dim) / np.sqrt((_NG_GAMMA0 + n) * lam)
-    return mean, np.ascontiguousarray(np.diag(lam))
-
-_SCALE = True

@@ -130,8 +130,8 @@ def test_lightfm_is_skipped_with_the_reason(datasets_dir: Path, tmp_path: Path,
     code, _, stderr = run("bench", "implicit", "--data-dir", str(datasets_dir), "--out",
                           str(tmp_path), "--only", "lightfm")
     assert code == 0, stderr
-    assert ("skipping lightfm (1 contender): not installed; lightfm 1.17 does not build from "
-            "source under PEP 517 (setup.py bug, lyst/lightfm#687)") in stderr
+    assert ("skipping lightfm (1 contender): not installed; pip install 'latentrec[bench]' "
+            "(LightFM comes as rectools-lightfm") in stderr
 
 
 @pytest.mark.realdata

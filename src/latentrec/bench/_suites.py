@@ -28,8 +28,8 @@ BENCH_EXTRA_HINT = "pip install 'latentrec[bench]'"
 
 #: why a peer that the bench extra cannot install is missing; the default is BENCH_EXTRA_HINT
 MISSING_PEER_REASONS: dict[str, str] = {
-    "lightfm": ("lightfm 1.17 does not build from source under PEP 517 (setup.py bug, "
-                "lyst/lightfm#687), so the bench extra leaves it out"),
+    "lightfm": ("pip install 'latentrec[bench]' (LightFM comes as rectools-lightfm: lightfm "
+                "1.17's own source release does not build, lyst/lightfm#687)"),
 }
 
 #: the Spark master of the Spark MLlib peer: local mode, one task slot per core of the

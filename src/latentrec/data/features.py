@@ -205,6 +205,11 @@ class Features:
         return self._vocabulary is not None
 
     @property
+    def has_identity(self) -> bool:
+        """Whether :meth:`matrix` starts with identity columns (``fit(identity=True)``)."""
+        return self._fitted().identity is not None
+
+    @property
     def n_columns(self) -> int:
         """The number of columns of :meth:`matrix`."""
         return self._fitted().n_columns

@@ -13,7 +13,7 @@ from latentrec.data import Interactions
 from latentrec.models._solvers import SparseRows, bias_penalties, ridge_rows
 from latentrec.models.base import hyperparameters
 from latentrec.models.config import EpochConfig
-from latentrec.models.factor import FactorModel
+from latentrec.models.factor import FactorModel, Prior
 from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
@@ -76,10 +76,11 @@ class ALS(FactorModel):
     def _trainable(self, data: Interactions) -> Trainable:
         return _ExplicitALSTrainable(self, data)
 
-    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _fold_in(self, rows: SparseRows, prior: Prior | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         config = self.config
         return self._fold_in_biased(rows, bias_penalties(rows, config.reg, config.reg_bias,
-                                                    config.factors))
+                                                    config.factors), prior)
 
 
 class _ExplicitALSTrainable:

@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from latentrec.data import IdMap, Interactions
+from latentrec.data import Features, IdMap, Interactions
 from latentrec.errors import (
     DataWarning,
     InvalidParameterError,
@@ -68,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 OnUnknown = Literal["raise", "fallback"]
 Feedback = Literal["explicit", "implicit", "any"]
+Side = Literal["users", "items"]
+SIDES: tuple[Side, ...] = ("users", "items")
 
 
 def hyperparameters(local_variables: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +95,9 @@ class Recommender(ABC):
     feedback: ClassVar[Feedback] = "any"
     validator: ClassVar[type[RatingValidator] | type[RankingValidator]] = RatingValidator
     similarity: ClassVar[tuple[str, ...]] = ()
+    #: the sides whose side features ``fit`` takes (``user_features``, ``item_features``); a
+    #: model that sets it learns feature embeddings (see docs/features.md)
+    feature_sides: ClassVar[tuple[Side, ...]] = ()
     quick_params: ClassVar[dict[str, Any]] = {}
     #: whether ``fit`` runs epochs (``_trainable``) or solves in one go (``_fit_closed_form``)
     trains_in_epochs: ClassVar[bool] = False
@@ -110,6 +115,9 @@ class Recommender(ABC):
     rating_mean_: float
     rating_std_: float
     history_: list[dict[str, float]]
+    #: the fitted side features the model learned from, by side ("users", "items")
+    features_: dict[Side, Features]
+    _design: dict[Side, sp.csr_matrix]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -176,12 +184,21 @@ class Recommender(ABC):
         self,
         data: Interactions,
         *,
+        user_features: Features | None = None,
+        item_features: Features | None = None,
         valid: Interactions | None = None,
         callbacks: Sequence[Callback] = (),
         show_progress: bool = True,
         trainer: Trainer | None = None,
     ) -> Self:
         """Learn from ``data``.
+
+        ``user_features`` and ``item_features`` (:class:`~latentrec.data.Features`, from
+        :func:`~latentrec.read_features`) are side features, for the models whose
+        ``feature_sides`` name that side: each id's vector then adds up the embeddings of its
+        features (see docs/features.md). An unfitted table is fitted on the training ids; ids
+        of the table that have no interactions join the model as cold ids, scored by their
+        features alone. Other models refuse features in one line.
 
         For models that train in epochs, ``valid`` adds the validation metric (see
         :attr:`monitor`) to every epoch of ``history_`` and, with ``patience`` set, stops
@@ -190,6 +207,9 @@ class Recommender(ABC):
         resume, callbacks). Models solved in closed form ignore ``valid`` and the loop options.
         """
         if isinstance(data, Partition):
+            if user_features is not None or item_features is not None:
+                raise InvalidParameterError("distributed training does not take side features "
+                                            "yet; train on one process")
             return self._fit_partition(data, valid=valid, callbacks=callbacks, trainer=trainer)
         if not isinstance(data, Interactions):
             raise TypeError(f"data must be Interactions, got {type(data).__name__}")
@@ -202,19 +222,105 @@ class Recommender(ABC):
         self._check_size(data)
         self._fitted = False
         self._remember_data(data)
-        if not self.trains_in_epochs:
-            self._fit_closed_form(data)
-        else:
-            validator = None if valid is None else self.validator(self, valid)
-            trainable = self._trainable(data)
-            runner = trainer if trainer is not None else Trainer(callbacks=callbacks,
-                                                                 show_progress=show_progress)
-            self.history_ = runner.run(trainable, epochs=self.config.epochs,
-                                       validator=validator, patience=self.config.patience,
-                                       description=type(self).__name__,
-                                       identity=self._run_identity(data))
+        self._remember_features(data, {"users": user_features, "items": item_features})
+        try:
+            if not self.trains_in_epochs:
+                self._fit_closed_form(data)
+            else:
+                validator = None if valid is None else self.validator(self, valid)
+                trainable = self._trainable(data)
+                runner = trainer if trainer is not None else Trainer(callbacks=callbacks,
+                                                                     show_progress=show_progress)
+                self.history_ = runner.run(trainable, epochs=self.config.epochs,
+                                           validator=validator, patience=self.config.patience,
+                                           description=type(self).__name__,
+                                           identity=self._run_identity(data))
+        finally:
+            self._design = {}
+        for side, features in self.features_.items():
+            id_map = self.users_ if side == "users" else self.items_
+            cold = features.ids.to_numpy()[id_map.index_of(features.ids.to_numpy(),
+                                                           on_unknown="ignore") < 0]
+            if len(cold):
+                self._add_ids(side, cold, features.matrix(cold))
+                logger.info("%d %s with features and no interactions joined the model",
+                            len(cold), side)
         self._fitted = True
         return self
+
+    def _remember_features(self, data: Interactions,
+                           given: dict[Side, Features | None]) -> None:
+        """Fit the side features on the training ids and keep their design matrices (rows in
+        the order of the training ids) for the trainable: :meth:`_feature_matrix`."""
+        self.features_ = {}
+        self._design = {}
+        name = type(self).__name__
+        for side, features in given.items():
+            if features is None:
+                continue
+            argument = f"{side[:-1]}_features"
+            if side not in self.feature_sides:
+                from latentrec.persistence import model_kinds
+
+                able = sorted(kind for kind, cls in model_kinds().items()
+                              if side in cls.feature_sides)
+                raise InvalidParameterError(
+                    f"{argument}: {name} does not learn from {side[:-1]} features; models "
+                    f"that do: {', '.join(able) or 'none'}")
+            if not isinstance(features, Features):
+                raise TypeError(f"{argument} must be Features (read_features(...)), got "
+                                f"{type(features).__name__}")
+            ids = data.users if side == "users" else data.items
+            fitted = features if features.is_fitted else features.fit(ids)
+            if fitted.has_identity:
+                raise InvalidParameterError(
+                    f"{argument} were fitted with identity columns; fit them without, the "
+                    f"model's identity parameter gives each id its own embedding")
+            if fitted.n_columns == 0:
+                raise InvalidParameterError(f"{argument} have no columns for the training "
+                                            f"{side}; nothing could be learned from them")
+            self.features_[side] = fitted
+            self._design[side] = fitted.matrix(ids)
+        if not getattr(self.config, "identity", True) and not self.features_:
+            raise InvalidParameterError(
+                f"{name}(identity=False) represents ids by their features alone; give "
+                f"user_features or item_features, or set identity=True")
+
+    def _feature_matrix(self, side: Side) -> sp.csr_matrix | None:
+        """During ``fit``: the design matrix of ``side``'s features, one row per training id
+        (in index order), or ``None`` when no features were given for that side."""
+        return getattr(self, "_design", {}).get(side)
+
+    def _add_ids(self, side: Side, ids: np.ndarray, matrix: sp.csr_matrix) -> None:
+        """Append ids known only by their features (design matrix ``matrix``) to the model;
+        models with ``feature_sides`` implement it (``FactorModel`` does)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add {side}")
+
+    def _extend_ids(self, side: Side, ids: np.ndarray) -> None:
+        """Append new ids to the id map of ``side`` and make room for them in ``seen_`` (no
+        interactions) and ``item_popularity_`` (zero)."""
+        id_map = self.users_ if side == "users" else self.items_
+        old = id_map.to_numpy()
+        if old.dtype.kind in "iu" and np.asarray(ids).dtype.kind in "iu":
+            joined = np.concatenate([old, ids]).astype(np.int64)
+        else:
+            joined = np.concatenate([old.astype(str).astype(object),
+                                     np.asarray(ids).astype(str).astype(object)])
+        extended = IdMap(joined, name=id_map.name)
+        n_new = len(ids)
+        n_users, n_items = self.seen_.shape
+        if side == "users":
+            self.users_ = extended
+            self.seen_ = sp.vstack([self.seen_, sp.csr_matrix((n_new, n_items),
+                                                              dtype=self.seen_.dtype)],
+                                   format="csr")
+        else:
+            self.items_ = extended
+            self.seen_ = sp.csr_matrix(
+                (self.seen_.data, self.seen_.indices, self.seen_.indptr),
+                shape=(n_users, n_items + n_new))
+            self.item_popularity_ = np.concatenate(
+                [self.item_popularity_, np.zeros(n_new, dtype=np.float32)])
 
     def _run_identity(self, data: Interactions | Partition) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: model, configuration and data shape."""
@@ -258,6 +364,7 @@ class Recommender(ABC):
         self.rating_range_ = data.rating_range
         self.rating_mean_, self.rating_std_ = data.mean, data.std
         self.history_ = []
+        self.features_ = {}
         trainable = self._distributed_trainable(data)
         try:
             runner = trainer or DistributedTrainer(callbacks=callbacks, group=data.group)
@@ -698,6 +805,9 @@ class Recommender(ABC):
             "history": self.history_,
             **self._extra_meta(),
         }
+        features = getattr(self, "features_", {})
+        if features:  # the vocabularies, to read the features of new ids as in training
+            meta["features"] = {side: f.state(table=False) for side, f in features.items()}
         return write_model_dir(path, meta, tensors)
 
     @classmethod
@@ -752,6 +862,7 @@ class Recommender(ABC):
             if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
                 raise ModelFileError("history is not a list of objects")
             model.history_ = list(history)
+            model.features_ = _saved_features(meta.get("features"), cls)
             model._restore(tensors, meta)
         except ModelFileError as error:
             message = str(error)
@@ -765,6 +876,27 @@ class Recommender(ABC):
 
 
 # ---------------------------------------------------------------------- helpers
+def _saved_features(saved: Any, cls: type[Recommender]) -> dict[Side, Features]:
+    """The vocabularies of a model file's side features, checked."""
+    if saved is None:
+        return {}
+    if not isinstance(saved, dict):
+        raise ModelFileError("features is not an object")
+    features: dict[Side, Features] = {}
+    for side, state in saved.items():
+        if side not in cls.feature_sides:
+            raise ModelFileError(f"features names {side!r}, but {cls.__name__} takes features "
+                                 f"of {list(cls.feature_sides) or 'no side'}")
+        try:
+            fitted = Features.from_state(state)
+        except LatentrecError as error:
+            raise ModelFileError(f"features of {side}: {error}") from None
+        if not fitted.is_fitted or fitted.has_identity:
+            raise ModelFileError(f"features of {side} have no vocabulary, or identity columns")
+        features[side] = fitted
+    return features
+
+
 def _check_on_unknown(on_unknown: str) -> None:
     if on_unknown not in ("raise", "fallback"):
         raise InvalidParameterError(

@@ -15,7 +15,7 @@ from latentrec.models._nn import MinibatchFactorTrainable, SGDConfig
 from latentrec.models._sgd_setup import PARALLEL_FROM, normal_rows
 from latentrec.models._solvers import SparseRows
 from latentrec.models.base import hyperparameters
-from latentrec.models.factor import FactorModel
+from latentrec.models.factor import FactorModel, Prior
 from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
@@ -170,7 +170,8 @@ class BiasedMF(FactorModel):
                                             scale=self.rating_std_)
         return _KernelTrainable(self, data, global_mean)
 
-    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _fold_in(self, rows: SparseRows, prior: Prior | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # SGD's per-rating penalties, in original units: reg * std * n on the factors (they
         # were trained on ratings / std) and reg_bias * n on the bias
         config = self.config
@@ -178,7 +179,7 @@ class BiasedMF(FactorModel):
         width = self.item_factors_.shape[1]
         reg = torch.cat([config.reg * self.rating_std_ * counts.expand(-1, width),
                          config.reg_bias * counts], dim=1)
-        return self._fold_in_biased(rows, reg)
+        return self._fold_in_biased(rows, reg, prior)
 
 
 class _KernelTrainable:

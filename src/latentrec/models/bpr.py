@@ -13,7 +13,7 @@ from latentrec.data import Interactions
 from latentrec.models._solvers import SparseRows
 from latentrec.models.base import hyperparameters
 from latentrec.models.config import EpochConfig
-from latentrec.models.factor import FactorModel
+from latentrec.models.factor import FactorModel, Prior, refuse_prior
 from latentrec.training import RankingValidator, Trainable
 from latentrec.training.minibatch import OPTIMIZERS
 from latentrec.training.partition import Partition
@@ -109,7 +109,9 @@ class BPR(FactorModel):
 
         return DistributedBPRTrainable(self, data)
 
-    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _fold_in(self, rows: SparseRows, prior: Prior | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        refuse_prior(self, prior)
         # no closed form for a ranking loss: a few Adam steps on the user vectors alone
         items = self.item_factors_.detach().cpu()
         assert self.item_bias_ is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -17,15 +17,15 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from latentrec.data import Interactions
-from latentrec.errors import InvalidParameterError, ModelFileError
+from latentrec.data import Features, Interactions, read_features
+from latentrec.errors import InvalidParameterError, LatentrecError, ModelFileError
 from latentrec.models._checks import within_range
 from latentrec.models._ranking import as_list, check_k
 from latentrec.models._solvers import SparseRows, ridge_rows
-from latentrec.models.base import Recommender
+from latentrec.models.base import SIDES, Recommender, Side
 from latentrec.persistence import FLOAT32_MAX, finite_number
 
-__all__ = ["FactorModel"]
+__all__ = ["FactorModel", "Prior", "hybrid_table", "refuse_prior"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ class FactorModel(Recommender):
     user_bias_: torch.Tensor | None
     item_bias_: torch.Tensor | None
     global_mean_: float
+    #: by side, the embedding (``n_columns x factors``) of every column of the side's
+    #: features, and their biases; empty for a model fitted without features
+    feature_factors_: dict[Side, torch.Tensor]
+    feature_bias_: dict[Side, torch.Tensor]
 
     def _set_factors(self, user_factors: torch.Tensor, item_factors: torch.Tensor,
                      user_bias: torch.Tensor | None = None, item_bias: torch.Tensor | None = None,
@@ -54,6 +58,20 @@ class FactorModel(Recommender):
         self.user_bias_ = None if user_bias is None else user_bias.detach().reshape(-1)
         self.item_bias_ = None if item_bias is None else item_bias.detach().reshape(-1)
         self.global_mean_ = float(global_mean)
+        if not hasattr(self, "feature_factors_"):
+            self.feature_factors_, self.feature_bias_ = {}, {}
+
+    def _set_feature_factors(self, side: Side, factors: torch.Tensor,
+                             bias: torch.Tensor | None = None) -> None:
+        """Keep the learned embeddings of ``side``'s feature columns (and their biases): what
+        cold ids and ``add_items``/``add_users`` are scored with. A hybrid model's trainable
+        calls it in ``publish``, after ``_set_factors`` with the tables of the training ids
+        (their own embeddings plus their features', see :func:`hybrid_table`)."""
+        self.feature_factors_[side] = factors.detach()
+        if bias is None:
+            self.feature_bias_.pop(side, None)
+        else:
+            self.feature_bias_[side] = bias.detach().reshape(-1)
 
     @property
     def _clip_range(self) -> tuple[float, float] | None:
@@ -126,8 +144,12 @@ class FactorModel(Recommender):
         return scores + offset
 
     # ------------------------------------------------------------------ fold-in
-    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """User vectors (and biases) for rows of interactions, the item side held fixed."""
+    def _fold_in(self, rows: SparseRows, prior: Prior | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """User vectors (and biases) for rows of interactions, the item side held fixed.
+
+        ``prior`` (models with user features): each row's vector and bias from its features,
+        which the solution is drawn towards instead of zero."""
         raise InvalidParameterError(f"{type(self).__name__} does not support fold-in")
 
     def _interaction_rows(self, item_index: np.ndarray, values: np.ndarray,
@@ -178,30 +200,45 @@ class FactorModel(Recommender):
                 f"{name}[{bad[0]}] {entry(bad[0])} is {float(values[bad[0]]):g}; implicit "
                 f"weights must be >= 0 and fit in float32")
 
-    def _fold_in_biased(self, rows: SparseRows, reg: torch.Tensor
+    def _fold_in_biased(self, rows: SparseRows, reg: torch.Tensor, prior: Prior | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """Least-squares user factors and biases for rows of ratings, item side held fixed
-        (``reg``: one penalty per row and coordinate, the bias last)."""
+        (``reg``: one penalty per row and coordinate, the bias last), shrunk towards
+        ``prior`` (zero without one)."""
         items = self.item_factors_.cpu()
         item_bias = self.item_bias_.cpu() if self.item_bias_ is not None else torch.zeros(
             len(items))
         design = torch.cat([items, torch.ones(len(items), 1)], dim=1)
         targets = rows.weights - self.global_mean_ - item_bias[rows.indices]
+        centre = None
+        if prior is not None:  # solve for the difference from the prior
+            vectors, bias = prior
+            centre = torch.cat([vectors.cpu(), (torch.zeros(len(vectors)) if bias is None
+                                                else bias.cpu())[:, None]], dim=1)
+            targets = targets - (design[rows.indices] * centre[rows.row_of]).sum(dim=1)
         solution = ridge_rows(rows, design, targets, reg)
+        if centre is not None:
+            solution = solution + centre
         return solution[:, :-1].contiguous(), solution[:, -1].contiguous()
 
-    def recommend_new_user(self, items: Sequence[Any] | np.ndarray,
+    def recommend_new_user(self, items: Sequence[Any] | np.ndarray = (),
                            values: Sequence[float] | np.ndarray | None = None, *, k: int = 10,
-                           exclude_seen: bool = True) -> pd.DataFrame:
-        """Top-``k`` items for a user who was not in training, from their interactions.
+                           exclude_seen: bool = True,
+                           features: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Top-``k`` items for a user who was not in training, from their interactions and,
+        for a model trained with user features, their features.
 
         ``items`` are raw item ids the user interacted with and ``values`` their ratings or
         weights (default: the training mean rating for rating models, 1 for implicit
         feedback), checked against the model (finite, within the rating range). The user's
         factors are solved with the item side held fixed
         (closed form for least-squares models, a few gradient steps for BPR); nothing is
-        retrained and the model is not changed. Returns ``item, rank, score`` rows; the given
-        items are excluded unless ``exclude_seen=False``.
+        retrained and the model is not changed. ``features`` maps feature names to the user's
+        values (``{"occupation": "writer", "age": 31}``, a list for a multi-valued feature),
+        read with the training vocabulary: alone, the user's vector is the sum of its features'
+        embeddings; with ``items``, the solution is drawn towards that vector instead of zero.
+        Returns ``item, rank, score`` rows; the given items are excluded unless
+        ``exclude_seen=False``.
 
         Examples
         --------
@@ -216,14 +253,23 @@ class FactorModel(Recommender):
         k = check_k(k)
         item_list = as_list(items)
         item_index = self.items_.index_of(item_list, on_unknown="raise")
+        prior = None if features is None else self.feature_vectors("users", features)
+        if len(item_index) == 0 and prior is None:
+            raise InvalidParameterError("recommend_new_user needs at least one item, or the "
+                                        "user's features")
         if len(item_index) == 0:
-            raise InvalidParameterError("recommend_new_user needs at least one item")
-        weights = values_for(values, len(item_index))
-        if values is None and self.feedback_ == "explicit":
-            weights[:] = self.rating_mean_  # no rating given: the training mean, as over HTTP
-        self._check_values(weights, lambda i: f"(item {item_list[i]!r})")
-        matrix = self._interaction_rows(item_index, weights, np.zeros(len(item_index), int), 1)
-        vectors, bias = self._fold_in(SparseRows.from_csr(matrix))
+            assert prior is not None
+            vectors, bias = prior
+        else:
+            weights = values_for(values, len(item_index))
+            if values is None and self.feedback_ == "explicit":
+                weights[:] = self.rating_mean_  # no rating given: the training mean, as over HTTP
+            self._check_values(weights, lambda i: f"(item {item_list[i]!r})")
+            matrix = self._interaction_rows(item_index, weights,
+                                            np.zeros(len(item_index), int), 1)
+            rows = SparseRows.from_csr(matrix)
+            vectors, bias = (self._fold_in(rows) if prior is None
+                             else self._fold_in(rows, prior))
         scores = self._score_vectors(vectors, bias).float()
         if exclude_seen:
             scores[0, torch.from_numpy(item_index).to(scores.device)] = -math.inf
@@ -285,6 +331,95 @@ class FactorModel(Recommender):
         logger.info("updated %d users (%d new interactions)", len(changed), new_pairs)
         return self
 
+    # ------------------------------------------------------------------ side features
+    def feature_vectors(self, side: Side, features: Mapping[str, Any] | Features
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The vectors (and biases) that ``side``'s features give: one row per id of
+        ``features`` (a :class:`~latentrec.data.Features` table, read with the training
+        vocabulary), or one row for a mapping of feature names to one id's values."""
+        self.require_fitted()
+        fitted = self._fitted_features(side)
+        if isinstance(features, Mapping):
+            table = _one_row(side, features)
+            matrix = fitted.update(table).matrix(table.ids)
+        elif isinstance(features, Features):
+            matrix = fitted.update(features).matrix(features.ids)
+        else:
+            raise TypeError(f"features must be a mapping of feature names to values or "
+                            f"Features, got {type(features).__name__}")
+        return self._feature_rows(side, matrix)
+
+    def _fitted_features(self, side: Side) -> Features:
+        fitted = self.features_.get(side)
+        if fitted is None or side not in self.feature_factors_:
+            raise InvalidParameterError(f"this {type(self).__name__} was trained without "
+                                        f"{side[:-1]} features")
+        return fitted
+
+    def _feature_rows(self, side: Side, matrix: sp.csr_matrix
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Vectors and biases of rows of ``side``'s design matrix (features only)."""
+        factors = self.feature_factors_[side]
+        vectors = hybrid_table(None, matrix, factors)
+        bias = self.feature_bias_.get(side)
+        if bias is None:
+            has_bias = (self.user_bias_ if side == "users" else self.item_bias_) is not None
+            return vectors, (torch.zeros(matrix.shape[0]) if has_bias else None)
+        return vectors, hybrid_table(None, matrix, bias[:, None]).reshape(-1)
+
+    def _add_ids(self, side: Side, ids: np.ndarray, matrix: sp.csr_matrix) -> None:
+        vectors, bias = self._feature_rows(side, matrix)
+        self._extend_ids(side, ids)
+        table = self.user_factors_ if side == "users" else self.item_factors_
+        vectors = torch.cat([table, vectors.to(table)])
+        own_bias = self.user_bias_ if side == "users" else self.item_bias_
+        if own_bias is not None:
+            assert bias is not None
+            own_bias = torch.cat([own_bias, bias.to(own_bias)])
+        if side == "users":
+            self.user_factors_, self.user_bias_ = vectors, own_bias
+        else:
+            self.item_factors_, self.item_bias_ = vectors, own_bias
+        if getattr(self, "_index", None) is not None:
+            self._index = None  # the approximate index does not know the new items
+            logger.warning("items were added: answering from exact search; build a new "
+                           "index with use_index(ItemIndex(...))")
+
+    def add_items(self, features: Features) -> Self:
+        """Add items known only by their features (new to the catalogue) without retraining.
+
+        ``features`` holds the new items' rows, read with the training vocabulary (values it
+        does not hold are left out with a counted warning); each item's vector is the sum of
+        its features' embeddings. The items are then recommended, predicted and similar like
+        the others. An item the model already knows is refused (one line).
+        """
+        return self._add_known_by_features("items", features)
+
+    def add_users(self, features: Features) -> Self:
+        """Add users known only by their features without retraining (see
+        :meth:`add_items`); :meth:`update_users` then folds in their interactions."""
+        return self._add_known_by_features("users", features)
+
+    def _add_known_by_features(self, side: Side, features: Features) -> Self:
+        self.require_fitted()
+        if not isinstance(features, Features):
+            raise TypeError(f"features must be Features (read_features(...)), got "
+                            f"{type(features).__name__}")
+        fitted = self._fitted_features(side)
+        id_map = self.users_ if side == "users" else self.items_
+        ids = features.ids.to_numpy()
+        known = id_map.index_of(ids, on_unknown="ignore") >= 0
+        if known.any():
+            shown = [_python(x) for x in ids[known][:3]]
+            raise InvalidParameterError(f"{side} already in the model: {shown}"
+                                        + (f" and {int(known.sum()) - 3} more"
+                                           if known.sum() > 3 else ""))
+        if len(ids) == 0:
+            return self
+        self._add_ids(side, ids, fitted.update(features).matrix(features.ids))
+        logger.info("added %d %s by their features", len(ids), side)
+        return self
+
     def _fallback_pairs(self, user_index: np.ndarray, item_index: np.ndarray) -> np.ndarray:
         if self.user_bias_ is None and self.item_bias_ is None:
             return super()._fallback_pairs(user_index, item_index)
@@ -301,11 +436,26 @@ class FactorModel(Recommender):
     def _vectors(self, side: str) -> torch.Tensor:
         return self.user_factors_ if side == "users" else self.item_factors_
 
-    def factors(self, side: Literal["users", "items"] = "items") -> pd.DataFrame:
-        """Learned factors as a DataFrame indexed by raw id (columns ``f0..``, plus ``bias``)."""
+    def factors(self, side: Literal["users", "items"] = "items", *,
+                features: bool = False) -> pd.DataFrame:
+        """Learned factors as a DataFrame indexed by raw id (columns ``f0..``, plus ``bias``).
+
+        For a model trained with ``side``'s features these are each id's whole vector (its
+        own embedding plus its features'); ``features=True`` gives the embeddings of the
+        feature columns instead, indexed by ``feature`` and ``value`` (as
+        :meth:`Features.columns <latentrec.data.Features.columns>` names them)."""
         self.require_fitted()
-        if side not in ("users", "items"):
+        if side not in SIDES:
             raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
+        if features:
+            columns = self._fitted_features(side).columns()
+            embeddings = self.feature_factors_[side].cpu().numpy()
+            frame = pd.DataFrame(embeddings, index=pd.MultiIndex.from_arrays(
+                [columns["feature"], columns["value"]], names=["feature", "value"]),
+                columns=[f"f{j}" for j in range(embeddings.shape[1])])
+            if side in self.feature_bias_:
+                frame["bias"] = self.feature_bias_[side].cpu().numpy()
+            return frame
         vectors = self._vectors(side).cpu().numpy()
         id_map = self.users_ if side == "users" else self.items_
         frame = pd.DataFrame(vectors, index=pd.Index(id_map.to_numpy(), name=side[:-1]),
@@ -321,6 +471,10 @@ class FactorModel(Recommender):
             tensors["user_bias"] = self.user_bias_
         if self.item_bias_ is not None:
             tensors["item_bias"] = self.item_bias_
+        for side, factors in self.feature_factors_.items():
+            tensors[f"{side[:-1]}_feature_factors"] = factors
+            if side in self.feature_bias_:
+                tensors[f"{side[:-1]}_feature_bias"] = self.feature_bias_[side]
         return tensors
 
     def _extra_meta(self) -> dict[str, Any]:
@@ -356,6 +510,80 @@ class FactorModel(Recommender):
             raise ModelFileError(f"the factors are so large that scores can reach {bound:.3g}, "
                                  f"beyond float32; the file is damaged or forged")
         self._set_factors(user_factors, item_factors, user_bias, item_bias, global_mean)
+        self.feature_factors_, self.feature_bias_ = {}, {}
+        for side in SIDES:
+            self._restore_feature_factors(side, tensors, user_factors.shape[1])
+
+    def _restore_feature_factors(self, side: Side, tensors: dict[str, torch.Tensor],
+                                 width: int) -> None:
+        name = side[:-1]
+        factors = tensors.get(f"{name}_feature_factors")
+        bias = tensors.get(f"{name}_feature_bias")
+        fitted = self.features_.get(side)
+        if fitted is None:
+            if factors is not None or bias is not None:
+                raise ModelFileError(f"{name}_feature_factors without the {name} features' "
+                                     f"vocabulary")
+            return
+        if factors is None:
+            raise ModelFileError(f"the {name} features' vocabulary without "
+                                 f"{name}_feature_factors")
+        if not factors.is_floating_point() or tuple(factors.shape) != (fitted.n_columns, width):
+            raise ModelFileError(f"{name}_feature_factors do not match the {fitted.n_columns} "
+                                 f"feature columns and {width} factors")
+        if bias is not None and (not bias.is_floating_point()
+                                 or bias.numel() != fitted.n_columns):
+            raise ModelFileError(f"{name}_feature_bias does not match the {fitted.n_columns} "
+                                 f"feature columns")
+        # a new id's vector sums its features' embeddings (weights of at most a few units)
+        bound = _largest(factors.double().norm(dim=1)) * fitted.n_columns
+        if not bound < _MAX_SCORE ** 0.5:
+            raise ModelFileError(f"{name}_feature_factors are so large that new ids' scores "
+                                 f"would overflow; the file is damaged or forged")
+        self._set_feature_factors(side, factors, bias)
+
+
+#: one feature table's embeddings and biases (a new user's features, in fold-in)
+Prior = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+def hybrid_table(own: torch.Tensor | None, matrix: sp.csr_matrix | None,
+                 feature_factors: torch.Tensor | None) -> torch.Tensor:
+    """Each row's whole vector: its own embedding (``own``, or none) plus its features'
+    (the design-matrix rows ``matrix`` times ``feature_factors``)."""
+    if matrix is None or feature_factors is None:
+        if own is None:
+            raise ValueError("a row needs its own embedding or features")
+        return own
+    coo = matrix.tocoo()
+    sparse = torch.sparse_coo_tensor(
+        torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
+        torch.from_numpy(coo.data.astype(np.float32)), matrix.shape).to(feature_factors.device)
+    summed: torch.Tensor = torch.sparse.mm(sparse, feature_factors.float()).to(
+        feature_factors.dtype)
+    return summed if own is None else own + summed
+
+
+def refuse_prior(model: FactorModel, prior: Prior | None) -> None:
+    """For a ``_fold_in`` that cannot start from features' vectors."""
+    if prior is not None:
+        raise InvalidParameterError(f"{type(model).__name__} cannot fold in a new user's "
+                                    f"interactions together with their features; give one")
+
+
+def _one_row(side: Side, values: Mapping[str, Any]) -> Features:
+    """A one-row feature table of a new id from ``{feature: value(s)}``."""
+    if not values:
+        raise InvalidParameterError("features: give at least one feature's value")
+    for name in values:
+        if not isinstance(name, str):
+            raise InvalidParameterError(f"features: names must be text, got {name!r}")
+    key = f"__{side[:-1]}__"
+    frame = pd.DataFrame({key: ["new"], **{name: [value] for name, value in values.items()}})
+    try:
+        return read_features(frame, key)
+    except LatentrecError as error:
+        raise InvalidParameterError(f"features: {error}") from None
 
 
 #: scores must stay finite in float32 (about 3.4e38), with room for sums over chunks

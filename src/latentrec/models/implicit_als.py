@@ -14,7 +14,7 @@ from latentrec.data import Interactions
 from latentrec.models._solvers import SparseRows, cg_solve, exact_solve
 from latentrec.models.base import hyperparameters
 from latentrec.models.config import EpochConfig
-from latentrec.models.factor import FactorModel
+from latentrec.models.factor import FactorModel, Prior, refuse_prior
 from latentrec.training import RankingValidator, Trainable
 from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
@@ -110,7 +110,9 @@ class ImplicitALS(FactorModel):
     def _trainable(self, data: Interactions) -> Trainable:
         return _ImplicitALSTrainable(self, data)
 
-    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _fold_in(self, rows: SparseRows, prior: Prior | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        refuse_prior(self, prior)
         items = self.item_factors_.cpu()
         confidence = SparseRows(rows.indptr, rows.indices,
                                 torch.from_numpy(self.confidence_weights(rows.weights.numpy())),

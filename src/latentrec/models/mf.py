@@ -12,7 +12,7 @@ from latentrec.errors import InvalidParameterError
 from latentrec.models._nn import MinibatchFactorTrainable, SGDConfig
 from latentrec.models._solvers import SparseRows, ridge_rows
 from latentrec.models.base import hyperparameters
-from latentrec.models.factor import FactorModel
+from latentrec.models.factor import FactorModel, Prior, refuse_prior
 from latentrec.training import Trainable
 
 __all__ = ["MatrixFactorization"]
@@ -69,7 +69,9 @@ class MatrixFactorization(FactorModel):
     def _trainable(self, data: Interactions) -> Trainable:
         return MinibatchFactorTrainable(self, data, biases=False, global_mean=0.0)
 
-    def _fold_in(self, rows: SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _fold_in(self, rows: SparseRows, prior: Prior | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        refuse_prior(self, prior)
         items = self.item_factors_.cpu()
         # the training penalty is per rating; a small floor keeps unregularised solves stable
         reg = (max(self.config.reg, 1e-6) * rows.counts().clamp_min(1.0))[:, None]

@@ -555,12 +555,13 @@ def hybrid_table(own: torch.Tensor | None, matrix: sp.csr_matrix | None,
         if own is None:
             raise ValueError("a row needs its own embedding or features")
         return own
-    coo = matrix.tocoo()
-    sparse = torch.sparse_coo_tensor(
-        torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64)),
-        torch.from_numpy(coo.data.astype(np.float32)), matrix.shape).to(feature_factors.device)
-    summed: torch.Tensor = torch.sparse.mm(sparse, feature_factors.float()).to(
-        feature_factors.dtype)
+    csr = sp.csr_matrix(matrix)
+    # scipy's CSR is well formed: skip torch's invariant checks
+    sparse = torch.sparse_csr_tensor(
+        torch.from_numpy(csr.indptr.astype(np.int64)), torch.from_numpy(
+            csr.indices.astype(np.int64)), torch.from_numpy(csr.data.astype(np.float32)),
+        size=csr.shape, check_invariants=False).to(feature_factors.device)
+    summed: torch.Tensor = (sparse @ feature_factors.float()).to(feature_factors.dtype)
     return summed if own is None else own + summed
 
 

@@ -1,0 +1,188 @@
+"""The side-features seam of the model layer, on a model defined here: what ``fit`` does with
+feature tables, cold ids, ``add_items``/``add_users``, feature vectors of new users and the
+refusals. The hybrid models themselves (BPR, ImplicitALS, ...) are tested in their own files."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from latentrec import ALS, Interactions, read_features
+from latentrec.errors import DataWarning, InvalidParameterError
+from latentrec.models._solvers import SparseRows
+from latentrec.models.als import _ExplicitALSTrainable
+from latentrec.models.factor import hybrid_table
+from latentrec.training import Trainable
+
+
+class _FeatureTrainable(_ExplicitALSTrainable):
+    """ALS whose published vectors add fixed feature embeddings: enough to exercise the seam."""
+
+    def publish(self) -> None:
+        super().publish()
+        model = self.model
+        tables = {"users": model.user_factors_, "items": model.item_factors_}
+        biases = {"users": model.user_bias_, "items": model.item_bias_}
+        for side in ("users", "items"):
+            matrix = model._feature_matrix(side)
+            if matrix is None:
+                continue
+            generator = torch.Generator().manual_seed(len(side))
+            embeddings = torch.randn(matrix.shape[1], model.config.factors, generator=generator)
+            bias = torch.arange(matrix.shape[1], dtype=torch.float32) / 10
+            tables[side] = hybrid_table(tables[side], matrix, embeddings)
+            biases[side] = hybrid_table(biases[side][:, None], matrix, bias[:, None]).reshape(-1)
+            model._set_feature_factors(side, embeddings, bias)
+        model._set_factors(tables["users"], tables["items"], biases["users"], biases["items"],
+                           model.global_mean_)
+
+
+class FeatureALS(ALS):
+    feature_sides: ClassVar[tuple[Any, ...]] = ("users", "items")
+
+    def _trainable(self, data: Interactions) -> Trainable:
+        return _FeatureTrainable(self, data)
+
+
+@pytest.fixture
+def ratings() -> Interactions:
+    return Interactions.from_arrays(["a", "a", "b", "c", "c"], ["x", "y", "x", "z", "y"],
+                                    [5.0, 3.0, 4.0, 2.0, 1.0])
+
+
+@pytest.fixture
+def item_features() -> Any:
+    table = pd.DataFrame({"item": ["x", "y", "z", "w"], "genre": ["A|B", "B", "C", "A"]})
+    return read_features(table, "item")
+
+
+def _fit(data: Interactions, **features: Any) -> FeatureALS:
+    return FeatureALS(factors=3, epochs=2).fit(data, show_progress=False, **features)
+
+
+def test_items_with_features_and_no_interactions_join_the_model(ratings, item_features):
+    model = _fit(ratings, item_features=item_features)
+    assert model.items_.to_list() == ["x", "y", "z", "w"]
+    assert model.seen_.shape == (3, 4) and model.seen_[:, 3].nnz == 0
+    assert model.item_popularity_[3] == 0
+    embeddings = model.feature_factors_["items"]
+    a = model.features_["items"].columns()
+    genre_a = int(np.flatnonzero(a["value"].to_numpy() == "A")[0])
+    # the cold item's vector and bias are exactly its one genre's embedding and bias
+    torch.testing.assert_close(model.item_factors_[3], embeddings[genre_a])
+    assert model.item_bias_ is not None
+    assert float(model.item_bias_[3]) == pytest.approx(genre_a / 10)
+    assert "w" in set(model.recommend("a", k=4)["item"])
+    assert np.isfinite(model.predict("a", "w"))
+    assert set(model.similar_items("w", k=3)["similar_item"]) == {"x", "y", "z"}
+
+
+def test_a_model_without_features_refuses_them_in_one_line(ratings, item_features):
+    with pytest.raises(InvalidParameterError, match="item_features: ALS does not learn from "
+                                                    "item features; models that do:") as error:
+        ALS(epochs=1).fit(ratings, item_features=item_features, show_progress=False)
+    assert "\n" not in str(error.value)
+
+
+def test_features_fitted_with_identity_columns_are_refused(ratings, item_features):
+    fitted = item_features.fit(["x", "y", "z"], identity=True)
+    with pytest.raises(InvalidParameterError, match="identity"):
+        _fit(ratings, item_features=fitted)
+
+
+def test_features_must_be_a_features_table(ratings):
+    with pytest.raises(TypeError, match="item_features must be Features"):
+        _fit(ratings, item_features=pd.DataFrame({"item": ["x"]}))
+
+
+def test_add_items_scores_new_items_by_their_features_and_refuses_known_ones(
+        ratings, item_features):
+    model = _fit(ratings, item_features=item_features)
+    new = read_features(pd.DataFrame({"item": ["v"], "genre": ["A|C"]}), "item")
+    model.add_items(new)
+    assert model.items_.to_list()[-1] == "v"
+    expected, _ = model.feature_vectors("items", {"genre": ["A", "C"]})
+    torch.testing.assert_close(model.item_factors_[-1], expected[0])
+    with pytest.raises(InvalidParameterError, match=r"items already in the model: \['v'\]"):
+        model.add_items(new)
+    assert len(model.items_) == 5
+
+
+def test_add_users_needs_a_model_trained_with_user_features(ratings, item_features):
+    model = _fit(ratings, item_features=item_features)
+    users = read_features(pd.DataFrame({"user": ["d"], "age": [30]}), "user")
+    with pytest.raises(InvalidParameterError, match="trained without user features"):
+        model.add_users(users)
+
+
+def test_unknown_values_of_new_items_are_ignored_with_a_counted_warning(
+        ratings, item_features):
+    model = _fit(ratings, item_features=item_features)
+    with pytest.warns(DataWarning, match="1 unknown value"):
+        model.add_items(read_features(pd.DataFrame({"item": ["v"], "genre": ["A|Q"]}), "item"))
+
+
+def test_a_new_user_by_features_alone_and_with_interactions(ratings):
+    users = read_features(pd.DataFrame({"user": ["a", "b", "c"], "job": ["x", "y", "x"]}),
+                          "user")
+    model = _fit(ratings, user_features=users)
+    by_features = model.recommend_new_user(features={"job": "x"}, k=3, exclude_seen=False)
+    vector, bias = model.feature_vectors("users", {"job": "x"})
+    assert bias is not None
+    expected = model._score_vectors(vector, bias)[0]
+    top = torch.topk(expected, 3).indices.numpy()
+    assert by_features["item"].tolist() == model.items_.ids_of(top).tolist()
+    # with interactions, fold-in is drawn towards the features' vector: with an overwhelming
+    # penalty it is that vector, with none it is the plain fold-in
+    rows = SparseRows.from_csr(model._interaction_rows(
+        model.items_.index_of(["x"]), np.array([5.0]), np.zeros(1, int), 1))
+    huge = torch.full((1, 4), 1e9)
+    drawn, drawn_bias = model._fold_in_biased(rows, huge, (vector, bias))
+    torch.testing.assert_close(drawn, vector, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(drawn_bias, bias, rtol=1e-4, atol=1e-4)
+    plain = model.recommend_new_user(["x"], [5.0], k=2)
+    both = model.recommend_new_user(["x"], [5.0], k=2, features={"job": "x"})
+    assert len(plain) == len(both) == 2
+
+
+def test_a_new_user_needs_items_or_features(ratings, item_features):
+    model = _fit(ratings, item_features=item_features)
+    with pytest.raises(InvalidParameterError, match="at least one item, or the user's features"):
+        model.recommend_new_user([])
+    with pytest.raises(InvalidParameterError, match="trained without user features"):
+        model.recommend_new_user(features={"job": "x"})
+
+
+def test_feature_embeddings_are_indexed_by_feature_and_value(ratings, item_features):
+    model = _fit(ratings, item_features=item_features)
+    frame = model.factors("items", features=True)
+    assert list(frame.index.names) == ["feature", "value"]
+    assert frame.index.get_level_values("value").tolist() == ["A", "B", "C"]
+    assert list(frame.columns) == ["f0", "f1", "f2", "bias"]
+    assert model.factors("items").shape == (4, 4)
+
+
+def test_identity_false_without_features_is_refused(ratings):
+    class NoIdentity(FeatureALS):
+        def __init__(self, **params: Any) -> None:
+            super().__init__(**params)
+            object.__setattr__(self.config, "identity", False)
+
+    with pytest.raises(InvalidParameterError, match=r"identity=False\) represents ids by their "
+                                                    r"features alone"):
+        NoIdentity(epochs=1).fit(ratings, show_progress=False)
+
+
+def test_ids_spelled_differently_are_not_merged_when_cold_ids_join(item_features):
+    data = Interactions.from_arrays([1, 2], [1, 2], [4.0, 3.0])
+    table = pd.DataFrame({"item": ["1", "01", "2"], "genre": ["A", "B", "A"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        model = _fit(data, item_features=read_features(table, "item"))
+    assert model.items_.to_list() == ["1", "2", "01"]
+    assert model.items_.index_of([1, "01"]).tolist() == [0, 2]

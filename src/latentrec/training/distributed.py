@@ -198,27 +198,13 @@ class Group:
             yield 0, tensors
         if self.size == 1:
             return
-        import torch.distributed as dist
 
         with _contact(self.rank):
             if not self.leader:
-                lengths = torch.tensor([len(t) for t in tensors], dtype=torch.int64)
-                dist.send(lengths, 0, group=self.channel)
-                for tensor in tensors:
-                    self.bytes_sent += _nbytes(tensor)
-                    if len(tensor):  # both sides know the length
-                        dist.send(tensor.contiguous(), 0, group=self.channel)
+                self._send_parts(tensors, 0)
                 return
             for source in range(1, self.size):
-                lengths = torch.empty(len(tensors), dtype=torch.int64)
-                dist.recv(lengths, source, group=self.channel)
-                received = []
-                for tensor, length in zip(tensors, lengths.tolist(), strict=True):
-                    part = torch.empty(int(length), dtype=tensor.dtype)
-                    if length:
-                        dist.recv(part, source, group=self.channel)
-                    received.append(part)
-                yield source, received
+                yield source, self._receive_parts(tensors, source)
 
     def hand_over(self, tensors: Sequence[torch.Tensor], source: int, target: int
                   ) -> list[torch.Tensor] | None:
@@ -226,26 +212,37 @@ class Group:
         ``tensors`` there only give the dtypes). Called by both ranks; others may call it."""
         if self.rank not in (source, target) or source == target:
             return list(tensors) if self.rank == target else None
-        import torch.distributed as dist
 
         with _contact(self.rank):
             if self.rank == source:
-                dist.send(torch.tensor([len(t) for t in tensors], dtype=torch.int64), target,
-                          group=self.channel)
-                for tensor in tensors:
-                    self.bytes_sent += _nbytes(tensor)
-                    if len(tensor):
-                        dist.send(tensor.contiguous(), target, group=self.channel)
+                self._send_parts(tensors, target)
                 return None
-            lengths = torch.empty(len(tensors), dtype=torch.int64)
-            dist.recv(lengths, source, group=self.channel)
-            received = []
-            for tensor, length in zip(tensors, lengths.tolist(), strict=True):
-                part = torch.empty(int(length), dtype=tensor.dtype)
-                if length:
-                    dist.recv(part, source, group=self.channel)
-                received.append(part)
-            return received
+            return self._receive_parts(tensors, source)
+
+    def _send_parts(self, tensors: Sequence[torch.Tensor], target: int) -> None:
+        """Send 1-D ``tensors`` to ``target``: their lengths, then each non-empty one."""
+        import torch.distributed as dist
+
+        dist.send(torch.tensor([len(t) for t in tensors], dtype=torch.int64), target,
+                  group=self.channel)
+        for tensor in tensors:
+            self.bytes_sent += _nbytes(tensor)
+            if len(tensor):  # both sides know the length
+                dist.send(tensor.contiguous(), target, group=self.channel)
+
+    def _receive_parts(self, like: Sequence[torch.Tensor], source: int) -> list[torch.Tensor]:
+        """What ``_send_parts`` sent from ``source``; ``like`` gives the count and dtypes."""
+        import torch.distributed as dist
+
+        lengths = torch.empty(len(like), dtype=torch.int64)
+        dist.recv(lengths, source, group=self.channel)
+        received = []
+        for tensor, length in zip(like, lengths.tolist(), strict=True):
+            part = torch.empty(int(length), dtype=tensor.dtype)
+            if length:
+                dist.recv(part, source, group=self.channel)
+            received.append(part)
+        return received
 
     def _lengths(self, length: int) -> list[int]:
         import torch.distributed as dist

@@ -18,6 +18,11 @@ vectors once. Rows never share output, so there are no races and the result does
 on the number of threads. ``fastmath`` lets LLVM vectorise the dot products (about 2x here);
 each row's arithmetic is still one fixed serial order, so results are reproducible on a given
 machine.
+
+``cg_rows_centred`` is ``cg_rows`` for a ridge drawn towards a centre ``m_u`` instead of zero
+(``lambda_u m_u`` joins the right-hand side), and ``implicit_rows_apply`` computes ``A_u x_u``
+(optionally less ``b_u``) for every row without the penalty: the hybrid model
+(``_hybrid_als.py``) needs both.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["cg_rows", "implicit_loss_rows"]
+__all__ = ["cg_rows", "cg_rows_centred", "implicit_loss_rows", "implicit_rows_apply"]
 
 _CHUNK = 512
 #: how many partners ahead of use their vectors are prefetched
@@ -160,6 +165,77 @@ def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                 factors[row, a] = x[a]
 
 
+@njit(cache=True, fastmath=True, parallel=True)
+def cg_rows_centred(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+                    other: np.ndarray, gram: np.ndarray, diagonal: bool, reg: np.ndarray,
+                    centre: np.ndarray, factors: np.ndarray,
+                    steps: int) -> None:  # pragma: no cover - compiled
+    """``cg_rows`` for ``(A_u + lambda_u I) x_u = b_u + lambda_u m_u``: each row's ridge is
+    drawn towards its row of ``centre`` (float32[n, k], rotated like ``factors`` when
+    ``diagonal``) instead of zero."""
+    n_rows, k = factors.shape
+    n_chunks = (n_rows + _CHUNK - 1) // _CHUNK
+    for chunk in prange(n_chunks):
+        x = np.empty(k, dtype=np.float32)
+        residual = np.empty(k, dtype=np.float32)
+        direction = np.empty(k, dtype=np.float32)
+        product = np.empty(k, dtype=np.float32)
+        # rows are dealt out round-robin: popular (heavy) rows are often adjacent, and
+        # contiguous chunks would give one thread most of the work
+        for row in range(chunk, n_rows, n_chunks):
+            lam = reg[row]
+            for a in range(k):
+                x[a] = factors[row, a]
+            # residual = b - A x
+            _gram_times(gram, diagonal, x, lam, product)
+            for a in range(k):
+                residual[a] = lam * centre[row, a] - product[a]
+            end = indptr[row + 1]
+            for t in range(indptr[row], end):
+                _prefetch_ahead(indices, t, end, other)
+                item = indices[t]
+                dot = np.float32(0.0)
+                for a in range(k):
+                    dot += other[item, a] * x[a]
+                scale = np.float32(1.0) + weights[t] * (np.float32(1.0) - dot)
+                for a in range(k):
+                    residual[a] += scale * other[item, a]
+            rs_old = np.float32(0.0)
+            for a in range(k):
+                direction[a] = residual[a]
+                rs_old += residual[a] * residual[a]
+            for _ in range(steps):
+                if rs_old < 1e-20:
+                    break
+                _gram_times(gram, diagonal, direction, lam, product)
+                for t in range(indptr[row], end):
+                    _prefetch_ahead(indices, t, end, other)
+                    item = indices[t]
+                    dot = np.float32(0.0)
+                    for a in range(k):
+                        dot += other[item, a] * direction[a]
+                    scale = weights[t] * dot
+                    for a in range(k):
+                        product[a] += scale * other[item, a]
+                curvature = np.float32(0.0)
+                for a in range(k):
+                    curvature += direction[a] * product[a]
+                if curvature <= 0.0:
+                    break
+                alpha = rs_old / curvature
+                rs_new = np.float32(0.0)
+                for a in range(k):
+                    x[a] += alpha * direction[a]
+                    residual[a] -= alpha * product[a]
+                    rs_new += residual[a] * residual[a]
+                beta = rs_new / rs_old
+                for a in range(k):
+                    direction[a] = residual[a] + beta * direction[a]
+                rs_old = rs_new
+            for a in range(k):
+                factors[row, a] = x[a]
+
+
 @njit(cache=True, fastmath=False, parallel=True)
 def implicit_loss_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
                        users: np.ndarray, items: np.ndarray) -> float:  # pragma: no cover
@@ -179,3 +255,35 @@ def implicit_loss_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndar
                 total += confidence * (1.0 - score) ** 2 - score * score
         parts[chunk] = total
     return float(parts.sum())
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def implicit_rows_apply(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+                        other: np.ndarray, gram: np.ndarray, vectors: np.ndarray,
+                        subtract_rhs: bool, out: np.ndarray) -> None:  # pragma: no cover
+    """``out[u] = G x_u + sum_t w_t (y_t . x_u) y_t`` for every row ``u`` (``x_u`` the row of
+    ``vectors``), less ``b_u = sum_t (1 + w_t) y_t`` when ``subtract_rhs``: the data part of
+    each row's system applied to a vector, without the penalty. Arguments as ``cg_rows``."""
+    n_rows, k = vectors.shape
+    n_chunks = (n_rows + _CHUNK - 1) // _CHUNK
+    for chunk in prange(n_chunks):
+        x = np.empty(k, dtype=np.float32)
+        product = np.empty(k, dtype=np.float32)
+        for row in range(chunk, n_rows, n_chunks):
+            for a in range(k):
+                x[a] = vectors[row, a]
+            _gram_times(gram, False, x, 0.0, product)
+            end = indptr[row + 1]
+            for t in range(indptr[row], end):
+                _prefetch_ahead(indices, t, end, other)
+                item = indices[t]
+                dot = np.float32(0.0)
+                for a in range(k):
+                    dot += other[item, a] * x[a]
+                scale = weights[t] * dot
+                if subtract_rhs:
+                    scale -= np.float32(1.0) + weights[t]
+                for a in range(k):
+                    product[a] += scale * other[item, a]
+            for a in range(k):
+                out[row, a] = product[a]

@@ -90,8 +90,10 @@ class SparseRows:
 
 
 def exact_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | None,
-                reg: torch.Tensor) -> torch.Tensor:
-    """Solve every row's system exactly; ``reg`` (rows x k) is the diagonal added per row.
+                reg: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+    """Solve every row's system exactly; ``reg`` (rows x k) is the diagonal added per row and
+    ``extra`` (rows x k, optional) is added to the right-hand sides (a ridge drawn towards
+    ``m`` instead of zero has ``extra = reg * m``).
 
     The data term of a block of rows is a sparse product with the table of partner outer
     products ``y_i (x) y_i``. When that table would be too big (1M users at k=64: 16 GB), the
@@ -100,6 +102,8 @@ def exact_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | No
     """
     k = factors.shape[1]
     rhs = rows.matrix(rows.targets) @ factors
+    if extra is not None:
+        rhs += extra
     per_slice = max(1, _MAX_OUTER_FLOATS // (k * k))
     slices = [(first, min(len(factors), first + per_slice))
               for first in range(0, len(factors), per_slice)]
@@ -169,11 +173,15 @@ def _apply(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | None,
 
 
 def cg_solve(rows: SparseRows, factors: torch.Tensor, gram: torch.Tensor | None,
-             reg: torch.Tensor, start: torch.Tensor, steps: int) -> torch.Tensor:
+             reg: torch.Tensor, start: torch.Tensor, steps: int,
+             extra: torch.Tensor | None = None) -> torch.Tensor:
     """``steps`` conjugate-gradient iterations for every row at once, from ``start``;
-    ``reg`` (rows x k) is the diagonal added per row."""
+    ``reg`` (rows x k) is the diagonal added per row, ``extra`` (optional) is added to the
+    right-hand sides (see :func:`exact_solve`)."""
     x = start.clone()
     rhs = rows.matrix(rows.targets) @ factors
+    if extra is not None:
+        rhs += extra
     residual = rhs - _apply(rows, factors, gram, reg, x)
     direction = residual.clone()
     rs_old = (residual * residual).sum(dim=1)

@@ -12,9 +12,9 @@ import torch
 from latentrec._rng import torch_generator
 from latentrec.data import Interactions
 from latentrec.models._solvers import SparseRows, cg_solve, exact_solve
-from latentrec.models.base import hyperparameters
+from latentrec.models.base import Side, hyperparameters
 from latentrec.models.config import EpochConfig
-from latentrec.models.factor import FactorModel, Prior, refuse_prior
+from latentrec.models.factor import FactorModel, Prior
 from latentrec.training import RankingValidator, Trainable
 from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
@@ -41,15 +41,20 @@ class ImplicitALSConfig(EpochConfig):
     init_std: float = 0.01
     report_loss: bool = False
     device: str = "auto"
+    identity: bool = True
+    feature_reg: float | None = None
+    feature_cg_steps: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_positive("factors", "cg_steps", integer=True)
+        self.check_positive("factors", "cg_steps", "feature_cg_steps", integer=True)
         self.check_positive("alpha", "init_std", "epsilon")
         self.check_non_negative("reg", "reg_exponent")
+        if self.feature_reg is not None:
+            self.check_non_negative("feature_reg")
         self.check_choice("confidence", CONFIDENCES)
         self.check_choice("solver", SOLVERS)
-        self.check_flag("report_loss")
+        self.check_flag("report_loss", "identity")
 
 
 class ImplicitALS(FactorModel):
@@ -78,6 +83,21 @@ class ImplicitALS(FactorModel):
     fraction of its cost for many factors. Scores are ``p_u . q_i``; ``predict`` returns them
     too.
 
+    Side features (``fit(data, user_features=..., item_features=...)``, see docs/features.md)
+    make it a hybrid: an item's vector is its own embedding plus the sum of its features'
+    embeddings, ``q_i = w_i + X_i E`` (users likewise). ``identity=True`` (the default) gives
+    each id its own embedding, as LightFM's identity features; ``identity=False`` represents
+    ids with features by their features alone (sides without features always keep their own
+    embedding). The feature embeddings are extra blocks of the alternation: the own
+    embeddings are solved with the feature part as a fixed offset (the row solver above,
+    drawn towards the offset), then the feature embeddings by ``feature_cg_steps``
+    Jacobi-preconditioned conjugate-gradient steps over their coupled normal equations,
+    warm-started from the previous epoch (exact in the limit; every step lowers the
+    objective). A feature column's penalty is ``feature_reg`` (default: ``reg``) times
+    ``m ** reg_exponent``, ``m`` the number of interactions it takes part in. Ids that have
+    features but no interactions are scored by their features (cold start); see
+    ``latentrec/models/_hybrid_als.py`` for the objective and the blocks.
+
     Examples
     --------
     >>> from latentrec import ImplicitALS
@@ -94,12 +114,14 @@ class ImplicitALS(FactorModel):
     feedback = "implicit"
     validator = RankingValidator
     quick_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 3}
+    feature_sides: ClassVar[tuple[Side, ...]] = ("users", "items")
 
     def __init__(self, *, epochs: int = 15, patience: int | None = None, seed: int | None = 0,
                  factors: int = 64, reg: float = 5.0, reg_exponent: float = 0.5,
                  alpha: float = 5.0, confidence: str = "log", epsilon: float = 1.0,
                  solver: str = "cg", cg_steps: int = 3, init_std: float = 0.01,
-                 report_loss: bool = False, device: str = "auto") -> None:
+                 report_loss: bool = False, device: str = "auto", identity: bool = True,
+                 feature_reg: float | None = None, feature_cg_steps: int = 3) -> None:
         super().__init__(**hyperparameters(locals()))
 
     def _distributed_trainable(self, data: Partition) -> Trainable:
@@ -108,11 +130,16 @@ class ImplicitALS(FactorModel):
         return DistributedImplicitALSTrainable(self, data)
 
     def _trainable(self, data: Interactions) -> Trainable:
-        return _ImplicitALSTrainable(self, data)
+        if self._feature_matrix("users") is None and self._feature_matrix("items") is None:
+            return _ImplicitALSTrainable(self, data)
+        from latentrec.models._hybrid_als import HybridImplicitALSTrainable
+
+        return HybridImplicitALSTrainable(self, data)
 
     def _fold_in(self, rows: SparseRows, prior: Prior | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        refuse_prior(self, prior)
+        """Each row's ``x`` solves ``(Y^T C Y + reg) x = Y^T C p + reg * m``: drawn towards the
+        features' vector ``m`` (``prior``), or zero without one."""
         items = self.item_factors_.cpu()
         confidence = SparseRows(rows.indptr, rows.indices,
                                 torch.from_numpy(self.confidence_weights(rows.weights.numpy())),
@@ -120,8 +147,9 @@ class ImplicitALS(FactorModel):
         confidence.targets = confidence.weights + 1.0
         config = self.config
         reg = (config.reg * rows.counts().clamp_min(1.0).pow(config.reg_exponent))[:, None]
+        extra = None if prior is None else reg * prior[0].cpu().to(items.dtype)
         return exact_solve(confidence, items, items.T @ items,
-                           reg.expand(-1, items.shape[1]).contiguous()), None
+                           reg.expand(-1, items.shape[1]).contiguous(), extra), None
 
     def confidence_weights(self, values: np.ndarray) -> np.ndarray:
         """``c - 1`` for observed interaction weights ``values``."""

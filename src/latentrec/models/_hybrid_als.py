@@ -1,0 +1,316 @@
+"""Hybrid implicit ALS: users and items represented by their own embeddings plus their features'.
+
+An item's vector is ``q_i = w_i + X_i E`` (``w_i`` its own embedding, absent with
+``identity=False``; ``X`` the items' design matrix, ``E`` one embedding per feature column), a
+user's likewise when users have features. The objective is Hu, Koren & Volinsky's over all
+pairs,
+
+    sum_{u,i} c_ui (p_ui - P_u . Q_i)^2 + sum_u lambda_u |w_u|^2 + sum_i lambda_i |w_i|^2
+                                        + sum_f mu_f |E_f|^2,
+
+with the frequency-scaled penalties of plain iALS for the own embeddings and, for a feature
+column ``f``, ``mu_f = feature_reg * max(1, m_f) ** reg_exponent`` where ``m_f = sum_i |X_if|
+n_i`` counts the interactions the feature takes part in (weighed by the design matrix): with
+``identity=False`` and one-hot features that are the ids themselves, the model is plain iALS.
+
+It is minimised by block coordinate descent; every block is a convex quadratic solved (in the
+limit) exactly, so the objective never increases:
+
+1. the own embeddings of one side given the other side's whole vectors, with the feature part
+   as a fixed offset ``o_i = X_i E``. Solving for ``z_i = w_i + o_i`` turns the offset into a
+   ridge drawn towards ``o_i``: ``(A_i + lambda_i I) z_i = b_i + lambda_i o_i`` with
+   ``A_i = G + sum_u (c_ui - 1) p_u p_u^T`` (the ``G = P^T P`` trick for the unobserved pairs)
+   and ``b_i = sum_u c_ui p_u``, then ``w_i = z_i - o_i``: the same row solver as plain iALS
+   (``cg_steps`` warm-started conjugate-gradient steps per row, or Cholesky);
+2. the feature embeddings ``E`` of that side given the other side and the own embeddings.
+   Their normal equations ``X^T [A_i (w_i + X_i E) - b_i]_i + mu E = 0`` couple all features
+   (two features of one item share its system), so they are solved matrix-free by
+   conjugate gradients over the whole table (Takács, Pilászy, Németh & Tikk 2011 solve their
+   rows the same way), warm-started from the previous ``E``: ``feature_cg_steps`` steps per
+   epoch, each one application of ``A`` to every row (the ``G`` trick again: O(nnz k + n k^2 +
+   nnz(X) k)), preconditioned by the operator's diagonal (Jacobi). Warm-started CG never
+   increases the block's objective, and enough steps solve it exactly.
+
+The side without features is solved exactly as in plain iALS.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from latentrec._rng import torch_generator
+from latentrec.data import Interactions
+from latentrec.models._solvers import SparseRows, cg_solve, exact_solve
+from latentrec.models.base import Side
+from latentrec.models.factor import hybrid_table
+
+if TYPE_CHECKING:
+    from latentrec.models.implicit_als import ImplicitALS
+
+__all__ = ["HybridImplicitALSTrainable"]
+
+
+def _torch_csr(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(matrix.indptr.astype(np.int64)),
+            torch.from_numpy(matrix.indices.astype(np.int64)),
+            torch.from_numpy(matrix.data), size=matrix.shape,
+            check_invariants=False).to(device)
+
+
+class _SideState:
+    """One side's parameters and the fixed parts of its systems."""
+
+    def __init__(self, name: Side, rows: sp.csr_matrix, solver_rows: SparseRows | None,
+                 own: torch.Tensor | None, reg: torch.Tensor,
+                 design: sp.csr_matrix | None, features: torch.Tensor | None,
+                 feature_reg: float, reg_exponent: float, device: torch.device) -> None:
+        self.name = name
+        self.rows = rows  # this side's rows, values c - 1 (scipy, int32)
+        self.solver_rows = solver_rows  # the same for the torch solvers (None when compiled)
+        self.own = own
+        self.reg = reg
+        self.design = design
+        self.features = features
+        self.matrix: torch.Tensor | None = None
+        self.matrix_t: torch.Tensor | None = None
+        self.squares_t: torch.Tensor | None = None
+        self.feature_penalty: torch.Tensor | None = None
+        if design is not None:
+            self.matrix = _torch_csr(design, device)
+            self.matrix_t = _torch_csr(design.T.tocsr(), device)
+            # (X o X)^T: the operator's diagonal is (X o X)^T diag(A_i) + mu
+            self.squares_t = _torch_csr(design.multiply(design).T.tocsr(), device)
+            counts = np.diff(rows.indptr).astype(np.float64)
+            touched = np.asarray(abs(design).T @ counts).ravel()
+            self.feature_penalty = (feature_reg * torch.from_numpy(
+                np.maximum(touched, 1.0)).pow(reg_exponent)).float().to(device)
+
+    def offset(self) -> torch.Tensor | None:
+        """``X E``: the feature part of every row's vector (None without features)."""
+        if self.features is None:
+            return None
+        assert self.matrix is not None
+        return self.matrix @ self.features
+
+    def vectors(self) -> torch.Tensor:
+        """Every row's whole vector."""
+        offset = self.offset()
+        if offset is None:
+            assert self.own is not None
+            return self.own
+        return offset if self.own is None else self.own + offset
+
+
+class HybridImplicitALSTrainable:
+    """iALS with feature embeddings as extra blocks of the alternation (see the module)."""
+
+    def __init__(self, model: ImplicitALS, data: Interactions) -> None:
+        from latentrec.models.implicit_als import _ImplicitALSTrainable
+
+        config = model.config
+        # the plain trainable builds the rows, solvers, penalties and the random item start
+        self.plain = plain = _ImplicitALSTrainable(model, data)
+        self.model, self.config, self.device = model, config, plain.device
+        k = config.factors
+        feature_reg = config.reg if config.feature_reg is None else config.feature_reg
+        generator = torch_generator(config.seed)
+        torch.randn(data.n_items, k, generator=generator)  # the plain start, drawn again
+        self.sides: dict[Side, _SideState] = {}
+        starts: tuple[tuple[Side, sp.csr_matrix, SparseRows | None, torch.Tensor,
+                            torch.Tensor], ...] = (
+            ("users", plain.user_rows, plain.by_user, plain.user_factors, plain.user_reg),
+            ("items", plain.item_rows, plain.by_item, plain.item_factors, plain.item_reg))
+        for name, rows, solver_rows, start, reg in starts:
+            design = model._feature_matrix(name)
+            own: torch.Tensor | None = start
+            features = None
+            if design is not None:
+                own = own if config.identity else None
+                if own is None and name == "items":  # no own start: the features' is random
+                    features = (torch.randn(design.shape[1], k, generator=generator)
+                                * config.init_std).to(self.device)
+                else:  # users are solved first; items start from their own embeddings
+                    features = torch.zeros(design.shape[1], k, device=self.device)
+            self.sides[name] = _SideState(name, rows, solver_rows, own, reg, design, features,
+                                          feature_reg, config.reg_exponent, self.device)
+
+    # ------------------------------------------------------------------ the blocks
+    def train_epoch(self) -> dict[str, float]:
+        users, items = self.sides["users"], self.sides["items"]
+        self._solve(users, items.vectors())
+        self._solve(items, users.vectors())
+        logs: dict[str, float] = {}
+        if self.config.report_loss:
+            logs["loss"] = self._loss()
+        return logs
+
+    def _solve(self, side: _SideState, other: torch.Tensor) -> None:
+        """Update ``side`` given the other side's whole vectors ``other``."""
+        offset = side.offset()
+        if side.own is not None:
+            if offset is None:  # no features: plain iALS's half-sweep
+                side.own = self.plain._half(side.rows, side.solver_rows, other, side.own,
+                                            side.reg)
+            else:
+                whole = self._half_centred(side, other, side.own + offset, offset)
+                side.own = whole - offset
+        if side.features is not None:
+            side.features = self._solve_features(side, other)
+
+    def _half_centred(self, side: _SideState, other: torch.Tensor, current: torch.Tensor,
+                      centre: torch.Tensor) -> torch.Tensor:
+        """Every row's ridge drawn towards ``centre`` (block 1 of the module docstring)."""
+        gram = other.T @ other
+        reg = side.reg
+        if self.plain.compiled:
+            from latentrec.models._als_kernels import cg_rows_centred
+
+            rows, steps = side.rows, self.config.cg_steps
+            if len(current) < len(other):
+                updated = current.contiguous()
+                cg_rows_centred(rows.indptr, rows.indices, rows.data, other.contiguous().numpy(),
+                                gram.numpy(), False, reg.numpy(), centre.contiguous().numpy(),
+                                updated.numpy(), steps)
+                return updated
+            eigenvalues, basis = torch.linalg.eigh(gram.double())
+            basis = basis.to(other.dtype)
+            rotated = current @ basis
+            cg_rows_centred(rows.indptr, rows.indices, rows.data, (other @ basis).numpy(),
+                            torch.diag(eigenvalues.to(other.dtype)).numpy(), True, reg.numpy(),
+                            (centre @ basis).numpy(), rotated.numpy(), steps)
+            return torch.mm(rotated, basis.T)
+        solver_rows = side.solver_rows
+        assert solver_rows is not None
+        diagonal = reg[:, None].expand(-1, other.shape[1])
+        extra = reg[:, None] * centre
+        if self.config.solver == "cholesky":
+            return exact_solve(solver_rows, other, gram, diagonal, extra)
+        return cg_solve(solver_rows, other, gram, diagonal, current, self.config.cg_steps,
+                        extra)
+
+    def _apply(self, side: _SideState, other: torch.Tensor, gram: torch.Tensor,
+               vectors: torch.Tensor, subtract_rhs: bool) -> torch.Tensor:
+        """``A_i x_i`` (less ``b_i`` when ``subtract_rhs``) for every row of ``side``."""
+        if self.plain.compiled:
+            from latentrec.models._als_kernels import implicit_rows_apply
+
+            rows = side.rows
+            out = torch.empty_like(vectors)
+            implicit_rows_apply(rows.indptr, rows.indices, rows.data, other.contiguous().numpy(),
+                                gram.numpy(), vectors.contiguous().numpy(), subtract_rhs,
+                                out.numpy())
+            return out
+        solver_rows = side.solver_rows
+        assert solver_rows is not None
+        dots = solver_rows.dots(vectors, other) * solver_rows.weights
+        if subtract_rhs:
+            dots = dots - solver_rows.targets
+        return solver_rows.matrix(dots) @ other + vectors @ gram
+
+    def _diagonal(self, side: _SideState, other: torch.Tensor, gram: torch.Tensor
+                  ) -> torch.Tensor:
+        """The diagonal of every row's ``A_i`` (rows x k)."""
+        if self.plain.compiled:
+            squares = torch.from_numpy(side.rows @ (other * other).numpy())
+        else:
+            solver_rows = side.solver_rows
+            assert solver_rows is not None
+            squares = solver_rows.matrix(solver_rows.weights) @ (other * other)
+        return squares + gram.diagonal()[None, :]
+
+    def _solve_features(self, side: _SideState, other: torch.Tensor) -> torch.Tensor:
+        """Block 2: ``feature_cg_steps`` Jacobi-preconditioned CG steps on the feature
+        embeddings' normal equations, from the current ``E``."""
+        assert side.features is not None and side.matrix is not None
+        assert side.matrix_t is not None and side.feature_penalty is not None
+        matrix, matrix_t, penalty = side.matrix, side.matrix_t, side.feature_penalty[:, None]
+        gram = other.T @ other
+        features = side.features.clone()
+        # residual = X^T (b - A q) - mu E, with q every row's current whole vector
+        residual = -(matrix_t @ self._apply(side, other, gram, side.vectors(), True))
+        residual -= penalty * features
+        assert side.squares_t is not None
+        diagonal = side.squares_t @ self._diagonal(side, other, gram)
+        diagonal += penalty
+        preconditioned = residual / diagonal
+        direction = preconditioned.clone()
+        rz_old = float((residual.double() * preconditioned.double()).sum())
+        for _ in range(self.config.feature_cg_steps):
+            if rz_old <= 0.0:
+                break
+            product = matrix_t @ self._apply(side, other, gram, matrix @ direction, False)
+            product += penalty * direction
+            curvature = float((direction.double() * product.double()).sum())
+            if curvature <= 0.0:
+                break
+            step = rz_old / curvature
+            features += step * direction
+            residual -= step * product
+            preconditioned = residual / diagonal
+            rz_new = float((residual.double() * preconditioned.double()).sum())
+            direction = preconditioned + (rz_new / rz_old) * direction
+            rz_old = rz_new
+        return features
+
+    def _loss(self) -> float:
+        """The weighted squared error over all pairs plus every penalty, per interaction."""
+        users, items = self.sides["users"], self.sides["items"]
+        user_vectors, item_vectors = users.vectors(), items.vectors()
+        everything = float(((user_vectors.T @ user_vectors)
+                            * (item_vectors.T @ item_vectors)).sum())
+        plain = self.plain
+        if not plain.compiled and plain.by_user is not None:
+            rows = plain.by_user
+            scores = rows.dots(user_vectors, item_vectors)
+            confidence = rows.weights + 1.0
+            observed = float((confidence * (1.0 - scores) ** 2 - scores**2).sum())
+        else:
+            from latentrec.models._als_kernels import implicit_loss_rows
+
+            csr = plain.user_rows
+            observed = implicit_loss_rows(csr.indptr, csr.indices, csr.data,
+                                          user_vectors.contiguous().numpy(),
+                                          item_vectors.contiguous().numpy())
+        penalty = 0.0
+        for side in (users, items):
+            if side.own is not None:
+                penalty += float((side.reg[:, None] * side.own**2).sum())
+            if side.features is not None:
+                assert side.feature_penalty is not None
+                penalty += float((side.feature_penalty[:, None] * side.features**2).sum())
+        return (everything + observed + penalty) / max(1, plain.user_rows.nnz)
+
+    # ------------------------------------------------------------------ the trainable
+    def publish(self) -> None:
+        tables = {name: hybrid_table(side.own, side.design, side.features)
+                  for name, side in self.sides.items()}
+        self.model._set_factors(tables["users"], tables["items"])
+        for name, side in self.sides.items():
+            if side.features is not None:
+                self.model._set_feature_factors(name, side.features, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for name, side in self.sides.items():
+            if side.own is not None:
+                state[f"{name[:-1]}_factors"] = side.own.clone()
+            if side.features is not None:
+                state[f"{name[:-1]}_feature_factors"] = side.features.clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # copies: the compiled half-sweeps update the factors in place
+        for name, side in self.sides.items():
+            if side.own is not None:
+                side.own = state[f"{name[:-1]}_factors"].clone()
+            if side.features is not None:
+                side.features = state[f"{name[:-1]}_feature_factors"].clone()

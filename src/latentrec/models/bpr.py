@@ -13,14 +13,14 @@ from latentrec.data import Interactions
 from latentrec.models._solvers import SparseRows
 from latentrec.models.base import hyperparameters
 from latentrec.models.config import EpochConfig
-from latentrec.models.factor import FactorModel, Prior, refuse_prior
+from latentrec.models.factor import FactorModel, Prior
 from latentrec.training import RankingValidator, Trainable
 from latentrec.training.minibatch import OPTIMIZERS
 from latentrec.training.partition import Partition
 
 __all__ = ["BPR"]
 
-LOSSES = ("bpr", "softmax")
+LOSSES = ("bpr", "softmax", "warp")
 SAMPLINGS = ("uniform", "popularity")
 
 
@@ -41,19 +41,24 @@ class BPRConfig(EpochConfig):
     init_std: float = 0.1
     lr_decay: float = 0.9
     device: str = "auto"
+    max_sampled: int = 10
+    identity: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_positive("factors", "negatives", "candidates", "batch_size", integer=True)
+        self.check_positive("factors", "negatives", "candidates", "batch_size", "max_sampled",
+                            integer=True)
         self.check_positive("lr", "init_std", "lr_decay")
         self.check_non_negative("reg")
+        self.check_flag("identity")
         self.check_choice("loss", LOSSES)
         self.check_choice("sampling", SAMPLINGS)
         self.check_choice("optimizer", OPTIMIZERS)
 
 
 class BPR(FactorModel):
-    """Factors trained to rank a user's items above sampled negatives.
+    """Factors trained to rank a user's items above sampled negatives, from the interactions
+    and, optionally, user and item features.
 
     ``loss="bpr"``: Bayesian personalised ranking, ``-log sigmoid(s_ui - s_uj)`` averaged over
     ``negatives`` sampled items ``j`` per interaction. ``loss="softmax"``: sampled softmax, the
@@ -65,8 +70,31 @@ class BPR(FactorModel):
     With ``candidates > 1`` every negative is the highest-scoring of ``candidates`` sampled
     items (dynamic negative sampling, Zhang et al. 2013): like WARP, training then concentrates
     on the items that compete for the top of the user's list (the sampling correction of
-    ``loss="softmax"`` does not account for this choice). ``reg`` is an L2 penalty on the
-    vectors of every sampled triple, so frequent users and items are penalised more often;
+    ``loss="softmax"`` does not account for this choice).
+
+    ``loss="warp"``: weighted approximate-rank pairwise loss (Weston et al. 2011, WSABIE; the
+    loss of LightFM). For each interaction ``(u, i)`` up to ``max_sampled`` items are drawn
+    (``sampling``, in one block per batch) and the first ``j`` that violates the margin,
+    ``s_uj > s_ui - 1``, is taken; the loss is ``log(floor((n_items - 1) / N)) *
+    max(0, 1 - s_ui + s_uj)``, where ``N`` is the number of draws it took, so an
+    interaction that a violator beats at once (estimated rank near the top of the catalogue
+    from below) weighs most. Interactions with no violator among ``max_sampled`` draws are
+    already ranked well and add nothing. ``negatives`` and ``candidates`` are not used.
+    ``max_sampled=10`` is LightFM's default; larger values find the violators of
+    well-ranked interactions too, at ``max_sampled`` scores per interaction and batch.
+
+    Side features (``fit(data, user_features=..., item_features=...)``): a user's (item's)
+    vector is its own embedding plus the weighted sum of the embeddings of its features (rows
+    of the design matrix); an item's bias likewise sums its own and its features' biases.
+    ``identity=False`` drops the own embedding of every id that has features (as LightFM
+    without identity features: such ids are represented by their features alone; ids without
+    any feature, and sides without features, keep their own). Ids that only the feature tables
+    name (cold ids), ``add_items`` and ``add_users`` get their features' vectors; fold-in of a
+    new user with features starts from their features' vector and is drawn towards it.
+
+    ``reg`` is an L2 penalty on the vectors of every sampled triple (with features: on the
+    own embedding and on each feature embedding, weighed by the absolute value of the
+    feature), so frequent users, items and features are penalised more often;
     ``lr_decay`` multiplies the learning rate after every epoch. Scores are
     ``p_u . q_i + b_i``.
 
@@ -90,13 +118,15 @@ class BPR(FactorModel):
     config: BPRConfig
     feedback = "implicit"
     validator = RankingValidator
+    feature_sides = ("users", "items")
     quick_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 2, "batch_size": 64}
 
     def __init__(self, *, epochs: int = 40, patience: int | None = None, seed: int | None = 0,
                  factors: int = 64, lr: float = 0.02, reg: float = 0.02, loss: str = "bpr",
                  negatives: int = 1, candidates: int = 4, sampling: str = "uniform",
                  optimizer: str = "adam", batch_size: int = 4096, init_std: float = 0.1,
-                 lr_decay: float = 0.9, device: str = "auto") -> None:
+                 lr_decay: float = 0.9, device: str = "auto", max_sampled: int = 10,
+                 identity: bool = True) -> None:
         super().__init__(**hyperparameters(locals()))
 
     def _trainable(self, data: Interactions) -> Trainable:
@@ -111,12 +141,16 @@ class BPR(FactorModel):
 
     def _fold_in(self, rows: SparseRows, prior: Prior | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        refuse_prior(self, prior)
-        # no closed form for a ranking loss: a few Adam steps on the user vectors alone
+        """A few Adam steps of the BPR loss on the user vectors alone (no closed form for a
+        ranking loss), items held fixed. Without ``prior`` the vectors start at zero and are
+        penalised towards it; with one (a new user's features) they start from the
+        features' vectors and ``reg`` penalises the distance to them."""
         items = self.item_factors_.detach().cpu()
         assert self.item_bias_ is not None
         item_bias = self.item_bias_.detach().cpu()
-        vectors = torch.zeros(rows.n_rows, items.shape[1], requires_grad=True)
+        centre = (torch.zeros(rows.n_rows, items.shape[1]) if prior is None
+                  else prior[0].detach().cpu().to(items.dtype).reshape(rows.n_rows, -1))
+        vectors = centre.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([vectors], lr=0.05)
         generator = torch_generator(self.config.seed)
         for _ in range(_FOLD_IN_STEPS):
@@ -125,8 +159,9 @@ class BPR(FactorModel):
             positive = (user_vectors * items[rows.indices]).sum(-1) + item_bias[rows.indices]
             negative = (user_vectors[:, None, :] * items[negatives]).sum(-1) + item_bias[
                 negatives]
+            shift = vectors if prior is None else vectors - centre
             loss = -F.logsigmoid(positive[:, None] - negative).mean() + self.config.reg * (
-                vectors.pow(2).sum(-1).mean())
+                shift.pow(2).sum(-1).mean())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -55,15 +55,41 @@ if TYPE_CHECKING:
 __all__ = ["HybridImplicitALSTrainable"]
 
 
-def _torch_csr(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(matrix.indptr.astype(np.int64)),
-            torch.from_numpy(matrix.indices.astype(np.int64)),
-            torch.from_numpy(matrix.data), size=matrix.shape,
-            check_invariants=False).to(device)
+class _Sparse:
+    """A fixed sparse matrix times dense tables: scipy on the CPU (torch's CSR products were
+    10x slower there), a torch CSR tensor on other devices."""
+
+    def __init__(self, matrix: sp.csr_matrix, device: torch.device) -> None:
+        self.scipy: sp.csr_matrix | None = None
+        self.torch: torch.Tensor | None = None
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        if device.type == "cpu":
+            self.scipy = matrix
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.torch = torch.sparse_csr_tensor(
+                torch.from_numpy(matrix.indptr.astype(np.int64)),
+                torch.from_numpy(matrix.indices.astype(np.int64)),
+                torch.from_numpy(matrix.data), size=matrix.shape,
+                check_invariants=False).to(device)
+
+    def __matmul__(self, dense: torch.Tensor) -> torch.Tensor:
+        if self.scipy is not None:
+            from latentrec.models._als_kernels import sparse_times_dense
+
+            matrix = self.scipy
+            out = torch.empty(matrix.shape[0], dense.shape[1], dtype=torch.float32)
+            sparse_times_dense(matrix.indptr, matrix.indices, matrix.data,
+                               dense.float().contiguous().numpy(), out.numpy())
+            return out
+        assert self.torch is not None
+        return self.torch @ dense
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The inner product of two tables (as vectors)."""
+    return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
 class _SideState:
@@ -80,26 +106,27 @@ class _SideState:
         self.reg = reg
         self.design = design
         self.features = features
-        self.matrix: torch.Tensor | None = None
-        self.matrix_t: torch.Tensor | None = None
-        self.squares_t: torch.Tensor | None = None
+        #: ``X E``, kept up to date by the CG steps (each computes ``X d`` for its direction)
+        self.cached_offset: torch.Tensor | None = None
+        self.matrix: _Sparse | None = None
+        self.matrix_t: _Sparse | None = None
+        self.squares_t: _Sparse | None = None
         self.feature_penalty: torch.Tensor | None = None
         if design is not None:
-            self.matrix = _torch_csr(design, device)
-            self.matrix_t = _torch_csr(design.T.tocsr(), device)
+            self.matrix = _Sparse(design, device)
+            self.matrix_t = _Sparse(design.T.tocsr(), device)
             # (X o X)^T: the operator's diagonal is (X o X)^T diag(A_i) + mu
-            self.squares_t = _torch_csr(design.multiply(design).T.tocsr(), device)
+            self.squares_t = _Sparse(design.multiply(design).T.tocsr(), device)
             counts = np.diff(rows.indptr).astype(np.float64)
             touched = np.asarray(abs(design).T @ counts).ravel()
             self.feature_penalty = (feature_reg * torch.from_numpy(
                 np.maximum(touched, 1.0)).pow(reg_exponent)).float().to(device)
+            assert features is not None
+            self.cached_offset = self.matrix @ features
 
     def offset(self) -> torch.Tensor | None:
         """``X E``: the feature part of every row's vector (None without features)."""
-        if self.features is None:
-            return None
-        assert self.matrix is not None
-        return self.matrix @ self.features
+        return self.cached_offset
 
     def vectors(self) -> torch.Tensor:
         """Every row's whole vector."""
@@ -164,7 +191,7 @@ class HybridImplicitALSTrainable:
                 whole = self._half_centred(side, other, side.own + offset, offset)
                 side.own = whole - offset
         if side.features is not None:
-            side.features = self._solve_features(side, other)
+            side.features, side.cached_offset = self._solve_features(side, other)
 
     def _half_centred(self, side: _SideState, other: torch.Tensor, current: torch.Tensor,
                       centre: torch.Tensor) -> torch.Tensor:
@@ -204,11 +231,11 @@ class HybridImplicitALSTrainable:
             from latentrec.models._als_kernels import implicit_rows_apply
 
             rows = side.rows
-            out = torch.empty_like(vectors)
+            out = vectors @ gram
+            observed = torch.empty_like(out)
             implicit_rows_apply(rows.indptr, rows.indices, rows.data, other.contiguous().numpy(),
-                                gram.numpy(), vectors.contiguous().numpy(), subtract_rhs,
-                                out.numpy())
-            return out
+                                vectors.contiguous().numpy(), subtract_rhs, observed.numpy())
+            return out.add_(observed)
         solver_rows = side.solver_rows
         assert solver_rows is not None
         dots = solver_rows.dots(vectors, other) * solver_rows.weights
@@ -227,14 +254,18 @@ class HybridImplicitALSTrainable:
             squares = solver_rows.matrix(solver_rows.weights) @ (other * other)
         return squares + gram.diagonal()[None, :]
 
-    def _solve_features(self, side: _SideState, other: torch.Tensor) -> torch.Tensor:
+    def _solve_features(self, side: _SideState, other: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Block 2: ``feature_cg_steps`` Jacobi-preconditioned CG steps on the feature
-        embeddings' normal equations, from the current ``E``."""
+        embeddings' normal equations, from the current ``E``; returns ``E`` and ``X E``."""
         assert side.features is not None and side.matrix is not None
         assert side.matrix_t is not None and side.feature_penalty is not None
         matrix, matrix_t, penalty = side.matrix, side.matrix_t, side.feature_penalty[:, None]
         gram = other.T @ other
         features = side.features.clone()
+        offset = side.cached_offset
+        assert offset is not None
+        offset = offset.clone()
         # residual = X^T (b - A q) - mu E, with q every row's current whole vector
         residual = -(matrix_t @ self._apply(side, other, gram, side.vectors(), True))
         residual -= penalty * features
@@ -243,23 +274,25 @@ class HybridImplicitALSTrainable:
         diagonal += penalty
         preconditioned = residual / diagonal
         direction = preconditioned.clone()
-        rz_old = float((residual.double() * preconditioned.double()).sum())
+        rz_old = _dot(residual, preconditioned)
         for _ in range(self.config.feature_cg_steps):
             if rz_old <= 0.0:
                 break
-            product = matrix_t @ self._apply(side, other, gram, matrix @ direction, False)
+            moved = matrix @ direction
+            product = matrix_t @ self._apply(side, other, gram, moved, False)
             product += penalty * direction
-            curvature = float((direction.double() * product.double()).sum())
+            curvature = _dot(direction, product)
             if curvature <= 0.0:
                 break
             step = rz_old / curvature
             features += step * direction
+            offset += step * moved
             residual -= step * product
             preconditioned = residual / diagonal
-            rz_new = float((residual.double() * preconditioned.double()).sum())
+            rz_new = _dot(residual, preconditioned)
             direction = preconditioned + (rz_new / rz_old) * direction
             rz_old = rz_new
-        return features
+        return features, offset
 
     def _loss(self) -> float:
         """The weighted squared error over all pairs plus every penalty, per interaction."""
@@ -304,7 +337,9 @@ class HybridImplicitALSTrainable:
             if side.own is not None:
                 state[f"{name[:-1]}_factors"] = side.own.clone()
             if side.features is not None:
+                assert side.cached_offset is not None
                 state[f"{name[:-1]}_feature_factors"] = side.features.clone()
+                state[f"{name[:-1]}_feature_offset"] = side.cached_offset.clone()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -314,3 +349,4 @@ class HybridImplicitALSTrainable:
                 side.own = state[f"{name[:-1]}_factors"].clone()
             if side.features is not None:
                 side.features = state[f"{name[:-1]}_feature_factors"].clone()
+                side.cached_offset = state[f"{name[:-1]}_feature_offset"].clone()

@@ -65,7 +65,7 @@ TAGS_VALIDATION_SEED = 1042
 
 #: hybrid settings tried on validation (on top of the plain model's); a small grid, since a
 #: Last.fm fit takes a few seconds
-TAG_GRID = grid(identity=(True,), feature_reg=(1.0, 3.0, 12.0), reg=(12.0, 24.0))
+TAG_GRID = grid(identity=(True,), feature_reg=(0.3, 1.0, 3.0), reg=(8.0, 12.0))
 ITEM_GRID = grid(identity=(True, False), factors=(32, 64), feature_reg=(1.0, 5.0, 20.0))
 #: the items task's plain settings: ImplicitALS's defaults at the grid's factors
 ITEM_BASE: dict[str, Any] = {}

@@ -146,3 +146,46 @@ def data_options(function: Any) -> Any:
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def check_feature_sides(model_class: Any, kind: str, files: dict[str, str | None]) -> None:
+    """Refuse, before any work, feature files for a side the model kind does not learn from
+    (one line naming the option and the kinds that do)."""
+    from latentrec.errors import InvalidParameterError
+    from latentrec.models import model_kinds
+
+    for side, path in files.items():
+        if path is None or side in model_class.feature_sides:
+            continue
+        able = sorted(k for k, cls in model_kinds().items() if side in cls.feature_sides)
+        raise InvalidParameterError(
+            f"--{side[:-1]}-features: {kind} does not learn from {side[:-1]} features; model "
+            f"kinds that do: {', '.join(able) or 'none installed'}")
+
+
+def read_feature_file(path: str, id_col: str | None) -> Any:
+    """A feature table from ``path`` (the first column holds the ids unless ``id_col`` names
+    it); its errors name the file, line and column."""
+    from latentrec.data import read_features
+
+    return read_features(path, id_col)
+
+
+def feature_options(function: Any) -> Any:
+    """``--user-features FILE --item-features FILE`` and their id columns."""
+    options = [
+        click.option("--user-features", type=click.Path(), default=None, metavar="FILE",
+                     help="User features: CSV/TSV/Parquet, one row per user id (see "
+                          "docs/features.md)."),
+        click.option("--item-features", type=click.Path(), default=None, metavar="FILE",
+                     help="Item features: CSV/TSV/Parquet, one row per item id."),
+        click.option("--user-features-id", default=None, metavar="NAME",
+                     help="The column of --user-features holding the user ids [default: the "
+                          "first column]."),
+        click.option("--item-features-id", default=None, metavar="NAME",
+                     help="The column of --item-features holding the item ids [default: the "
+                          "first column]."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from latentrec.cli._common import Context
+from latentrec.cli.add import add_items, add_users
 from latentrec.cli.bench import bench
 from latentrec.cli.demo import demo
 from latentrec.cli.evaluate import evaluate
@@ -32,7 +33,8 @@ def cli(debug: bool) -> None:
     Context.debug = debug
 
 
-for command in (train, models, evaluate, predict, recommend, similar, demo, serve, bench):
+for command in (train, models, evaluate, predict, recommend, similar, add_items, add_users, demo,
+                serve, bench):
     cli.add_command(command)
 
 

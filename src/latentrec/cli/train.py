@@ -12,11 +12,14 @@ from typing import Any
 import click
 
 from latentrec.cli._common import (
+    check_feature_sides,
     data_options,
     debug_option,
     emit_json,
+    feature_options,
     json_value,
     read_data,
+    read_feature_file,
     run,
 )
 
@@ -109,6 +112,7 @@ def _model_params(model_class: Any, kind: str, given: dict[str, Any],
                    "exchange before the run fails.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@feature_options
 @data_options
 def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int | None,
           lr: float | None, reg: float | None, seed: int | None, device: str | None,
@@ -116,8 +120,9 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
           refit: bool,
           checkpoint_dir: str | None, checkpoint_every: int, resume_dir: str | None,
           nproc: int | None, max_restarts: int, timeout: float,
-          quiet: bool, as_json: bool, fmt: str, sep: str | None, implicit: bool,
-          duplicates: str) -> None:
+          quiet: bool, as_json: bool, user_features: str | None, item_features: str | None,
+          user_features_id: str | None, item_features_id: str | None, fmt: str,
+          sep: str | None, implicit: bool, duplicates: str) -> None:
     """Train a model on DATA (CSV/TSV/Parquet/MovieLens, or a directory of such files) and
     save it to MODEL_DIR.
 
@@ -125,6 +130,11 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
     Models: biased-mf (default), bayesian-mf, mf, als for ratings; ials, bpr, popular,
     item-knn, ease for implicit feedback (add --implicit when DATA holds counts or no
     values); `latentrec models` lists every installed kind with its parameters.
+
+    \b
+    Side features (models that learn from them; docs/features.md): ids in a feature file
+    without interactions join the model, scored by their features (cold start):
+      latentrec train plays.csv -o model/ --model ials --implicit --item-features items.csv
 
     \b
     Distributed (als, ials, biased-mf, bpr; docs/distributed.md):
@@ -160,6 +170,12 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
                                         "checkpoints of the run on the training part only; add "
                                         "--no-refit, or drop --valid-fraction")
         model_class = model_kinds()[kind]
+        files = {"users": user_features, "items": item_features}
+        for side, column in (("users", user_features_id), ("items", item_features_id)):
+            if column is not None and files[side] is None:
+                raise InvalidParameterError(f"--{side[:-1]}-features-id needs "
+                                            f"--{side[:-1]}-features")
+        check_feature_sides(model_class, kind, files)
         params = _model_params(model_class, kind, given, extra_params)
         try:  # bad hyperparameters fail before any reading, named as they were given
             model = model_class(**params)
@@ -167,6 +183,10 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
             raise type(error)(_name_option(str(error), given)) from None
         if launched() or (nproc or 1) > 1 or Path(data).is_dir():
             _check_distributed(model_class, kind, data, valid_fraction)
+            if user_features is not None or item_features is not None:
+                option = "--user-features" if user_features is not None else "--item-features"
+                raise InvalidParameterError(f"{option}: distributed training does not take "
+                                            f"side features yet; train in one process")
             if not launched() and (nproc or 1) > 1:
                 _launch(nproc or 1, max_restarts, data, model_dir, kind, given, extra_params,
                         checkpoint_dir, checkpoint_every, resume_dir, timeout, quiet, as_json,
@@ -178,6 +198,11 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         if max_restarts:
             raise InvalidParameterError("--max-restarts needs --nproc (or torchrun's own "
                                         "--max-restarts)")
+        # feature files first: they are small, and a bad one fails before the long read
+        users_table = (None if user_features is None
+                       else read_feature_file(user_features, user_features_id))
+        items_table = (None if item_features is None
+                       else read_feature_file(item_features, item_features_id))
         interactions = read_data(data, fmt, sep, implicit, duplicates)
         everything = interactions
         valid = None
@@ -199,7 +224,8 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
                                                                       every=checkpoint_every),
             resume=resume_dir)
         started = time.perf_counter()
-        model.fit(interactions, valid=valid, trainer=trainer)
+        model.fit(interactions, valid=valid, trainer=trainer, user_features=users_table,
+                  item_features=items_table)
         monitor = model.monitor
         summary: dict[str, Any] = {
             "model": kind, "model_dir": str(Path(model_dir)),
@@ -220,7 +246,8 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
             note = f", best {metric} {best:.4f} at epoch {best_epoch}"
             if refit:
                 model = model_class(**{**params, "epochs": epochs_again})
-                model.fit(everything, show_progress=not quiet and not as_json)
+                model.fit(everything, show_progress=not quiet and not as_json,
+                          user_features=users_table, item_features=items_table)
                 note += (f"; refit on all {len(everything):,} interactions for "
                          f"{epochs_again} epochs")
             else:
@@ -231,14 +258,21 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
         last = model.history_[-1] if model.history_ else {}
         summary["seconds"] = round(seconds, 3)
         summary["loss"] = json_value(last.get("loss"))
+        final = everything if valid is None or refit else interactions
+        cold = {side: count for side, count in (("users", model.n_users - final.n_users),
+                                                 ("items", model.n_items - final.n_items))
+                if files[side] is not None}
+        for side, count in cold.items():
+            summary[f"cold_{side}"] = count
+        cold_text = "".join(f"; {count:,} {side} known only by their features joined the model"
+                            for side, count in cold.items() if count)
         if as_json:
             emit_json(summary)
         else:
-            final = everything if valid is None or refit else interactions
             click.echo(
                 f"trained {kind} on {len(final):,} interactions "
                 f"({final.n_users:,} users, {final.n_items:,} items) in "
-                f"{seconds:.2f} s{_epochs_text(model)}{note}; saved to {model_dir}"
+                f"{seconds:.2f} s{_epochs_text(model)}{note}{cold_text}; saved to {model_dir}"
             )
 
     run(action)

@@ -9,23 +9,33 @@ finite (an overflow) is refused with 422 instead of being sent.
 
 Models are swapped atomically by ``POST /admin/reload``: each request takes the current model
 once at its start, so a swap never disturbs a request in flight. With several workers, every
-worker serves the same model: see :mod:`latentrec.serving.state`.
+worker serves the same model: see :mod:`latentrec.serving.state`. ``POST /admin/items`` adds
+items known by their features to a copy of the served model, saved as a new model directory,
+and reloads it the same way.
+
+A user the model does not know (anonymous) is answered by ``POST /v1/fold-in``, from their
+interactions, their features (models trained with user features), or both; the other
+recommendation endpoints take known user ids.
 """
 
 
 import contextlib
 import hmac
+import logging
 import math
 import os
 import re
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
+import pandas as pd
+import torch
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -33,9 +43,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from latentrec.data import read_features
 from latentrec.data.ids import canonical_int
 from latentrec.errors import (
     DataError,
+    DataWarning,
     InvalidParameterError,
     LatentrecError,
     ModelFileError,
@@ -59,6 +71,8 @@ MODEL_DIR_ENV = "LATENTREC_MODEL_DIR"
 STATE_DIR_ENV = "LATENTREC_STATE_DIR"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _LIBRARY_VALUE = re.compile(r"^values\[(\d+)\]")
+# the server's log: uvicorn configures this logger in every worker
+_log = logging.getLogger("uvicorn.error")
 
 
 @dataclass(frozen=True)
@@ -274,6 +288,10 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
     async def non_finite(request: Request, error: _NonFiniteAnswer) -> JSONResponse:
         return _error(422, str(error))
 
+    @app.exception_handler(_KnownItems)
+    async def known_items(request: Request, error: _KnownItems) -> JSONResponse:
+        return _error(409, str(error))
+
     @app.exception_handler(ModelUnavailableError)
     async def unavailable(request: Request, error: ModelUnavailableError) -> JSONResponse:
         return _error(503, str(error))
@@ -306,8 +324,14 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         pairs: list[schemas.Pair] = Field(min_length=1, max_length=max_batch)
 
     class FoldInRequest(schemas.FoldInRequest):
-        interactions: list[schemas.Interaction] = Field(min_length=1, max_length=max_batch)
+        interactions: list[schemas.Interaction] | None = Field(
+            None, min_length=1, max_length=max_batch,
+            description="Each item once. May be left out when `features` are given.")
         k: schemas.Count = Field(10, ge=1, le=max_k)
+
+    class AddItemsRequest(schemas.AddItemsRequest):
+        items: list[schemas.NewItem] = Field(min_length=1, max_length=max_batch,
+                                             description="Each item once.")
 
     def check_results(users: int, k: int, where: str = "query.k") -> None:
         if users * k > max_results:
@@ -409,18 +433,32 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
         served = service.loaded().model
         if not isinstance(served, FactorModel):
             raise InvalidParameterError(f"{type(served).__name__} does not support fold-in")
-        items = [entry.item for entry in body.interactions]
-        values = _fold_in_values(served, body.interactions)
+        interactions = body.interactions or []
+        items = [entry.item for entry in interactions]
+        values = _fold_in_values(served, interactions) if interactions else None
+        if body.features is not None:
+            _check_features(served, "users", body.features, "body.features")
         try:
-            table = served.recommend_new_user(items, values, k=body.k,
-                                              exclude_seen=body.exclude_seen)
+            with _recorded_warnings() as caught:
+                if body.features is not None:
+                    _check_finite(served.feature_vectors("users", body.features),
+                                  "body.features: the features give a vector that is not "
+                                  "finite (a numeric value far outside the training range?)")
+                table = served.recommend_new_user(items, values, k=body.k,
+                                                  exclude_seen=body.exclude_seen,
+                                                  features=body.features)
+            caught = list(dict.fromkeys(caught))  # the features were read twice
         except InvalidParameterError as error:  # the library's own checks, named for HTTP
             message = _LIBRARY_VALUE.sub(r"body.interactions.\1.rating", str(error), count=1)
-            raise InvalidParameterError(message if message != str(error)
-                                        else f"body.interactions: {error}") from None
-        return _answer({"items": [
+            where = "body.interactions" if body.features is None else "body"
+            raise InvalidParameterError(message if message.startswith("body.")
+                                        else f"{where}: {error}") from None
+        document: dict[str, Any] = {"items": [
             {"item": i, "score": s} for i, s in zip(table["item"].tolist(),
-                                                    table["score"].tolist(), strict=True)]})
+                                                    table["score"].tolist(), strict=True)]}
+        if caught:
+            document["warnings"] = caught
+        return _answer(document)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"], responses=errors)
     async def prometheus_metrics() -> Any:
@@ -432,19 +470,173 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
                          409: {"model": schemas.ErrorBody}}, tags=["service"])
     def reload(body: Annotated[schemas.ReloadRequest, Body()],
                authorization: Annotated[str | None, Header()] = None) -> Any:
-        if admin_token is None:
-            return _error(404, f"reload is off; set {ADMIN_TOKEN_ENV} to enable it")
-        if not _authorised(authorization, admin_token):
-            return _error(401, "missing or wrong admin token; send the header "
-                               "'Authorization: Bearer <token>'",
-                          headers={"WWW-Authenticate": "Bearer"})
+        refused = admin_refusal(authorization, "reload")
+        if refused is not None:
+            return refused
         try:
             fresh = service.reload(body.model_dir)
         except ReloadError as error:
             return _error(error.status, str(error))
         return _answer(_describe(fresh, service))
 
+    @app.post("/admin/items", response_model=schemas.ItemsAdded,
+              responses={**errors, 401: {"model": schemas.ErrorBody},
+                         409: {"model": schemas.ErrorBody,
+                               "description": "An item the model has already, or a reload "
+                                              "that did not happen."}},
+              tags=["service"])
+    def add_items(body: Annotated[AddItemsRequest, Body()],
+                  authorization: Annotated[str | None, Header()] = None) -> Any:
+        """Add items known by their features to the catalogue: a copy of the served model
+        with the items added is saved as a new model directory next to the served one and
+        reloaded on every worker (or on none) as `POST /admin/reload` does."""
+        refused = admin_refusal(authorization, "adding items")
+        if refused is not None:
+            return refused
+        _, ids = _new_items(service.loaded().model, body.items)  # 4xx before the lock
+        caught: list[str] = []
+
+        def change(model: Recommender) -> None:
+            # the served model may have changed since the request was checked
+            checked, _ = _new_items(model, body.items)
+            assert isinstance(model, FactorModel)  # _new_items refuses other models
+            with _recorded_warnings() as recorded:
+                model.add_items(checked)
+            caught.extend(recorded)
+            _check_finite((model.item_factors_[-len(ids):], None if model.item_bias_ is None
+                           else model.item_bias_[-len(ids):]),
+                          "body.items: the features give vectors that are not finite (a "
+                          "numeric value far outside the training range?); nothing was added")
+
+        try:
+            fresh = service.extend(change, "items")
+        except ReloadError as error:
+            return _error(error.status, str(error))
+        document = _describe(fresh, service)
+        document["added"] = fresh.model.items_.canonical(ids)
+        if caught:
+            document["warnings"] = caught
+        return _answer(document)
+
+    def admin_refusal(authorization: str | None, what: str) -> JSONResponse | None:
+        if admin_token is None:
+            return _error(404, f"{what} is off; set {ADMIN_TOKEN_ENV} to enable it")
+        if not _authorised(authorization, admin_token):
+            return _error(401, "missing or wrong admin token; send the header "
+                               "'Authorization: Bearer <token>'",
+                          headers={"WWW-Authenticate": "Bearer"})
+        return None
+
     return app
+
+
+class _KnownItems(LatentrecError):
+    """Items to add that the model has already (409)."""
+
+
+@contextlib.contextmanager
+def _recorded_warnings() -> Any:
+    """Warnings while answering, never raised (a process run with ``-W error`` would answer
+    500): the library's data warnings (unknown feature values left out) become lines of the
+    answer, anything else goes to the server's log."""
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as recorded:
+        warnings.simplefilter("always")
+        yield caught
+    for warning in recorded:
+        line = str(warning.message).splitlines()[0] if str(warning.message) else ""
+        if issubclass(warning.category, DataWarning):
+            caught.append(line)
+        else:
+            _log.warning("latentrec: %s: %s", warning.category.__name__, line)
+
+
+def _feature_kinds(served: Recommender, side: str) -> dict[str, str]:
+    """The served model's features of ``side``: name → kind (empty without any)."""
+    fitted = getattr(served, "features_", {}).get(side)
+    if fitted is None:
+        return {}
+    columns = fitted.columns()
+    return dict(zip(columns["feature"].tolist(), columns["kind"].tolist(), strict=True))
+
+
+def _check_features(served: Recommender, side: str, features: dict[str, Any],
+                    where: str) -> None:
+    """Refuse (one line naming the field) features the served model cannot read: a model
+    without ``side``'s features, an unknown feature name, a value of the wrong type."""
+    noun = side[:-1]
+    kinds = _feature_kinds(served, side)
+    if not kinds:
+        raise InvalidParameterError(f"{where}: this {served.kind} model was trained without "
+                                    f"{noun} features")
+    for name, value in features.items():
+        kind = kinds.get(name)
+        if kind is None:
+            raise InvalidParameterError(
+                f"{where}.{name}: the model has no {noun} feature {name!r}; its {noun} "
+                f"features: {', '.join(sorted(kinds))}")
+        if kind == "numeric" and (isinstance(value, (bool, str, list, dict))):
+            raise InvalidParameterError(f"{where}.{name}: must be a number (a numeric "
+                                        f"feature), got {type(value).__name__}")
+        if kind != "tags" and isinstance(value, dict):
+            raise InvalidParameterError(f"{where}.{name}: weights are for tags; {name!r} is a "
+                                        f"{kind} feature: give a value or a list of values")
+        if kind == "categorical" and isinstance(value, list) and len(value) > 1:
+            raise InvalidParameterError(f"{where}.{name}: {name!r} is a categorical feature: "
+                                        f"give one value, got {len(value)}")
+
+
+def _check_finite(rows: tuple[torch.Tensor, torch.Tensor | None], message: str) -> None:
+    if not all(bool(torch.isfinite(part).all()) for part in rows if part is not None):
+        raise InvalidParameterError(message)
+
+
+def _refuse_known(served: Recommender, ids: list[Any]) -> None:
+    known = served.items_.index_of(ids, on_unknown="ignore") >= 0
+    if known.any():
+        position = int(np.flatnonzero(known)[0])
+        raise _KnownItems(f"body.items.{position}.item: item {ids[position]!r} is already in "
+                          f"the model"
+                          + (f" (and {int(known.sum()) - 1} more of the items sent)"
+                             if known.sum() > 1 else "") + "; nothing was added")
+
+
+def _new_items(served: Recommender, entries: list[Any]) -> tuple[Any, list[Any]]:
+    """The feature table of the items of a ``POST /admin/items`` body, checked, and their
+    ids as the model spells them."""
+    if not isinstance(served, FactorModel) or "items" not in served.feature_sides:
+        raise InvalidParameterError(f"this {served.kind} model cannot take new items by their "
+                                    f"features")
+    ids: list[Any] = []
+    first_seen: dict[tuple[type, Any], int] = {}
+    for position, entry in enumerate(entries):
+        where = f"body.items.{position}"
+        item = entry.item
+        if served.items_.is_integer:
+            number = item if isinstance(item, int) else canonical_int(item)
+            if number is None:
+                raise InvalidParameterError(f"{where}.item: this model's item ids are integers, "
+                                            f"got {item!r}")
+            item = number
+        else:
+            item = str(item)
+        key = (type(item), item)
+        if key in first_seen:
+            raise InvalidParameterError(f"{where}.item: item {item!r} is also at "
+                                        f"body.items.{first_seen[key]}; send each item once")
+        first_seen[key] = position
+        _check_features(served, "items", entry.features, f"{where}.features")
+        ids.append(item)
+    names = list(dict.fromkeys(name for entry in entries for name in entry.features))
+    frame = pd.DataFrame({"__item__": pd.Series(ids, dtype=object), **{
+        name: pd.Series([entry.features.get(name) for entry in entries], dtype=object)
+        for name in names}})
+    try:
+        table = read_features(frame, "__item__", source="body.items")
+    except (DataError, InvalidParameterError) as error:
+        raise InvalidParameterError(str(error)) from None
+    _refuse_known(served, ids)
+    return table, ids
 
 
 def _fold_in_values(served: FactorModel, interactions: list[Any]) -> list[float]:
@@ -490,7 +682,9 @@ def _describe(loaded: Loaded, service: ModelService) -> dict[str, Any]:
             "users": served.n_users, "items": served.n_items, "model_dir": loaded.model_dir,
             "library_version": library_version(), "loaded_at": loaded.loaded_at,
             "version": loaded.version, "sha256": loaded.short_sha, "pid": service.pid,
-            "workers": service.workers()}
+            "workers": service.workers(),
+            "features": {side: kinds for side in ("users", "items")
+                         if (kinds := _feature_kinds(served, side))}}
 
 
 class _LimitAndMeasure:

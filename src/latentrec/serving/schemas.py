@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 #: a raw id is a JSON integer or string; nothing is coerced (true is not the id 1)
 RawId = StrictInt | StrictStr
@@ -21,6 +30,20 @@ def _json_number(value: Any) -> Any:
 Count = Annotated[int, BeforeValidator(_json_number)]
 #: a finite number (Python's JSON reader accepts NaN, Infinity and 1e999; these are refused)
 Number = Annotated[float, BeforeValidator(_json_number), Field(allow_inf_nan=False)]
+
+
+#: one value of a feature: text, a number or a boolean
+FeatureScalar = StrictStr | StrictInt | Number | StrictBool
+#: a feature's value(s) for one id: one value, a list of values (a multi-valued feature), or
+#: tags with their weights
+FeatureValue = FeatureScalar | list[FeatureScalar] | dict[StrictStr, Number]
+#: feature name -> value(s), read with the model's vocabulary
+FeatureMap = Annotated[dict[StrictStr, FeatureValue], Field(
+    min_length=1,
+    description="Feature name → value, or list of values for a multi-valued feature (tags: "
+                "a list, or an object of tag → weight). The names are the model's (`GET "
+                "/v1/model` lists them); values the model never saw in training are left out "
+                "and named in `warnings`.")]
 
 
 class _Strict(BaseModel):
@@ -102,16 +125,46 @@ class Interaction(_Strict):
 
 
 class FoldInRequest(_Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"interactions": [{"item": 50, "rating": 5}, {"item": 181, "rating": 4}], "k": 5}]})
+    """A user the model does not know, described by interactions, features, or both."""
 
-    interactions: list[Interaction] = Field(min_length=1, description="Each item once.")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"interactions": [{"item": 50, "rating": 5}, {"item": 181, "rating": 4}], "k": 5},
+        {"features": {"occupation": "writer", "age": 31}, "k": 5},
+        {"interactions": [{"item": 50}], "features": {"gender": "F"}, "k": 5}]})
+
+    interactions: list[Interaction] | None = Field(
+        None, min_length=1, description="Each item once. May be left out when `features` "
+                                        "are given.")
+    features: FeatureMap | None = Field(
+        None, description="The user's features, for a model trained with user features. "
+                          "Alone, they give the user's vector; with `interactions`, the fold-in "
+                          "is drawn towards it.")
     k: Count = Field(10, ge=1)
     exclude_seen: StrictBool = True
+
+    @model_validator(mode="after")
+    def _something_known(self) -> FoldInRequest:
+        if self.interactions is None and self.features is None:
+            raise ValueError("give interactions, features, or both")
+        return self
 
 
 class FoldInResponse(BaseModel):
     items: list[ScoredItem]
+    warnings: list[str] | None = Field(None, description="Present when feature values were "
+                                                         "left out (unknown to the model).")
+
+
+class NewItem(_Strict):
+    item: RawId = Field(description="A raw id the model does not have yet.")
+    features: FeatureMap
+
+
+class AddItemsRequest(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"items": [{"item": 1683, "features": {"genre": ["Comedy", "Romance"], "year": 1998}}]}]})
+
+    items: list[NewItem] = Field(min_length=1, description="Each item once.")
 
 
 class ReloadRequest(_Strict):
@@ -139,6 +192,15 @@ class ModelInfo(BaseModel):
     pid: int = Field(description="The worker process that answered.")
     workers: list[WorkerInfo] = Field(description="Every worker of the service and the model "
                                                   "it serves.")
+    features: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="The side features the model learned from: side "
+                                          "(`users`, `items`) → feature name → kind.")
+
+
+class ItemsAdded(ModelInfo):
+    added: list[RawId] = Field(description="The new items, as the model spells them.")
+    warnings: list[str] | None = Field(None, description="Present when feature values were "
+                                                         "left out (unknown to the model).")
 
 
 class Health(BaseModel):

@@ -21,6 +21,12 @@ in-memory swap); if one fails, or not all answer within the reload timeout, the 
 withdrawn and nobody switches. A worker that starts later (uvicorn restarts a killed worker)
 loads the committed model, never the one the service started with; if that fails it serves
 503 rather than another model, until a reload succeeds.
+
+A change to the served model (``POST /admin/items`` adds items to the catalogue) is a reload
+too: under the reload lock, the committed model is read again from its directory, changed, and
+saved as a new directory next to it (``NAME+items-TIMESTAMP``; the served directory is never
+written), which is then proposed and committed as above. So every worker serves the changed
+model, or none does (and the new directory is removed).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import json
 import logging
 import math
 import os
+import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -263,6 +271,18 @@ class SharedState:
         return reports
 
 
+def _sibling(model_dir: Path, label: str) -> Path:
+    """A new directory name next to ``model_dir``: ``NAME+LABEL-TIMESTAMP`` (UTC), where
+    ``NAME`` loses what an earlier change added, so that names do not grow."""
+    stem = re.sub(r"\+[a-z]+-\d{8}T\d{6}Z(-\d+)?$", "", model_dir.name) or "model"
+    base = f"{stem}+{label}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    for count in itertools.count(1):
+        target = model_dir.parent / (base if count == 1 else f"{base}-{count}")
+        if not target.exists():
+            return target
+    raise AssertionError("unreachable")
+
+
 def _write_atomically(path: Path, document: dict[str, Any]) -> None:
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
                                      prefix=f".{path.name}.", suffix=".tmp",
@@ -439,15 +459,67 @@ class ModelService:
         """Serve the model in ``model_dir`` on every worker, or on none (:class:`ReloadError`)."""
         if self.shared is None:
             with self._local_reload:
-                model, sha = self._read_or_refuse(model_dir)
-                with self._lock:
-                    version = (self._seen or 0) + 1
-                    fresh = Loaded(model, str(Path(model_dir)), sha, version, _now())
-                    self.current, self._seen, self.problem = fresh, version, None
-                self.events["done"] += 1
-                return fresh
+                return self._reload_here(model_dir)
         with self.shared.exclusive():
             return self._reload_everywhere(model_dir)
+
+    def extend(self, change: Callable[[Recommender], Any], label: str) -> Loaded:
+        """Serve a changed copy of the served model on every worker, or on none.
+
+        The model the service serves is read again from its directory (the served objects are
+        never touched), ``change`` changes that copy in place (its exceptions propagate, and
+        nothing is saved), and the result is saved as a new directory next to the served one,
+        ``NAME+LABEL-TIMESTAMP``, then reloaded like :meth:`reload`. A directory never served
+        (the reload was refused) is removed again. Changes are serialised with reloads, so
+        none is lost to a concurrent one.
+        """
+        if self.shared is None:
+            with self._local_reload:
+                current = self.loaded()
+                directory = self._save_changed(current.model_dir, current.sha256, change,
+                                               label)
+                return self._reload_or_remove(self._reload_here, directory)
+        with self.shared.exclusive():
+            document = self.shared.read()
+            if document is None:
+                raise ReloadError("model not changed: the service's state folder is unreadable",
+                                  status=503)
+            committed = document["committed"]
+            directory = self._save_changed(str(committed["model_dir"]),
+                                           str(committed["sha256"]), change, label)
+            return self._reload_or_remove(self._reload_everywhere, directory)
+
+    def _save_changed(self, model_dir: str | None, sha: str | None,
+                      change: Callable[[Recommender], Any], label: str) -> str:
+        if model_dir is None or sha is None:
+            raise ReloadError("this service serves a model given in memory; changing it needs a "
+                              "service started from a model directory")
+        try:
+            model, _ = read_model(model_dir, expected_sha256=sha)
+        except (LatentrecError, OSError) as error:
+            raise ReloadError(f"model not changed, still serving the old one: the served model "
+                              f"could not be read again: {error}") from None
+        change(model)
+        target = _sibling(Path(model_dir), label)
+        model.save(target)
+        return str(target)
+
+    def _reload_or_remove(self, reload: Callable[[str], Loaded], directory: str) -> Loaded:
+        try:
+            return reload(directory)
+        except ReloadError as error:
+            if error.status == 409:  # withdrawn or refused: no worker serves it
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
+
+    def _reload_here(self, model_dir: str) -> Loaded:
+        model, sha = self._read_or_refuse(model_dir)
+        with self._lock:
+            version = (self._seen or 0) + 1
+            fresh = Loaded(model, str(Path(model_dir)), sha, version, _now())
+            self.current, self._seen, self.problem = fresh, version, None
+        self.events["done"] += 1
+        return fresh
 
     def _read_or_refuse(self, model_dir: str) -> tuple[Recommender, str]:
         try:

@@ -242,3 +242,10 @@ def test_real_subprocess(files: dict[str, Path], tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False, timeout=300, env=env)
     assert done.returncode == 1
     assert done.stderr == "latentrec: error: items already in the model: ['n0', 'n1']\n"
+
+
+def test_feature_commands_and_options_have_help() -> None:
+    for command, shown in (("add-items", "--item-features-id"), ("add-users", "--user-features-id"),
+                           ("train", "--item-features FILE")):
+        code, out, _ = run(command, "--help")
+        assert code == 0 and shown in out

@@ -45,7 +45,7 @@ def test_beats_the_mean_and_a_short_sgd_fit(split: tuple[Interactions, Interacti
     mean_only = float(np.sqrt(np.mean((test.values - train.values.mean()) ** 2)))
     sgd = BiasedMF(factors=8, epochs=30, seed=0).fit(train, show_progress=False)
     gibbs = _gibbs_model(factors=8, epochs=80, burn_in=20).fit(train, show_progress=False)
-    # measured: mean 1.100, SGD 1.031, Gibbs 0.94
+    # measured: mean 1.100, SGD 1.031, Gibbs 0.919 (0.936 with the previous recipe)
     assert _rmse(gibbs, test) < 0.9 * mean_only
     assert _rmse(gibbs, test) <= _rmse(sgd, test)
 
@@ -199,6 +199,8 @@ def test_old_gibbs_files_load_as_bayesian_mf(split: tuple[Interactions, Interact
     again = load(model_dir)
     assert isinstance(again, BayesianMF)
     assert again.config.burn_in == 5 and again.config.factors == 4
+    # sampled before `prior` and `noise` existed: a refit runs the sampler it had
+    assert again.config.prior == "normal-wishart" and again.config.noise == "shared"
     np.testing.assert_array_equal(_predictions(again, test), _predictions(model, test))
 
 

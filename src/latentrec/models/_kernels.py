@@ -41,10 +41,12 @@ Kernels
                         ``sum_j t_j f_j`` over a CSR pattern (the data term of the
                         conditional posteriors in Gibbs-sampled Bayesian MF / ALS).
 ``gaussian_rows``       one Gibbs step of Bayesian MF for a whole side: every row
-                        ``x_a ~ N(S_a (alpha sum t f + Lam mu), S_a)`` with
-                        ``S_a^-1 = Lam + alpha sum f f^T`` (Gram + Cholesky + two
-                        triangular solves per row, in ``prange``), standard-normal
-                        draws supplied by the caller so all randomness stays outside.
+                        ``x_a ~ N(S_a (sum c t f + Lam mu), S_a)`` with
+                        ``S_a^-1 = Lam + sum c f f^T``, ``c`` the noise precision of
+                        each rating (``alpha`` times a row and a partner weight)
+                        (Gram + Cholesky + two triangular solves per row, in
+                        ``prange``), standard-normal draws supplied by the caller so
+                        all randomness stays outside.
 """
 
 from __future__ import annotations
@@ -360,6 +362,8 @@ def gaussian_rows(
     indices: np.ndarray,
     targets: np.ndarray,
     features: np.ndarray,
+    partner_weights: np.ndarray,
+    row_weights: np.ndarray,
     prior_mean: np.ndarray,
     prior_precision: np.ndarray,
     alpha: float,
@@ -368,19 +372,22 @@ def gaussian_rows(
 ) -> None:
     """Draw every row of one side of a Bayesian (biased) MF from its Gaussian conditional.
 
-    For CSR row ``a`` with entries ``t`` (partner ``features[indices[t]] = f``, target
-    ``targets[t]``)::
+    For CSR row ``a`` with entries ``t`` (partner ``j = indices[t]``, ``f = features[j]``,
+    target ``targets[t]``), each rating's noise precision is
+    ``c_t = alpha * row_weights[a] * partner_weights[j]`` and::
 
-        prec_a = prior_precision + alpha * sum_t f f^T          (= L L^T, Cholesky)
-        mean_a = prec_a^-1 (alpha * sum_t targets[t] f + prior_precision @ prior_mean)
-        out[a] = mean_a + L^-T normals[a]                       (so cov = prec_a^-1)
+        prec_a = prior_precision + sum_t c_t f f^T                (= L L^T, Cholesky)
+        mean_a = prec_a^-1 (sum_t c_t targets[t] f + prior_precision @ prior_mean)
+        out[a] = mean_a + L^-T normals[a]                         (so cov = prec_a^-1)
 
     ``indptr`` int64[n + 1]; ``indices`` int32/int64[nnz]; ``targets`` float64[nnz];
-    ``features`` float64[m, d]; ``prior_mean`` float64[d]; ``prior_precision``
-    float64[d, d] (SPD); ``normals`` float64[n, d] standard normal draws (the caller's
-    RNG); ``out`` float64[n, d] is overwritten.  Rows run in ``prange`` with per-row
-    serial sums: deterministic for given ``normals``.  Rows with no entries are drawn
-    from the prior.
+    ``features`` float64[m, d]; ``partner_weights`` float64[m] and ``row_weights``
+    float64[n] (all ones for one shared noise level; per-user noise precisions put the
+    user's weight on the user side's rows and on the item side's partners);
+    ``prior_mean`` float64[d]; ``prior_precision`` float64[d, d] (SPD); ``normals``
+    float64[n, d] standard normal draws (the caller's RNG); ``out`` float64[n, d] is
+    overwritten.  Rows run in ``prange`` with per-row serial sums: deterministic for given
+    ``normals``.  Rows with no entries are drawn from the prior.
     """
     n = indptr.shape[0] - 1
     d = features.shape[1]
@@ -393,17 +400,21 @@ def gaussian_rows(
             for y in range(x + 1):
                 L[x, y] = 0.0
         for t in range(indptr[a], indptr[a + 1]):
-            f = features[indices[t]]
-            tv = targets[t]
+            partner = indices[t]
+            f = features[partner]
+            w = partner_weights[partner]
+            tv = targets[t] * w
             for x in range(d):
                 fx = f[x]
                 b[x] += tv * fx
+                wfx = w * fx
                 for y in range(x + 1):
-                    L[x, y] += fx * f[y]
+                    L[x, y] += wfx * f[y]
+        scale = alpha * row_weights[a]
         for x in range(d):
-            b[x] = alpha * b[x] + lam_mu[x]
+            b[x] = scale * b[x] + lam_mu[x]
             for y in range(x + 1):
-                L[x, y] = alpha * L[x, y] + prior_precision[x, y]
+                L[x, y] = scale * L[x, y] + prior_precision[x, y]
         # In-place Cholesky of the lower triangle: prec = L L^T.
         for j in range(d):
             sjj = L[j, j]

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from latentrec.cli.main import cli
 
 # torch warns once per process when latentrec.models.factor.hybrid_table builds its CSR tensor
-pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 #: a model kind that learns from user and item features
 HYBRID = "ials"
 GENRES = ("A", "B", "C")

@@ -186,3 +186,20 @@ def test_ids_spelled_differently_are_not_merged_when_cold_ids_join(item_features
         model = _fit(data, item_features=read_features(table, "item"))
     assert model.items_.to_list() == ["1", "2", "01"]
     assert model.items_.index_of([1, "01"]).tolist() == [0, 2]
+
+
+def test_update_users_draws_a_user_with_features_towards_them_after_a_reload_too(tmp_path):
+    from latentrec import ImplicitALS, load
+
+    data = Interactions.from_arrays(["a", "a", "b", "c", "c"], ["x", "y", "x", "z", "y"])
+    users = read_features(pd.DataFrame({"user": ["a", "b", "c"], "job": ["x", "y", "x"]}),
+                          "user")
+    model = ImplicitALS(factors=3, epochs=2).fit(data, user_features=users,
+                                                 show_progress=False)
+    again = load(model.save(tmp_path / "model"))
+    new = Interactions.from_arrays(["a"], ["z"])
+    model.update_users(new)
+    again.update_users(new)
+    torch.testing.assert_close(model.user_factors_, again.user_factors_)
+    plain, _ = model._fold_in(SparseRows.from_csr(model.seen_[[0]]))
+    assert not torch.allclose(model.user_factors_[0], plain[0])

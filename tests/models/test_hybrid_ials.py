@@ -28,7 +28,6 @@ N_USERS, N_ITEMS, N_WARM_ITEMS, N_WARM_USERS = 300, 200, 160, 260
 #: quick settings that learn the planted genres on the CPU in well under a second
 QUICK: dict[str, Any] = {"factors": 8, "epochs": 8, "device": "cpu", "seed": 0}
 
-pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -28,7 +28,6 @@ from latentrec.datasets import synthetic
 from latentrec.serving import ServiceLimits, create_app
 
 # torch warns once per process when latentrec.models.factor.hybrid_table builds its CSR tensor
-pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 GENRES = ("A", "B", "C")
 AUTH = {"Authorization": "Bearer s3cret"}
 

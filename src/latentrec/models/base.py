@@ -806,8 +806,8 @@ class Recommender(ABC):
             **self._extra_meta(),
         }
         features = getattr(self, "features_", {})
-        if features:  # the vocabularies, to read the features of new ids as in training
-            meta["features"] = {side: f.state(table=False) for side, f in features.items()}
+        if features:  # the tables and vocabularies, to read new ids' features as in training
+            meta["features"] = {side: f.state() for side, f in features.items()}
         return write_model_dir(path, meta, tensors)
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Self
 
@@ -321,7 +322,13 @@ class FactorModel(Recommender):
         self.seen_.sort_indices()
         np.add.at(self.item_popularity_, items[~np.isin(new_keys, old_keys)], 1.0)
         changed = np.unique(users)
-        vectors, bias = self._fold_in(SparseRows.from_csr(self.seen_[changed]))
+        their_rows = SparseRows.from_csr(self.seen_[changed])
+        if "users" in self.feature_factors_:  # drawn towards their features, as in training
+            prior = self._feature_rows("users", self.features_["users"].matrix(
+                self.users_.ids_of(changed)))
+            vectors, bias = self._fold_in(their_rows, prior)
+        else:
+            vectors, bias = self._fold_in(their_rows)
         target = torch.from_numpy(changed).to(self.user_factors_.device)
         self.user_factors_ = self.user_factors_.clone()
         self.user_factors_[target] = vectors.to(self.user_factors_)
@@ -416,7 +423,9 @@ class FactorModel(Recommender):
                                            if known.sum() > 3 else ""))
         if len(ids) == 0:
             return self
-        self._add_ids(side, ids, fitted.update(features).matrix(features.ids))
+        joined = fitted.update(features)  # kept: update_users reads the new rows again
+        self._add_ids(side, ids, joined.matrix(features.ids))
+        self.features_[side] = joined
         logger.info("added %d %s by their features", len(ids), side)
         return self
 
@@ -556,11 +565,13 @@ def hybrid_table(own: torch.Tensor | None, matrix: sp.csr_matrix | None,
             raise ValueError("a row needs its own embedding or features")
         return own
     csr = sp.csr_matrix(matrix)
-    # scipy's CSR is well formed: skip torch's invariant checks
-    sparse = torch.sparse_csr_tensor(
-        torch.from_numpy(csr.indptr.astype(np.int64)), torch.from_numpy(
-            csr.indices.astype(np.int64)), torch.from_numpy(csr.data.astype(np.float32)),
-        size=csr.shape, check_invariants=False).to(feature_factors.device)
+    with warnings.catch_warnings():  # torch calls its CSR support beta; the product is exact
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        # scipy's CSR is well formed: skip torch's invariant checks
+        sparse = torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)), torch.from_numpy(
+                csr.indices.astype(np.int64)), torch.from_numpy(csr.data.astype(np.float32)),
+            size=csr.shape, check_invariants=False).to(feature_factors.device)
     summed: torch.Tensor = (sparse @ feature_factors.float()).to(feature_factors.dtype)
     return summed if own is None else own + summed
 

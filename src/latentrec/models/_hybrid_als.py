@@ -50,7 +50,7 @@ from latentrec.models.base import Side
 from latentrec.models.factor import hybrid_table
 
 if TYPE_CHECKING:
-    from latentrec.models.implicit_als import ImplicitALS
+    from latentrec.models.factor import FactorModel
 
 __all__ = ["HybridImplicitALSTrainable"]
 
@@ -140,12 +140,12 @@ class _SideState:
 class HybridImplicitALSTrainable:
     """iALS with feature embeddings as extra blocks of the alternation (see the module)."""
 
-    def __init__(self, model: ImplicitALS, data: Interactions) -> None:
-        from latentrec.models.implicit_als import _ImplicitALSTrainable
-
+    def __init__(self, model: FactorModel, data: Interactions, plain: Any) -> None:
+        """``plain``: ImplicitALS's own trainable of ``data``, which built the rows, solvers,
+        penalties and the random item start (passed in: this module does not import the
+        model's)."""
         config = model.config
-        # the plain trainable builds the rows, solvers, penalties and the random item start
-        self.plain = plain = _ImplicitALSTrainable(model, data)
+        self.plain = plain
         self.model, self.config, self.device = model, config, plain.device
         k = config.factors
         feature_reg = config.reg if config.feature_reg is None else config.feature_reg
@@ -320,7 +320,7 @@ class HybridImplicitALSTrainable:
             if side.features is not None:
                 assert side.feature_penalty is not None
                 penalty += float((side.feature_penalty[:, None] * side.features**2).sum())
-        return (everything + observed + penalty) / max(1, plain.user_rows.nnz)
+        return float(everything + observed + penalty) / max(1, int(plain.user_rows.nnz))
 
     # ------------------------------------------------------------------ the trainable
     def publish(self) -> None:

@@ -134,7 +134,7 @@ class ImplicitALS(FactorModel):
             return _ImplicitALSTrainable(self, data)
         from latentrec.models._hybrid_als import HybridImplicitALSTrainable
 
-        return HybridImplicitALSTrainable(self, data)
+        return HybridImplicitALSTrainable(self, data, _ImplicitALSTrainable(self, data))
 
     def _fold_in(self, rows: SparseRows, prior: Prior | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -100,6 +100,12 @@ def test_an_anonymous_user_with_features_and_interactions(client: TestClient) ->
     assert {genre_of(i) for i in items} == {"B"}
 
 
+def test_the_batch_endpoint_points_an_anonymous_user_to_fold_in(client: TestClient) -> None:
+    answer = client.post("/v1/recommendations", json={"features": {"favourite": "A"}, "k": 3})
+    assert answer.status_code == 422
+    assert "POST /v1/fold-in" in answer.json()["detail"]
+
+
 def test_unknown_feature_values_are_left_out_and_named(client: TestClient) -> None:
     answer = client.post("/v1/fold-in", json={"features": {"favourite": "Western", "age": 30},
                                               "k": 3})

@@ -82,6 +82,14 @@ class RecommendationRequest(_Strict):
     fallback: StrictBool = Field(False, description="Unknown users get the most popular items "
                                                     "(marked) instead of a 404.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _anonymous_users_fold_in(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("features" in data or "interactions" in data):
+            raise ValueError("a user the model does not know, described by features or "
+                             "interactions, is answered by POST /v1/fold-in")
+        return data
+
 
 class Similar(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [

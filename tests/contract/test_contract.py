@@ -9,6 +9,7 @@ the package (external_model.py), which must pass unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import warnings
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from latentrec import Interactions, load
+from latentrec import Interactions, load, read_features
 from latentrec.errors import (
     ConvergenceWarning,
     InvalidParameterError,
@@ -34,23 +36,45 @@ from latentrec.training import Checkpoint, Trainer
 EXTERNAL_KIND = "user-item-baseline"
 
 KINDS: dict[str, type[Recommender]] = model_kinds()
-EPOCH_KINDS = sorted(kind for kind, cls in KINDS.items() if cls.trains_in_epochs)
+#: a model that learns from side features also runs every check with them: "bpr+features"
+WITH_FEATURES = "+features"
+HYBRID_KINDS = sorted(kind + WITH_FEATURES for kind, cls in KINDS.items() if cls.feature_sides)
+EPOCH_KINDS = sorted(
+    [kind for kind, cls in KINDS.items() if cls.trains_in_epochs]
+    + [kind for kind in HYBRID_KINDS if KINDS[kind.removesuffix(WITH_FEATURES)].trains_in_epochs])
 
 
-@pytest.fixture(params=sorted(KINDS))
+@pytest.fixture(params=sorted(KINDS) + HYBRID_KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
 def model_class(kind: str) -> type[Recommender]:
-    return KINDS[kind]
+    return KINDS[kind.removesuffix(WITH_FEATURES)]
+
+
+def side_features(model_class: type[Recommender]) -> dict[str, Any]:
+    """Feature tables of the ids ``interactions_for`` draws, for every side the model takes:
+    a categorical and a multi-valued feature per id."""
+    tables = {}
+    for side in model_class.feature_sides:
+        name, count = side[:-1], (30 if side == "users" else 25)
+        table = pd.DataFrame({name: [f"{name}-{n}" for n in range(count)],
+                              "group": [f"g{n % 3}" for n in range(count)],
+                              "tags": [f"t{n % 4}|t{n % 5}" for n in range(count)]})
+        tables[f"{name}_features"] = read_features(table, name)
+    return tables
 
 
 @pytest.fixture
-def make_model(model_class: type[Recommender]) -> Any:
+def make_model(model_class: type[Recommender], kind: str) -> Any:
     def make(**extra: Any) -> Recommender:
-        return model_class(**{**model_class.quick_params, **extra})
+        model = model_class(**{**model_class.quick_params, **extra})
+        if kind.endswith(WITH_FEATURES):  # every fit of this model learns from the features
+            model.fit = functools.partial(  # type: ignore[method-assign]
+                model_class.fit, model, **side_features(model_class))
+        return model
 
     return make
 
@@ -115,7 +139,7 @@ def test_the_guide_shows_the_external_model_word_for_word() -> None:
 
 
 def test_declaration(kind: str, model_class: type[Recommender]) -> None:
-    assert model_class.kind == kind
+    assert model_class.kind == kind.removesuffix(WITH_FEATURES)
     assert model_class.feedback in ("explicit", "implicit", "any")
     assert set(model_class.similarity) <= {"users", "items"}
     assert model_class.trains_in_epochs == issubclass(model_class.Config, EpochConfig)

@@ -203,3 +203,16 @@ def test_update_users_draws_a_user_with_features_towards_them_after_a_reload_too
     torch.testing.assert_close(model.user_factors_, again.user_factors_)
     plain, _ = model._fold_in(SparseRows.from_csr(model.seen_[[0]]))
     assert not torch.allclose(model.user_factors_[0], plain[0])
+
+
+def test_a_checkpoint_of_a_run_with_features_does_not_resume_one_without(ratings, item_features,
+                                                                         tmp_path):
+    from latentrec.training import Checkpoint, Trainer
+
+    def quiet(**options: Any) -> Trainer:
+        return Trainer(show_progress=False, **options)
+
+    FeatureALS(factors=3, epochs=2).fit(ratings, item_features=item_features, trainer=quiet(
+        checkpoint=Checkpoint(tmp_path / "run", every=1)))
+    with pytest.raises(InvalidParameterError, match="another run"):
+        FeatureALS(factors=3, epochs=2).fit(ratings, trainer=quiet(resume=tmp_path / "run"))

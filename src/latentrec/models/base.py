@@ -324,10 +324,15 @@ class Recommender(ABC):
 
     def _run_identity(self, data: Interactions | Partition) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: model, configuration and data shape."""
-        return {"kind": self.kind, "users": data.n_users, "items": data.n_items,
-                "interactions": len(data),
-                "config": {k: v for k, v in self.get_params().items()
-                           if k not in ("epochs", "patience")}}
+        identity = {"kind": self.kind, "users": data.n_users, "items": data.n_items,
+                    "interactions": len(data),
+                    "config": {k: v for k, v in self.get_params().items()
+                               if k not in ("epochs", "patience")}}
+        features = getattr(self, "features_", {})
+        if features:  # a run with other side features is another run
+            identity["features"] = {side: f.columns().astype(str).values.tolist()
+                                    for side, f in sorted(features.items())}
+        return identity
 
     def _fit_partition(self, data: Partition, *, valid: Interactions | None,
                        callbacks: Sequence[Callback], trainer: Trainer | None) -> Self:

@@ -241,9 +241,9 @@ def _validate(trainable: Trainable, validator: Validator) -> float:
 def _check_identity(saved: Any, current: dict[str, Any], where: Any) -> None:
     if saved is None:
         return
-    for key, value in current.items():
-        if key in saved and _normal(saved[key]) != _normal(value):
-            was, now = saved[key], value
+    for key in sorted(set(current) | set(saved)):  # a key only one run has differs too
+        if _normal(saved.get(key)) != _normal(current.get(key)):
+            was, now = saved.get(key), current.get(key)
             if isinstance(was, dict) and isinstance(now, dict):  # name only what differs
                 names = sorted(k for k in set(was) | set(now) if _normal(was.get(k))
                                != _normal(now.get(k)))

@@ -10,12 +10,13 @@ import torch
 
 from latentrec._rng import derive_seed, numpy_rng
 from latentrec.data import Interactions
-from latentrec.errors import InvalidParameterError
+from latentrec.errors import InvalidParameterError, ModelFileError
 from latentrec.models._nn import MinibatchFactorTrainable, SGDConfig
 from latentrec.models._sgd_setup import PARALLEL_FROM, normal_rows
 from latentrec.models._solvers import SparseRows
-from latentrec.models.base import hyperparameters
+from latentrec.models.base import Side, hyperparameters
 from latentrec.models.factor import FactorModel, Prior
+from latentrec.persistence import finite_number
 from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
@@ -46,6 +47,9 @@ class BiasedMFConfig(SGDConfig):
     engine: str = "auto"
     blocks: int | None = None
     clip: bool = True
+    identity: bool = True
+    seen_items: bool = False
+    seen_users: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +59,9 @@ class BiasedMFConfig(SGDConfig):
             self.check_positive("blocks", integer=True)
         self.check_choice("engine", ENGINES)
         self.check_flag("clip")
+        self.check_flag("identity")
+        self.check_flag("seen_items")
+        self.check_flag("seen_users")
 
 
 class BiasedMF(FactorModel):
@@ -86,6 +93,19 @@ class BiasedMF(FactorModel):
     clip
         Clip predictions to the training rating range. ``recommend`` reports the same clipped
         predictions and ranks by the unclipped score.
+    identity, seen_items, seen_users
+        Side features and implicit-feedback groups (a factorization-machine-style hybrid).
+        With ``fit(..., user_features=, item_features=)`` a user's vector is its own embedding
+        (``identity=True``; ``False``: only for ids without features) plus the weighted sum of
+        its features' embeddings, its bias likewise. ``seen_items=True`` adds the items each
+        user rated in training, as a user feature group (SVD++'s implicit feedback:
+        ``|N(u)|^-1/2 sum_{j in N(u)} y_j``); ``seen_users=True`` adds the users who rated
+        each item, as an item feature group (the "flipped" group); both come from the
+        training interactions only and have no biases. Any of these trains with PyTorch
+        minibatches (``engine="auto"`` picks them; ``"kernel"`` is refused) under the same
+        ``reg``/``reg_bias`` per rating, each embedding weighted by its design-matrix weight.
+        Items and users with features but no ratings join the model as cold ids; a new user
+        folded in (``recommend_new_user``) gets the seen-items part of the items given.
     patience
         With ``fit(..., valid=...)``, stop when ``valid_rmse`` has not improved for this many
         epochs and restore the best epoch.
@@ -106,13 +126,22 @@ class BiasedMF(FactorModel):
     config: BiasedMFConfig
     feedback = "explicit"
     quick_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 5}
+    feature_sides = ("users", "items")
+    #: the implicit-feedback groups' embeddings: ``y`` of every item (``seen_items``) and
+    #: ``z`` of every user (``seen_users``), rows of ids added later are zero; ``None``
+    #: without the group
+    seen_item_factors_: torch.Tensor | None = None
+    seen_user_factors_: torch.Tensor | None = None
+    #: the groups' count normalisation (``n ** -seen_power``) the model was trained with
+    seen_power_: float = 0.5
 
     def __init__(self, *, epochs: int = 30, patience: int | None = None, seed: int | None = 0,
                  factors: int = 100, lr: float = 0.03, reg: float = 0.06,
                  optimizer: str = "sgd", batch_size: int | None = 1024, init_std: float = 0.01,
                  lr_decay: float = 0.95, device: str = "auto", lr_bias: float = 0.015,
                  reg_bias: float = 0.01, engine: str = "auto", blocks: int | None = None,
-                 clip: bool = True) -> None:
+                 clip: bool = True, identity: bool = True, seen_items: bool = False,
+                 seen_users: bool = False) -> None:
         super().__init__(**hyperparameters(locals()))
 
     @classmethod
@@ -136,6 +165,10 @@ class BiasedMF(FactorModel):
         from latentrec.models._dsgd import DSGDTrainable
 
         config = self.config
+        if config.seen_items or config.seen_users:
+            raise InvalidParameterError(
+                "distributed BiasedMF does not train the implicit-feedback groups "
+                "(seen_items, seen_users); train on one process")
         if config.engine == "minibatch":
             raise InvalidParameterError(
                 "distributed BiasedMF trains with the compiled CPU kernel (DSGD); "
@@ -155,6 +188,22 @@ class BiasedMF(FactorModel):
         engine = self.config.engine
         device = resolve_device(self.config.device)
         kernel_optimizer = self.config.optimizer in KERNEL_OPTIMIZERS
+        self.seen_item_factors_ = self.seen_user_factors_ = None
+        if self._hybrid():
+            from latentrec.models._hybrid_sgd import SEEN_POWER, HybridSGDTrainable
+
+            if engine == "kernel":
+                raise InvalidParameterError(
+                    "engine='kernel' trains ids only; with side features or seen_items/"
+                    "seen_users use engine='minibatch' or 'auto'")
+            if self.config.optimizer == "sparse_adam":
+                raise InvalidParameterError(
+                    "optimizer='sparse_adam' takes sparse gradients only; the feature groups' "
+                    "are dense: use optimizer='adam' with side features or seen_items/"
+                    "seen_users")
+            self.seen_power_ = SEEN_POWER
+            return HybridSGDTrainable(self, data, global_mean=global_mean,
+                                      scale=self.rating_std_)
         if engine == "auto":
             engine = "kernel" if device.type == "cpu" and kernel_optimizer else "minibatch"
         if engine == "kernel" and device.type != "cpu":
@@ -170,6 +219,11 @@ class BiasedMF(FactorModel):
                                             scale=self.rating_std_)
         return _KernelTrainable(self, data, global_mean)
 
+    def _hybrid(self) -> bool:
+        """Whether this fit learns from side features or implicit-feedback groups."""
+        return bool(self.config.seen_items or self.config.seen_users or any(
+            self._feature_matrix(side) is not None for side in self.feature_sides))
+
     def _fold_in(self, rows: SparseRows, prior: Prior | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # SGD's per-rating penalties, in original units: reg * std * n on the factors (they
@@ -179,7 +233,79 @@ class BiasedMF(FactorModel):
         width = self.item_factors_.shape[1]
         reg = torch.cat([config.reg * self.rating_std_ * counts.expand(-1, width),
                          config.reg_bias * counts], dim=1)
+        if self.seen_item_factors_ is not None:
+            # SVD++: the given items' y, weighted as in training, join the features' vector
+            # that the solution is drawn towards
+            seen = self._seen_part(rows)
+            prior = (seen, None) if prior is None else (prior[0].to(seen) + seen, prior[1])
         return self._fold_in_biased(rows, reg, prior)
+
+    def _seen_part(self, rows: SparseRows) -> torch.Tensor:
+        """``n^-seen_power sum_j y_j`` over each row's ``n`` items."""
+        assert self.seen_item_factors_ is not None
+        y = self.seen_item_factors_.cpu().float()
+        counts = rows.counts().cpu()
+        weights = torch.where(counts > 0, counts.clamp_min(1.0).pow(-self.seen_power_),
+                              torch.zeros_like(counts))
+        row_of, indices = rows.row_of.cpu(), rows.indices.cpu()
+        return torch.zeros(rows.n_rows, y.shape[1]).index_add(
+            0, row_of, y[indices] * weights[row_of][:, None])
+
+    def _set_seen_factors(self, seen_items: torch.Tensor | None,
+                          seen_users: torch.Tensor | None) -> None:
+        """Called by the hybrid trainable's ``publish`` with the trained ids' ``y``/``z``."""
+        self.seen_item_factors_ = None if seen_items is None else seen_items.detach()
+        self.seen_user_factors_ = None if seen_users is None else seen_users.detach()
+
+    def _add_ids(self, side: Side, ids: np.ndarray, matrix: Any) -> None:
+        super()._add_ids(side, ids, matrix)
+        # new ids were rated by no one / rated nothing in training: their y (z) rows are zero
+        name = "seen_item_factors_" if side == "items" else "seen_user_factors_"
+        table = getattr(self, name)
+        if table is not None:
+            setattr(self, name, torch.cat([table, table.new_zeros(len(ids), table.shape[1])]))
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = super()._tensors()
+        if self.seen_item_factors_ is not None:
+            tensors["seen_item_factors"] = self.seen_item_factors_
+        if self.seen_user_factors_ is not None:
+            tensors["seen_user_factors"] = self.seen_user_factors_
+        return tensors
+
+    def _extra_meta(self) -> dict[str, Any]:
+        meta = super()._extra_meta()
+        if self.config.seen_items or self.config.seen_users:
+            meta["seen_power"] = self.seen_power_
+        return meta
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        super()._restore(tensors, meta)
+        width = self.item_factors_.shape[1]
+        self.seen_item_factors_ = self.seen_user_factors_ = None
+        for flag, name, count in (("seen_items", "seen_item_factors", len(self.items_)),
+                                  ("seen_users", "seen_user_factors", len(self.users_))):
+            table = tensors.get(name)
+            if getattr(self.config, flag) != (table is not None):
+                raise ModelFileError(f"{name} is {'missing' if table is None else 'present'} "
+                                     f"but the config has {flag}={getattr(self.config, flag)}")
+            if table is None:
+                continue
+            if not table.is_floating_point() or tuple(table.shape) != (count, width):
+                raise ModelFileError(f"{name} has shape {list(table.shape)}; expected "
+                                     f"[{count}, {width}] (one row per "
+                                     f"{name.split('_')[1]}, {width} factors)")
+            # a fold-in sums at most every item's y, each weighted by at most 1
+            largest = float(table.double().norm(dim=1).max()) if len(table) else 0.0
+            if not largest * max(1, len(table)) < 1e18:
+                raise ModelFileError(f"{name} holds non-finite or huge values; the file is "
+                                     f"damaged or forged")
+            setattr(self, f"{name}_", table)
+        if self.config.seen_items or self.config.seen_users:
+            power = finite_number(meta.get("seen_power"), "seen_power")
+            if not 0.0 < power <= 1.0:
+                raise ModelFileError(f"seen_power is {power!r}; expected a number in (0, 1]")
+            self.seen_power_ = power
 
 
 class _KernelTrainable:

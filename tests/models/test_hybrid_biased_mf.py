@@ -1,0 +1,306 @@
+"""BiasedMF with side features and the implicit-feedback groups (SVD++'s items a user rated,
+the flipped users who rated an item), trained by PyTorch minibatches.
+
+Planted ratings: every item has one of four genres and every user one taste; a rating is high
+when the genre is the user's taste and low otherwise, so features (and which items a user chose
+to rate) carry the signal. Items present only in the feature table are cold items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from latentrec import BiasedMF, Interactions, load, persistence, read_features
+from latentrec.data import Features
+from latentrec.datasets import synthetic
+from latentrec.errors import InvalidParameterError, ModelFileError
+from latentrec.training import Checkpoint, Trainer
+
+GENRES = 4
+N_USERS, N_WARM, N_COLD = 200, 120, 40
+QUICK: dict[str, Any] = {"factors": 8, "epochs": 25, "batch_size": 256, "lr": 0.02,
+                         "optimizer": "adam", "reg": 0.02, "device": "cpu", "seed": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Planted:
+    """``per_user`` training ratings per user (most of the user's taste), ``test`` the rest."""
+
+    def __init__(self, seed: int = 0, per_user: int = 6, liked_share: float = 0.67) -> None:
+        rng = np.random.default_rng(seed)
+        self.item_genre = rng.integers(0, GENRES, N_WARM + N_COLD)
+        self.user_genre = np.arange(N_USERS) % GENRES
+        self.items = np.array([f"i{j}" for j in range(N_WARM + N_COLD)], dtype=object)
+        self.users = np.array([f"u{u}" for u in range(N_USERS)], dtype=object)
+        rows: list[tuple[str, str, float]] = []
+        test: list[tuple[str, str, float]] = []
+        for u in range(N_USERS):
+            liked = np.flatnonzero(self.item_genre[:N_WARM] == self.user_genre[u])
+            other = np.flatnonzero(self.item_genre[:N_WARM] != self.user_genre[u])
+            n_liked = round(per_user * liked_share)
+            chosen = np.concatenate([rng.choice(liked, n_liked + 3, replace=False),
+                                     rng.choice(other, per_user - n_liked + 3, replace=False)])
+            for rank, j in enumerate(rng.permutation(chosen)):
+                rating = self.rating(u, j, rng)
+                (test if rank < 6 else rows).append((self.users[u], self.items[j], rating))
+        self.data = Interactions.from_arrays(*map(list, zip(*rows, strict=True)))
+        self.test = Interactions.from_arrays(*map(list, zip(*test, strict=True)))
+        self.cold = self.items[N_WARM:]
+
+    def rating(self, user: int, item: int, rng: np.random.Generator) -> float:
+        good = self.item_genre[item] == self.user_genre[user]
+        return float(np.clip(np.round((4.5 if good else 1.8) + rng.normal(0, 0.4)), 1, 5))
+
+    def item_features(self) -> Features:
+        return read_features(pd.DataFrame({"item": self.items,
+                                           "genre": [f"g{g}" for g in self.item_genre]}), "item")
+
+    def user_features(self) -> Features:
+        return read_features(pd.DataFrame({"user": self.users,
+                                           "taste": [f"g{g}" for g in self.user_genre]}), "user")
+
+    def test_rmse(self, model: BiasedMF) -> float:
+        predicted = model.predict(self.test.users.ids_of(self.test.user_index),
+                                  self.test.items.ids_of(self.test.item_index))
+        return float(np.sqrt(np.mean((np.asarray(predicted) - self.test.weights()) ** 2)))
+
+    def cold_gap(self, model: BiasedMF) -> float:
+        """Mean predicted rating of cold items of each user's taste minus the others'."""
+        scores = np.asarray(model.predict(np.repeat(self.users, N_COLD),
+                                          np.tile(self.cold, N_USERS))).reshape(N_USERS, N_COLD)
+        liked = self.item_genre[N_WARM:][None, :] == self.user_genre[:, None]
+        return float(scores[liked].mean() - scores[~liked].mean())
+
+
+@pytest.fixture(scope="module")
+def planted() -> Planted:
+    return Planted()
+
+
+@pytest.fixture(scope="module")
+def hybrid(planted: Planted) -> BiasedMF:
+    return BiasedMF(**QUICK, seen_items=True, seen_users=True).fit(
+        planted.data, item_features=planted.item_features(),
+        user_features=planted.user_features(), show_progress=False)
+
+
+# ---------------------------------------------------------------------- without features
+def test_without_features_training_is_that_of_before() -> None:
+    """Predictions of the code before the hybrid (commit fb06a82), engine by engine."""
+    data = synthetic(120, 80, seed=3)
+    expected = {
+        ("kernel", "sgd"): [3.355926275253296, 3.577040195465088, 3.1980628967285156,
+                            3.4885106086730957, 3.1204380989074707, 3.2278127670288086],
+        ("minibatch", "sgd"): [3.348419427871704, 3.350579023361206, 3.3464465141296387,
+                               3.349313735961914, 3.3448145389556885, 3.347107172012329],
+        ("minibatch", "adam"): [3.3459651470184326, 3.42903470993042, 3.3445870876312256,
+                                3.4254531860351562, 3.269548177719116, 3.3487846851348877],
+    }
+    for (engine, optimizer), values in expected.items():
+        extra = {"lr": 0.01} if optimizer == "adam" else {}
+        model = BiasedMF(factors=4, epochs=4, device="cpu", engine=engine,
+                         optimizer=optimizer, **extra).fit(data, show_progress=False)
+        got = model.predict(np.arange(6), np.arange(6))
+        np.testing.assert_array_equal(got, np.asarray(values, dtype=np.float32))
+        assert model.seen_item_factors_ is None and model.feature_factors_ == {}
+
+
+# ---------------------------------------------------------------------- learning
+def test_features_lower_the_rmse_of_sparse_users(planted: Planted) -> None:
+    plain = BiasedMF(**QUICK).fit(planted.data, show_progress=False)
+    hybrid = BiasedMF(**QUICK).fit(planted.data, item_features=planted.item_features(),
+                                   user_features=planted.user_features(), show_progress=False)
+    assert planted.test_rmse(hybrid) < planted.test_rmse(plain) - 0.1
+
+
+def test_cold_items_are_predicted_from_their_genre(planted: Planted, hybrid: BiasedMF) -> None:
+    assert set(planted.cold) <= set(hybrid.items_.to_list())
+    assert planted.cold_gap(hybrid) > 0.5  # planted: 2.7; without features it would be 0
+    scores = np.asarray(hybrid.predict(np.repeat(planted.users, N_COLD),
+                                       np.tile(planted.cold, N_USERS)))
+    assert scores.min() >= 1.0 and scores.max() <= 5.0
+
+
+def test_seen_groups_lower_the_rmse_when_the_choice_of_items_tells_the_taste() -> None:
+    """Users with few ratings, mostly of their taste: which items they rated identifies the
+    taste through the shared y (SVD++), which items' raters do through z (flipped)."""
+    planted = Planted(seed=1, per_user=4, liked_share=0.75)
+    params = {**QUICK, "reg": 0.05}
+    plain = BiasedMF(**params, engine="minibatch").fit(planted.data, show_progress=False)
+    seen = BiasedMF(**params, seen_items=True, seen_users=True).fit(planted.data,
+                                                                     show_progress=False)
+    assert planted.test_rmse(seen) < planted.test_rmse(plain) - 0.05
+
+
+def test_published_tables_are_own_plus_groups(planted: Planted, hybrid: BiasedMF) -> None:
+    """A warm user's vector is its own embedding plus its taste's embedding plus the
+    normalised sum of the y of the items it rated (what serving scores with)."""
+    y = hybrid.seen_item_factors_
+    assert y is not None and y.shape == (len(hybrid.items_), 8)
+    assert hybrid.seen_user_factors_ is not None
+    assert hybrid.seen_user_factors_.shape == (len(hybrid.users_), 8)
+    # cold items were rated by no one: zero y rows, no z sum in their vectors
+    cold = hybrid.items_.index_of(planted.cold)
+    assert torch.equal(y[cold], torch.zeros(len(cold), 8))
+    features = hybrid.factors("items", features=True)
+    assert len(features) == GENRES and "bias" in features
+
+
+# ---------------------------------------------------------------------- fold-in
+def test_fold_in_adds_the_given_items_seen_part(planted: Planted, hybrid: BiasedMF) -> None:
+    liked = [item for item, g in zip(planted.items[:N_WARM], planted.item_genre[:N_WARM],
+                                     strict=True) if g == 0][:4]
+    top = hybrid.recommend_new_user(liked, [5, 5, 4, 5], k=10, features={"taste": "g0"})
+    genre = dict(zip(planted.items, planted.item_genre, strict=True))
+    assert np.mean([genre[item] == 0 for item in top["item"]]) >= 0.8
+    # the prior of fold-in is the features' vector plus |N|^-1/2 sum of the items' y
+    from latentrec.models._solvers import SparseRows
+
+    index = hybrid.items_.index_of(liked)
+    matrix = hybrid._interaction_rows(index, np.full(4, 5.0), np.zeros(4, int), 1)
+    seen = hybrid._seen_part(SparseRows.from_csr(matrix))
+    assert y_sum_close(seen[0], hybrid.seen_item_factors_[torch.from_numpy(index)].sum(0) / 2)
+
+
+def y_sum_close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool(torch.allclose(a.float(), b.float(), atol=1e-6))
+
+
+# ---------------------------------------------------------------------- files and state
+def test_save_load_gives_identical_answers_including_cold_ids(
+        planted: Planted, hybrid: BiasedMF, tmp_path: Path) -> None:
+    again = load(hybrid.save(tmp_path / "model"))
+    users = np.repeat(planted.users[:20], N_COLD + 10)
+    items = np.tile(np.concatenate([planted.cold, planted.items[:10]]), 20)
+    assert np.array_equal(again.predict(users, items), hybrid.predict(users, items))
+    assert torch.equal(again.seen_item_factors_, hybrid.seen_item_factors_)
+    assert torch.equal(again.seen_user_factors_, hybrid.seen_user_factors_)
+    new_user = {"items": list(planted.items[:3]), "values": [5, 2, 4], "k": 5,
+                "features": {"taste": "g1"}}
+    assert again.recommend_new_user(**new_user).equals(hybrid.recommend_new_user(**new_user))
+
+
+def test_add_items_pads_the_seen_users_table(planted: Planted, tmp_path: Path) -> None:
+    model = BiasedMF(**{**QUICK, "epochs": 3}, seen_items=True).fit(
+        planted.data, item_features=planted.item_features(), show_progress=False)
+    table = read_features(pd.DataFrame({"item": ["new-1"], "genre": ["g2"]}), "item")
+    model.add_items(table)
+    assert model.seen_item_factors_ is not None
+    assert model.seen_item_factors_.shape[0] == len(model.items_)
+    again = load(model.save(tmp_path / "m"))
+    assert np.array_equal(again.predict(["u2"], ["new-1"]), model.predict(["u2"], ["new-1"]))
+    top = again.recommend_new_user(["new-1", "i0"], [5, 4], k=3)  # a new item among the given
+    assert len(top) == 3
+
+
+@pytest.mark.parametrize("name", ["seen_item_factors", "seen_user_factors"])
+def test_tampered_seen_tables_are_refused_in_one_line(hybrid: BiasedMF, tmp_path: Path,
+                                                       name: str) -> None:
+    where = hybrid.save(tmp_path / "model")
+    weights = where / "weights.safetensors"
+    tensors = load_file(str(weights))
+    tensors[name] = tensors[name][:-1].contiguous()
+    save_file(tensors, str(weights))
+    (where / "manifest.json").write_text(persistence._manifest_text(where))
+    with pytest.raises(ModelFileError) as error:
+        load(where)
+    message = str(error.value)
+    assert "\n" not in message and name in message and "shape" in message
+
+
+def test_a_missing_seen_table_is_refused(hybrid: BiasedMF, tmp_path: Path) -> None:
+    where = hybrid.save(tmp_path / "model")
+    weights = where / "weights.safetensors"
+    tensors = load_file(str(weights))
+    del tensors["seen_item_factors"]
+    save_file(tensors, str(weights))
+    (where / "manifest.json").write_text(persistence._manifest_text(where))
+    with pytest.raises(ModelFileError) as error:  # the tensor list of model.json says so
+        load(where)
+    assert "\n" not in str(error.value)
+
+
+def test_hybrid_training_resumes_bit_for_bit(planted: Planted, tmp_path: Path) -> None:
+    features = {"item_features": planted.item_features(),
+                "user_features": planted.user_features()}
+    params = {**QUICK, "epochs": 4, "seen_items": True, "seen_users": True}
+
+    def quiet(**options: Any) -> Trainer:
+        return Trainer(show_progress=False, **options)
+
+    full = BiasedMF(**params).fit(planted.data, **features, trainer=quiet())
+    BiasedMF(**params).fit(planted.data, **features, trainer=quiet(
+        callbacks=[lambda epoch, logs: epoch == 2],
+        checkpoint=Checkpoint(tmp_path / "part", every=4)))
+    trainer = quiet(resume=tmp_path / "part")
+    resumed = BiasedMF(**params).fit(planted.data, **features, trainer=trainer)
+    assert trainer.resumed_from == 2
+    expected, tensors = full._tensors(), resumed._tensors()
+    assert {"seen_item_factors", "seen_user_factors", "item_feature_factors"} <= set(expected)
+    assert tensors.keys() == expected.keys()
+    assert [name for name in expected if not torch.equal(tensors[name], expected[name])] == []
+
+
+# ---------------------------------------------------------------------- refusals
+def test_the_kernel_engine_refuses_features_and_seen_groups(planted: Planted) -> None:
+    for options, fit in (({}, {"item_features": planted.item_features()}),
+                         ({"seen_items": True}, {})):
+        with pytest.raises(InvalidParameterError, match="engine='kernel'") as error:
+            BiasedMF(**{**QUICK, "optimizer": "sgd"}, engine="kernel", **options).fit(
+                planted.data, show_progress=False, **fit)
+        assert "\n" not in str(error.value)
+
+
+def test_identity_false_represents_items_by_their_genre_alone(planted: Planted) -> None:
+    model = BiasedMF(**QUICK, identity=False).fit(
+        planted.data, item_features=planted.item_features(), show_progress=False)
+    vectors = model.factors("items").loc[list(planted.items[:N_WARM])]
+    genre_vectors = model.factors("items", features=True)
+    for j in range(5):  # each warm item's vector is its genre's embedding
+        row = genre_vectors.loc[("genre", f"g{planted.item_genre[j]}")]
+        assert np.allclose(vectors.iloc[j].to_numpy(), row.to_numpy(), atol=1e-5)
+
+
+# ---------------------------------------------------------------------- the group product
+@pytest.mark.parametrize("index", [[3, 7, 20], list(range(50))], ids=["rows", "whole"])
+def test_group_products_match_dense_algebra(index: list[int]) -> None:
+    """A batch's rows of ``X @ E`` and the gradient ``X_b^T G``, whether the batch's rows are
+    multiplied alone (few rows) or the whole matrix is (most rows)."""
+    import scipy.sparse as sp
+
+    from latentrec.models._hybrid_sgd import _Design, _Product
+
+    matrix = sp.random(50, 30, density=0.2, format="csr", dtype=np.float32,
+                       random_state=np.random.default_rng(0))
+    design = _Design(matrix, torch.device("cpu"))
+    table = torch.randn(30, 5, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    rows = torch.tensor(index)
+    out = _Product.apply(table, design, rows)
+    weights = torch.randn(len(index), 5, generator=torch.Generator().manual_seed(1))
+    (out * weights).sum().backward()
+    dense = torch.from_numpy(matrix.toarray())[rows]
+    assert torch.allclose(out, dense @ table.detach(), atol=1e-5)
+    assert table.grad is not None
+    assert torch.allclose(table.grad, dense.T @ weights, atol=1e-5)
+
+
+def test_sparse_adam_is_refused_in_one_line(planted: Planted) -> None:
+    with pytest.raises(InvalidParameterError, match="sparse_adam") as error:
+        BiasedMF(**{**QUICK, "optimizer": "sparse_adam"}, seen_items=True).fit(
+            planted.data, show_progress=False)
+    assert "\n" not in str(error.value)

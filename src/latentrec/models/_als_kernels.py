@@ -259,12 +259,13 @@ def implicit_loss_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndar
 
 @njit(cache=True, fastmath=True, parallel=True)
 def implicit_rows_apply(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
-                        other: np.ndarray, vectors: np.ndarray, subtract_rhs: bool,
+                        other: np.ndarray, gram: np.ndarray, diagonal: bool,
+                        vectors: np.ndarray, subtract_rhs: bool,
                         out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """``out[u] = sum_t w_t (y_t . x_u) y_t`` for every row ``u`` (``x_u`` the row of
-    ``vectors``), less ``b_u = sum_t (1 + w_t) y_t`` when ``subtract_rhs``: the observed part
-    of each row's system applied to a vector (the caller adds ``G x_u``, one dense product
-    for all rows). Arguments as ``cg_rows``."""
+    """``out[u] = G x_u + sum_t w_t (y_t . x_u) y_t`` for every row ``u`` (``x_u`` the row of
+    ``vectors``), less ``b_u = sum_t (1 + w_t) y_t`` when ``subtract_rhs``: each row's system
+    without its penalty applied to a vector. Arguments as ``cg_rows`` (``diagonal``: only the
+    diagonal of ``gram`` is read, in the eigenbasis of ``G``)."""
     n_rows, k = vectors.shape
     n_chunks = (n_rows + _CHUNK - 1) // _CHUNK
     for chunk in prange(n_chunks):
@@ -273,7 +274,7 @@ def implicit_rows_apply(indptr: np.ndarray, indices: np.ndarray, weights: np.nda
         for row in range(chunk, n_rows, n_chunks):
             for a in range(k):
                 x[a] = vectors[row, a]
-                product[a] = np.float32(0.0)
+            _gram_times(gram, diagonal, x, 0.0, product)
             end = indptr[row + 1]
             for t in range(indptr[row], end):
                 _prefetch_ahead(indices, t, end, other)

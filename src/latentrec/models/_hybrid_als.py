@@ -14,22 +14,34 @@ n_i`` counts the interactions the feature takes part in (weighed by the design m
 ``identity=False`` and one-hot features that are the ids themselves, the model is plain iALS.
 
 It is minimised by block coordinate descent; every block is a convex quadratic solved (in the
-limit) exactly, so the objective never increases:
+limit) exactly, so the objective never increases. With own embeddings (``identity=True``) the
+blocks are taken in the coordinates ``(z, E)``, ``z_i = w_i + X_i E`` the whole vectors (a
+linear bijection of ``(w, E)``: the same objective, the same stationary points), in which the
+data term depends on ``z`` alone:
 
-1. the own embeddings of one side given the other side's whole vectors, with the feature part
-   as a fixed offset ``o_i = X_i E``. Solving for ``z_i = w_i + o_i`` turns the offset into a
-   ridge drawn towards ``o_i``: ``(A_i + lambda_i I) z_i = b_i + lambda_i o_i`` with
-   ``A_i = G + sum_u (c_ui - 1) p_u p_u^T`` (the ``G = P^T P`` trick for the unobserved pairs)
-   and ``b_i = sum_u c_ui p_u``, then ``w_i = z_i - o_i``: the same row solver as plain iALS
-   (``cg_steps`` warm-started conjugate-gradient steps per row, or Cholesky);
-2. the feature embeddings ``E`` of that side given the other side and the own embeddings.
-   Their normal equations ``X^T [A_i (w_i + X_i E) - b_i]_i + mu E = 0`` couple all features
-   (two features of one item share its system), so they are solved matrix-free by
-   conjugate gradients over the whole table (Takács, Pilászy, Németh & Tikk 2011 solve their
-   rows the same way), warm-started from the previous ``E``: ``feature_cg_steps`` steps per
-   epoch, each one application of ``A`` to every row (the ``G`` trick again: O(nnz k + n k^2 +
-   nnz(X) k)), preconditioned by the operator's diagonal (Jacobi). Warm-started CG never
-   increases the block's objective, and enough steps solve it exactly.
+1. the whole vectors of one side given the other side's and ``E``: ``lambda_i |w_i|^2 =
+   lambda_i |z_i - o_i|^2`` with the offset ``o_i = X_i E``, a ridge drawn towards ``o_i``:
+   ``(A_i + lambda_i I) z_i = b_i + lambda_i o_i`` with ``A_i = G + sum_u (c_ui - 1) p_u
+   p_u^T`` (the ``G = P^T P`` trick for the unobserved pairs) and ``b_i = sum_u c_ui p_u``:
+   the same row solver as plain iALS (``cg_steps`` warm-started conjugate-gradient steps per
+   row, in the eigenbasis of ``G`` when the rows outnumber their partners, or Cholesky);
+2. the feature embeddings ``E`` of that side given ``z``: only the penalties depend on them,
+   ``sum_i lambda_i |z_i - X_i E|^2 + sum_f mu_f |E_f|^2``, a ridge regression of the whole
+   vectors on the design matrix, ``(X^T Lambda X + M) E = X^T Lambda z``. Its matrix is the
+   same for the ``k`` columns of ``E`` and for the whole fit (``lambda_i`` and ``mu_f`` are
+   fixed), so no pass over the interactions is needed: ``feature_cg_steps`` conjugate-gradient
+   steps per column, warm-started from the previous ``E`` and preconditioned by the constant
+   diagonal ``(X o X)^T lambda + mu`` (Jacobi), each costing two products with ``X``.
+   ``w_i = z_i - X_i E`` follows. Warm-started CG never increases the block's objective, and
+   enough steps solve it exactly.
+
+Without own embeddings (``identity=False``) the vectors are ``X E`` alone and block 2 is ``E``
+given the other side: the normal equations ``X^T [A_i X_i E - b_i]_i + M E = 0`` couple all
+features (two features of one item share its system), so they are solved matrix-free by
+Jacobi-preconditioned conjugate gradients over the whole table (Takács, Pilászy, Németh & Tikk
+2011 solve their rows the same way), warm-started from the previous ``E``: ``feature_cg_steps``
+steps per epoch, each one application of ``A`` to every row (O(nnz k + n k + nnz(X) k) in the
+eigenbasis of ``G``).
 
 The side without features is solved exactly as in plain iALS.
 """
@@ -112,6 +124,8 @@ class _SideState:
         self.matrix_t: _Sparse | None = None
         self.squares_t: _Sparse | None = None
         self.feature_penalty: torch.Tensor | None = None
+        self.scaled_t: _Sparse | None = None
+        self.ridge_diagonal: torch.Tensor | None = None
         if design is not None:
             self.matrix = _Sparse(design, device)
             self.matrix_t = _Sparse(design.T.tocsr(), device)
@@ -121,6 +135,15 @@ class _SideState:
             touched = np.asarray(abs(design).T @ counts).ravel()
             self.feature_penalty = (feature_reg * torch.from_numpy(
                 np.maximum(touched, 1.0)).pow(reg_exponent)).float().to(device)
+            if own is not None:
+                # block 2 with own embeddings: X^T Lambda and the diagonal of X^T Lambda X + M
+                penalties = reg.cpu().numpy().astype(np.float64)
+                scaled_t = (sp.diags(penalties) @ design).T.tocsr()
+                self.scaled_t = _Sparse(scaled_t, device)
+                diagonal = (design.multiply(design).T @ penalties
+                            + self.feature_penalty.cpu().numpy())
+                self.ridge_diagonal = torch.from_numpy(
+                    np.asarray(diagonal, dtype=np.float32).reshape(-1, 1)).to(device)
             assert features is not None
             self.cached_offset = self.matrix @ features
 
@@ -182,39 +205,141 @@ class HybridImplicitALSTrainable:
 
     def _solve(self, side: _SideState, other: torch.Tensor) -> None:
         """Update ``side`` given the other side's whole vectors ``other``."""
-        offset = side.offset()
-        if side.own is not None:
-            if offset is None:  # no features: plain iALS's half-sweep
-                side.own = self.plain._half(side.rows, side.solver_rows, other, side.own,
-                                            side.reg)
-            else:
-                whole = self._half_centred(side, other, side.own + offset, offset)
-                side.own = whole - offset
-        if side.features is not None:
+        if side.features is None:  # no features: plain iALS's half-sweep
+            side.own = self.plain._half(side.rows, side.solver_rows, other, side.own, side.reg)
+        elif side.own is not None:
+            self._fit_features(side, self._wholes(side, other))
+        elif self.plain.compiled:
+            self._solve_features_compiled(side, other)
+        else:
             side.features, side.cached_offset = self._solve_features(side, other)
+
+    def _wholes(self, side: _SideState, other: torch.Tensor) -> torch.Tensor:
+        """Block 1: every row's whole vector ``z_i``, its ridge drawn towards ``X_i E``."""
+        offset = side.cached_offset
+        assert side.own is not None and offset is not None
+        current = side.own + offset
+        if not self.plain.compiled:
+            return self._half_centred(side, other, current, offset)
+        from latentrec.models._als_kernels import cg_rows_centred
+
+        rows, steps, gram = side.rows, self.config.cg_steps, other.T @ other
+        if len(current) < len(other):
+            cg_rows_centred(rows.indptr, rows.indices, rows.data, other.contiguous().numpy(),
+                            gram.numpy(), False, side.reg.numpy(), offset.numpy(),
+                            current.numpy(), steps)
+            return current
+        # many rows: work where the Gram matrix is diagonal, as plain iALS does
+        eigenvalues, basis = torch.linalg.eigh(gram.double())
+        basis = basis.to(other.dtype)
+        rotated = current @ basis
+        cg_rows_centred(rows.indptr, rows.indices, rows.data, (other @ basis).numpy(),
+                        torch.diag(eigenvalues.to(other.dtype)).numpy(), True,
+                        side.reg.numpy(), (offset @ basis).numpy(), rotated.numpy(), steps)
+        return torch.mm(rotated, basis.T, out=current)
+
+    def _fit_features(self, side: _SideState, wholes: torch.Tensor) -> None:
+        """Block 2 with own embeddings: ``E`` given the whole vectors ``z``, a ridge
+        regression of ``z`` on ``X`` (see the module), by ``feature_cg_steps``
+        Jacobi-preconditioned CG steps per column from the current ``E``; ``w = z - X E``."""
+        assert side.features is not None and side.cached_offset is not None
+        # copies: the published tables and checkpoints must not change under them
+        features, offset = side.features.clone(), side.cached_offset.clone()
+        matrix, scaled_t, diagonal = side.matrix, side.scaled_t, side.ridge_diagonal
+        assert matrix is not None
+        assert scaled_t is not None and diagonal is not None
+        assert side.feature_penalty is not None
+        penalty = side.feature_penalty[:, None]
+        # residual = X^T Lambda (z - X E) - M E
+        residual = (scaled_t @ (wholes - offset)).sub_(penalty * features)
+        preconditioned = residual / diagonal
+        direction = preconditioned.clone()
+        rz_old = (residual * preconditioned).sum(0)
+        for _ in range(self.config.feature_cg_steps):
+            if not bool((rz_old > 0).any()):
+                break
+            moved = matrix @ direction
+            product = (scaled_t @ moved).addcmul_(penalty, direction)
+            curvature = (direction * product).sum(0)
+            step = torch.where(curvature > 0, rz_old / curvature, 0.0)[None, :]
+            features.addcmul_(direction, step)
+            offset.addcmul_(moved, step)
+            residual.addcmul_(product, step, value=-1.0)
+            torch.div(residual, diagonal, out=preconditioned)
+            rz_new = (residual * preconditioned).sum(0)
+            ratio = torch.where(rz_old > 0, rz_new / rz_old, 0.0)[None, :]
+            direction = torch.addcmul(preconditioned, direction, ratio)
+            rz_old = rz_new
+        side.own, side.features, side.cached_offset = wholes.sub_(offset), features, offset
+
+    def _solve_features_compiled(self, side: _SideState, other: torch.Tensor) -> None:
+        """Block 2 without own embeddings (``identity=False``) by the compiled kernels: ``E``
+        given the other side, ``feature_cg_steps`` Jacobi-preconditioned CG steps on
+        ``X^T A X E + M E = X^T b``. When the rows outnumber their partners (items, usually)
+        it works in the eigenbasis of ``G = Y^T Y`` (``G = V diag(e) V^T``), as plain iALS's
+        half-sweep does: the partners and ``E`` are rotated by ``V`` (an orthogonal change of
+        variables: scores, penalties and ``X E`` rotate alike), so every ``G x`` costs ``k``
+        instead of ``k^2``; the Jacobi preconditioner is the operator's diagonal there.
+        ``X E`` is recomputed from ``E`` at the end."""
+        from latentrec.models._als_kernels import implicit_rows_apply
+
+        assert side.features is not None and side.matrix is not None
+        assert side.matrix_t is not None and side.feature_penalty is not None
+        assert side.squares_t is not None
+        rows, matrix, matrix_t = side.rows, side.matrix, side.matrix_t
+        penalty = side.feature_penalty[:, None]
+        gram = other.T @ other
+        rotate = rows.shape[0] >= len(other)
+        basis: torch.Tensor | None = None
+        if rotate:
+            eigenvalues, basis = torch.linalg.eigh(gram.double())
+            basis = basis.to(other.dtype)
+            partners = other @ basis
+            gram = torch.diag(eigenvalues.to(other.dtype))
+            features = side.features @ basis
+        else:
+            partners = other.contiguous()
+            features = side.features.clone()
+        partners_np, gram_np = partners.numpy(), gram.numpy()
+        # residual = X^T (b - A X E) - M E
+        start = torch.empty(rows.shape[0], features.shape[1])
+        implicit_rows_apply(rows.indptr, rows.indices, rows.data, partners_np, gram_np, rotate,
+                            (matrix @ features).numpy(), True, start.numpy())
+        start.neg_()
+        residual = (matrix_t @ start).sub_(penalty * features)
+        squares = torch.from_numpy(rows @ (partners * partners).numpy())
+        diagonal = (side.squares_t @ squares.add_(gram.diagonal()[None, :])).add_(penalty)
+        preconditioned = residual / diagonal
+        direction = preconditioned.clone()
+        rz_old = _dot(residual, preconditioned)
+        product_rows = torch.empty_like(start)
+        for _ in range(self.config.feature_cg_steps):
+            if rz_old <= 0.0:
+                break
+            moved = matrix @ direction
+            implicit_rows_apply(rows.indptr, rows.indices, rows.data, partners_np, gram_np,
+                                rotate, moved.numpy(), False, product_rows.numpy())
+            product = (matrix_t @ product_rows).addcmul_(penalty, direction)
+            curvature = _dot(direction, product)
+            if curvature <= 0.0:
+                break
+            step = rz_old / curvature
+            features.add_(direction, alpha=step)
+            residual.sub_(product, alpha=step)
+            torch.div(residual, diagonal, out=preconditioned)
+            rz_new = _dot(residual, preconditioned)
+            direction = preconditioned.add(direction, alpha=rz_new / rz_old)
+            rz_old = rz_new
+        if basis is not None:
+            features = features @ basis.T
+        side.features = features.contiguous()
+        side.cached_offset = matrix @ side.features
 
     def _half_centred(self, side: _SideState, other: torch.Tensor, current: torch.Tensor,
                       centre: torch.Tensor) -> torch.Tensor:
         """Every row's ridge drawn towards ``centre`` (block 1 of the module docstring)."""
         gram = other.T @ other
         reg = side.reg
-        if self.plain.compiled:
-            from latentrec.models._als_kernels import cg_rows_centred
-
-            rows, steps = side.rows, self.config.cg_steps
-            if len(current) < len(other):
-                updated = current.contiguous()
-                cg_rows_centred(rows.indptr, rows.indices, rows.data, other.contiguous().numpy(),
-                                gram.numpy(), False, reg.numpy(), centre.contiguous().numpy(),
-                                updated.numpy(), steps)
-                return updated
-            eigenvalues, basis = torch.linalg.eigh(gram.double())
-            basis = basis.to(other.dtype)
-            rotated = current @ basis
-            cg_rows_centred(rows.indptr, rows.indices, rows.data, (other @ basis).numpy(),
-                            torch.diag(eigenvalues.to(other.dtype)).numpy(), True, reg.numpy(),
-                            (centre @ basis).numpy(), rotated.numpy(), steps)
-            return torch.mm(rotated, basis.T)
         solver_rows = side.solver_rows
         assert solver_rows is not None
         diagonal = reg[:, None].expand(-1, other.shape[1])
@@ -227,15 +352,6 @@ class HybridImplicitALSTrainable:
     def _apply(self, side: _SideState, other: torch.Tensor, gram: torch.Tensor,
                vectors: torch.Tensor, subtract_rhs: bool) -> torch.Tensor:
         """``A_i x_i`` (less ``b_i`` when ``subtract_rhs``) for every row of ``side``."""
-        if self.plain.compiled:
-            from latentrec.models._als_kernels import implicit_rows_apply
-
-            rows = side.rows
-            out = vectors @ gram
-            observed = torch.empty_like(out)
-            implicit_rows_apply(rows.indptr, rows.indices, rows.data, other.contiguous().numpy(),
-                                vectors.contiguous().numpy(), subtract_rhs, observed.numpy())
-            return out.add_(observed)
         solver_rows = side.solver_rows
         assert solver_rows is not None
         dots = solver_rows.dots(vectors, other) * solver_rows.weights
@@ -246,12 +362,9 @@ class HybridImplicitALSTrainable:
     def _diagonal(self, side: _SideState, other: torch.Tensor, gram: torch.Tensor
                   ) -> torch.Tensor:
         """The diagonal of every row's ``A_i`` (rows x k)."""
-        if self.plain.compiled:
-            squares = torch.from_numpy(side.rows @ (other * other).numpy())
-        else:
-            solver_rows = side.solver_rows
-            assert solver_rows is not None
-            squares = solver_rows.matrix(solver_rows.weights) @ (other * other)
+        solver_rows = side.solver_rows
+        assert solver_rows is not None
+        squares = solver_rows.matrix(solver_rows.weights) @ (other * other)
         return squares + gram.diagonal()[None, :]
 
     def _solve_features(self, side: _SideState, other: torch.Tensor

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 
 from latentrec.data import Interactions
-from latentrec.errors import InvalidParameterError
+from latentrec.errors import InvalidParameterError, ModelFileError
 from latentrec.models._solvers import SparseRows
-from latentrec.models.base import hyperparameters
+from latentrec.models.base import Side, hyperparameters
 from latentrec.models.config import EpochConfig
 from latentrec.models.factor import FactorModel, Prior
 from latentrec.training import Trainable
@@ -46,6 +47,9 @@ class BayesianMFConfig(EpochConfig):
     prior: str = "normal-gamma"
     noise: str = "per-user"
     clip: bool = True
+    identity: bool = True
+    seen_items: bool = False
+    seen_users: bool = False
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -64,7 +68,11 @@ class BayesianMFConfig(EpochConfig):
                 "BayesianMF does not stop early (every extra sample helps); leave patience=None")
         self.check_choice("prior", PRIORS)
         self.check_choice("noise", NOISES)
-        self.check_flag("clip")
+        self.check_flag("clip", "identity", "seen_items", "seen_users")
+        if self.prior != "normal-gamma" and (self.seen_items or self.seen_users):
+            raise InvalidParameterError(
+                "seen_items and seen_users need prior='normal-gamma' (each group of a "
+                "factorisation machine has its own Normal-Gamma prior)")
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a string, got {type(self.device).__name__}")
 
@@ -126,11 +134,17 @@ class BayesianMF(FactorModel):
     config: BayesianMFConfig
     feedback = "explicit"
     quick_params: ClassVar[dict[str, Any]] = {"factors": 4, "epochs": 8, "burn_in": 3}
+    feature_sides: ClassVar[tuple[Side, ...]] = ("users", "items")
+    #: with ``seen_items``: the embedding (and bias) of every item as a member of a user's
+    #: rated items, and the power ``a`` of the weights ``|N(u)|^-a``
+    seen_item_factors_: tuple[torch.Tensor, torch.Tensor] | None = None
+    seen_power_: float = 0.5
 
     def __init__(self, *, epochs: int = 300, patience: int | None = None,
                  seed: int | None = 0, factors: int = 10, burn_in: int = 25,
                  init_std: float = 0.01, prior: str = "normal-gamma", noise: str = "per-user",
-                 clip: bool = True, device: str = "auto") -> None:
+                 clip: bool = True, identity: bool = True, seen_items: bool = False,
+                 seen_users: bool = False, device: str = "auto") -> None:
         super().__init__(**hyperparameters(locals()))
 
     @classmethod
@@ -154,7 +168,45 @@ class BayesianMF(FactorModel):
         if self.config.device != "auto" and resolve_device(self.config.device).type != "cpu":
             raise InvalidParameterError(f"BayesianMF samples on the CPU only; device is "
                                         f"{self.config.device!r}")
-        return GibbsTrainable(self, data)
+        config = self.config
+        if (self._feature_matrix("users") is None and self._feature_matrix("items") is None
+                and not config.seen_items and not config.seen_users):
+            self._set_seen_items(None, 0.5)
+            return GibbsTrainable(self, data)  # ids only: the plain sampler, bit for bit
+        if config.prior != "normal-gamma":
+            raise InvalidParameterError(
+                "features need prior='normal-gamma' (each group of a factorisation machine "
+                "has its own Normal-Gamma prior)")
+        from latentrec.models._gibbs_groups import HybridGibbsTrainable
+
+        return HybridGibbsTrainable(self, data)
+
+    def _set_seen_items(self, seen: tuple[torch.Tensor, torch.Tensor] | None,
+                        power: float) -> None:
+        self.seen_item_factors_ = seen
+        self.seen_power_ = float(power)
+
+    def _seen_prior(self, rows: SparseRows, prior: Prior | None) -> Prior | None:
+        """``prior`` plus each row's seen-items term ``sum_j |N|^-a [y_j, c_j]`` (items added
+        after training have none)."""
+        if self.seen_item_factors_ is None:
+            return prior
+        factors, bias = self.seen_item_factors_
+        n_rows = rows.n_rows
+        counts = rows.counts().double()
+        weights = torch.zeros_like(counts)
+        has = counts > 0
+        weights[has] = counts[has] ** -self.seen_power_
+        entry = weights[rows.row_of].float()
+        vectors = torch.zeros(n_rows, factors.shape[1])
+        offset = torch.zeros(n_rows)
+        vectors.index_add_(0, rows.row_of, factors[rows.indices] * entry[:, None])
+        offset.index_add_(0, rows.row_of, bias[rows.indices] * entry)
+        if prior is None:
+            return vectors, offset
+        given, given_bias = prior
+        return (given.cpu() + vectors,
+                offset if given_bias is None else given_bias.cpu() + offset)
 
     def _fold_in(self, rows: SparseRows, prior: Prior | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -164,4 +216,52 @@ class BayesianMF(FactorModel):
         width = self.item_factors_.shape[1]
         reg = torch.cat([_FOLD_IN_REG * self.rating_std_ * counts.expand(-1, width),
                          _FOLD_IN_REG_BIAS * counts], dim=1)
-        return self._fold_in_biased(rows, reg, prior)
+        return self._fold_in_biased(rows, reg, self._seen_prior(rows, prior))
+
+    def _add_ids(self, side: Side, ids: np.ndarray, matrix: Any) -> None:
+        super()._add_ids(side, ids, matrix)
+        if side == "items" and self.seen_item_factors_ is not None:
+            # new items were rated by nobody in training: no seen-items embedding
+            factors, bias = self.seen_item_factors_
+            extra = self.n_items - len(factors)
+            self.seen_item_factors_ = (torch.cat([factors, factors.new_zeros(extra,
+                                                                              factors.shape[1])]),
+                                       torch.cat([bias, bias.new_zeros(extra)]))
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = super()._tensors()
+        if self.seen_item_factors_ is not None:
+            tensors["seen_item_factors"], tensors["seen_item_bias"] = self.seen_item_factors_
+        return tensors
+
+    def _extra_meta(self) -> dict[str, Any]:
+        meta = super()._extra_meta()
+        if self.seen_item_factors_ is not None:
+            meta["seen_power"] = self.seen_power_
+        return meta
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        factors = tensors.pop("seen_item_factors", None)
+        bias = tensors.pop("seen_item_bias", None)
+        super()._restore(tensors, meta)
+        if factors is None and bias is None:
+            if self.config.seen_items:
+                raise ModelFileError("seen_items=True but the file has no seen_item_factors")
+            self._set_seen_items(None, 0.5)
+            return
+        if not self.config.seen_items:
+            raise ModelFileError("seen_item_factors in a file of a model with seen_items=False")
+        width = self.item_factors_.shape[1]
+        if (factors is None or bias is None or not factors.is_floating_point()
+                or not bias.is_floating_point()
+                or tuple(factors.shape) != (self.n_items, width)
+                or tuple(bias.shape) != (self.n_items,)):
+            raise ModelFileError(f"seen_item_factors/seen_item_bias do not match the "
+                                 f"{self.n_items} items and {width} factors")
+        if not (bool(torch.isfinite(factors).all()) and bool(torch.isfinite(bias).all())):
+            raise ModelFileError("seen_item_factors hold non-finite numbers")
+        power = meta.get("seen_power")
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or not (
+                0.0 <= power <= 1.0):
+            raise ModelFileError(f"seen_power is {power!r}; expected a number in [0, 1]")
+        self._set_seen_items((factors, bias), float(power))

@@ -242,33 +242,34 @@ class HybridImplicitALSTrainable:
         """Block 2 with own embeddings: ``E`` given the whole vectors ``z``, a ridge
         regression of ``z`` on ``X`` (see the module), by ``feature_cg_steps``
         Jacobi-preconditioned CG steps per column from the current ``E``; ``w = z - X E``."""
-        assert side.features is not None and side.cached_offset is not None
-        # copies: the published tables and checkpoints must not change under them
-        features, offset = side.features.clone(), side.cached_offset.clone()
+        features, offset = side.features, side.cached_offset
         matrix, scaled_t, diagonal = side.matrix, side.scaled_t, side.ridge_diagonal
-        assert matrix is not None
+        assert features is not None and offset is not None and matrix is not None
         assert scaled_t is not None and diagonal is not None
         assert side.feature_penalty is not None
         penalty = side.feature_penalty[:, None]
         # residual = X^T Lambda (z - X E) - M E
-        residual = (scaled_t @ (wholes - offset)).sub_(penalty * features)
-        preconditioned = residual / diagonal
-        direction = preconditioned.clone()
-        rz_old = (residual * preconditioned).sum(0)
-        for _ in range(self.config.feature_cg_steps):
+        residual = (scaled_t @ (wholes - offset)).addcmul_(penalty, features, value=-1.0)
+        direction = residual / diagonal
+        rz_old = torch.einsum("fk,fk->k", residual, direction)
+        steps = self.config.feature_cg_steps
+        for done in range(1, steps + 1):
             if not bool((rz_old > 0).any()):
                 break
             moved = matrix @ direction
             product = (scaled_t @ moved).addcmul_(penalty, direction)
-            curvature = (direction * product).sum(0)
+            curvature = torch.einsum("fk,fk->k", direction, product)
             step = torch.where(curvature > 0, rz_old / curvature, 0.0)[None, :]
-            features.addcmul_(direction, step)
-            offset.addcmul_(moved, step)
+            # new tensors: the published tables and checkpoints must not change under them
+            features = torch.addcmul(features, direction, step)
+            offset = torch.addcmul(offset, moved, step)
+            if done == steps:
+                break
             residual.addcmul_(product, step, value=-1.0)
-            torch.div(residual, diagonal, out=preconditioned)
-            rz_new = (residual * preconditioned).sum(0)
+            preconditioned = residual / diagonal
+            rz_new = torch.einsum("fk,fk->k", residual, preconditioned)
             ratio = torch.where(rz_old > 0, rz_new / rz_old, 0.0)[None, :]
-            direction = torch.addcmul(preconditioned, direction, ratio)
+            direction = preconditioned.addcmul_(direction, ratio)
             rz_old = rz_new
         side.own, side.features, side.cached_offset = wholes.sub_(offset), features, offset
 

@@ -293,6 +293,91 @@ def latentrec_model(name: str) -> ScoreFunction:
     return run
 
 
+def latentrec_hybrid(name: str, **fixed: Any) -> ScoreFunction:
+    """A latentrec model with item features (``fixed`` and the contender's params; the
+    params' ``normalize`` is ``Task.fit_features``'s, default ``"group"``), fitted on
+    ``task.train`` with the item table's vocabulary fitted on the training items: the
+    held-out items join the model as cold items, scored by their features' vectors."""
+
+    def run(task: Task, params: Mapping[str, Any]) -> Answer:
+        import torch
+
+        from latentrec import models
+
+        torch.set_num_threads(task.threads)
+        model_class: Any = getattr(models, name)
+        settings = {**fixed, **{k: v for k, v in params.items() if k != "normalize"}}
+        features = task.fit_features(normalize=params.get("normalize", "group"))
+        first = max(1, task.train.n_users // 50)
+        # untimed warm-up on 2% of the users, as latentrec_model's
+        model_class(**settings).fit(task.train.take(task.train.user_index < first),
+                                    item_features=features, show_progress=False)
+        started = time.perf_counter()
+        model = model_class(**settings).fit(task.train, item_features=features,
+                                            show_progress=False)
+        fit_s = time.perf_counter() - started
+        users = torch.from_numpy(model.users_.index_of(task.users))
+        items = torch.from_numpy(model.items_.index_of(task.items))  # cold ids included
+        scores = (model.user_factors_[users] @ model.item_factors_[items].T).double()
+        scores += model.global_mean_
+        if model.user_bias_ is not None:
+            scores += model.user_bias_[users, None]
+        if model.item_bias_ is not None:
+            scores += model.item_bias_[None, items]
+        return Answer(scores.cpu().numpy(), fit_s)
+
+    return run
+
+
+#: latentrec BPR/WARP with item features, fixed (no grid, to keep the run short): chosen on
+#: seed 0's validation split (training items only, VALIDATION_SEED_OFFSET) among a few
+#: settings; NDCG@10 there: BPR ids + features 0.2757 (defaults), 0.2763 (20 epochs), 0.2783
+#: (20 epochs, reg 0.005), 0.2749 (normalize="row"), 0.2565 (reg 0.05); BPR features only
+#: 0.2645; WARP features only 0.2732 (max_sampled 10), 0.2772 (max_sampled 30); WARP ids +
+#: features 0.2655
+_LATENTREC_BPR: dict[str, Any] = {"epochs": 20, "reg": 0.005}
+_LATENTREC_WARP: dict[str, Any] = {"epochs": 20, "max_sampled": 30}
+
+
+def bpr_fit_times(root: Path | None = None, *, repeats: int = 3, epochs: int = 5,
+                  threads: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+    """Fit time of latentrec BPR and WARP without and with item features at the same
+    settings (default factors), on the training part of the items task's ``seed`` split:
+    plain, ids + features and features only fits alternate ``repeats`` times (one untimed
+    warm-up fit first); prints and returns the medians and their ratios to plain. Run as
+    ``python -c "import sys; sys.path.insert(0, 'benchmarks'); import cold_start;
+    cold_start.bpr_fit_times()"``."""
+    import torch
+
+    from latentrec import BPR
+
+    torch.set_num_threads(threads)
+    data, features = load_ml100k(datasets_dir(None if root is None else str(root)))
+    train = cold_item_split(data, COLD_FRACTION, seed).train
+    fitted = features.fit(train.items)
+    rows: list[dict[str, Any]] = []
+    for loss in ("bpr", "warp"):
+        setups: dict[str, tuple[dict[str, Any], Features | None]] = {
+            "plain": ({}, None), "ids + features": ({"identity": True}, fitted),
+            "features only": ({"identity": False}, fitted)}
+        BPR(epochs=1, loss=loss).fit(train, show_progress=False)
+        times: dict[str, list[float]] = {name: [] for name in setups}
+        for _ in range(repeats):
+            for name, (options, table) in setups.items():
+                started = time.perf_counter()
+                BPR(epochs=epochs, loss=loss, **options).fit(train, item_features=table,
+                                                             show_progress=False)
+                times[name].append(time.perf_counter() - started)
+        plain = statistics.median(times["plain"])
+        for name, values in times.items():
+            median = statistics.median(values)
+            rows.append({"loss": loss, "setup": name, "epochs": epochs,
+                         "median fit s": round(median, 2), "vs plain": round(median / plain, 3),
+                         "runs": [round(v, 2) for v in values]})
+            print(rows[-1], flush=True)
+    return rows
+
+
 #: no_components x learning_rate, one fit each, answering after every epoch count given
 #: (fit_partial). learning_rate 0.02 lost to 0.05 everywhere in a first run (seed 0's
 #: validation), so the grid goes up to 0.1. The epoch counts widen what validation chose at the
@@ -315,6 +400,10 @@ ITEM_CONTENDERS: dict[str, Contender] = {
     "LightFM BPR (ids + features)": Contender(lightfm("bpr", "ids+features"),
                                               grid=_lightfm_grid((10, 20, 30, 50), (64,)),
                                               library="lightfm"),
+    "latentrec BPR (ids + features)": Contender(latentrec_hybrid("BPR", identity=True),
+                                                _LATENTREC_BPR),
+    "latentrec WARP (features only)": Contender(
+        latentrec_hybrid("BPR", loss="warp", identity=False), _LATENTREC_WARP),
     "popularity within genre": Contender(genre_popularity, {"feature": "genre"}),
     "popularity within release-year bucket": Contender(genre_popularity, {"feature": "year"}),
     "random": Contender(random_scores),

@@ -304,3 +304,15 @@ def test_sparse_adam_is_refused_in_one_line(planted: Planted) -> None:
         BiasedMF(**{**QUICK, "optimizer": "sparse_adam"}, seen_items=True).fit(
             planted.data, show_progress=False)
     assert "\n" not in str(error.value)
+
+
+def test_feature_reg_defaults_to_reg_and_weighs_the_groups_alone(planted: Planted) -> None:
+    params = {**QUICK, "epochs": 3, "seen_items": True}
+    fits = [BiasedMF(**params, **extra).fit(planted.data, item_features=planted.item_features(),
+                                            show_progress=False)
+            for extra in ({}, {"feature_reg": QUICK["reg"]}, {"feature_reg": 5.0})]
+    tables = [model._tensors() for model in fits]
+    assert all(torch.equal(tables[0][name], tables[1][name]) for name in tables[0])
+    assert not torch.equal(tables[0]["seen_item_factors"], tables[2]["seen_item_factors"])
+    assert float(tables[2]["item_feature_factors"].norm()) < float(
+        tables[0]["item_feature_factors"].norm())

@@ -12,8 +12,9 @@ with biases summed the same way for the features (the implicit groups have none)
 builds the vectors of its *distinct* users and items once (one ``embedding_bag`` per group,
 weighted by the design matrix) and gathers them per rating, so SVD++'s sum over a user's items
 costs once per user and batch, not once per rating. Penalties are those of the plain
-minibatch engine, per rating: ``reg`` times the squared norm of each embedding that enters the
-rating's vectors, weighted by its design-matrix weight, ``reg_bias`` likewise for biases.
+minibatch engine, per rating: ``reg`` times the squared norm of the ids' own embeddings,
+``feature_reg`` (default ``reg``) times that of each group embedding that enters the rating's
+vectors, weighted by its design-matrix weight, ``reg_bias`` likewise for all biases.
 """
 
 from __future__ import annotations
@@ -249,6 +250,8 @@ class HybridSGDTrainable:
         self.items = torch.from_numpy(items).to(device)
         self.ratings = torch.from_numpy((data.weights() / scale).astype(np.float32)).to(device)
         self.reg, self.reg_bias = float(config.reg), float(config.reg_bias)
+        feature_reg = getattr(config, "feature_reg", None)
+        self.feature_reg = self.reg if feature_reg is None else float(feature_reg)
         self.loop = MinibatchLoop(trained, self._loss, len(data), config.optimizer,
                                   config.lr, config.batch_size, lr_decay=config.lr_decay,
                                   seed=derive_seed(config.seed, 1), device=device)
@@ -272,7 +275,7 @@ class HybridSGDTrainable:
         for group in self.groups[side].values():
             group_vectors, group_bias, group_penalty = group.rows(distinct)
             vectors = vectors + group_vectors
-            penalty = penalty + self.reg * group_penalty[:, 0]
+            penalty = penalty + self.feature_reg * group_penalty[:, 0]
             if group_bias is not None:
                 bias = bias + group_bias
                 penalty = penalty + self.reg_bias * group_penalty[:, 1]

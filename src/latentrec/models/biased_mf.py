@@ -50,6 +50,7 @@ class BiasedMFConfig(SGDConfig):
     identity: bool = True
     seen_items: bool = False
     seen_users: bool = False
+    feature_reg: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,6 +63,8 @@ class BiasedMFConfig(SGDConfig):
         self.check_flag("identity")
         self.check_flag("seen_items")
         self.check_flag("seen_users")
+        if self.feature_reg is not None:
+            self.check_non_negative("feature_reg")
 
 
 class BiasedMF(FactorModel):
@@ -102,8 +105,11 @@ class BiasedMF(FactorModel):
         ``|N(u)|^-1/2 sum_{j in N(u)} y_j``); ``seen_users=True`` adds the users who rated
         each item, as an item feature group (the "flipped" group); both come from the
         training interactions only and have no biases. Any of these trains with PyTorch
-        minibatches (``engine="auto"`` picks them; ``"kernel"`` is refused) under the same
-        ``reg``/``reg_bias`` per rating, each embedding weighted by its design-matrix weight.
+        minibatches (``engine="auto"`` picks them; ``"kernel"`` and ``sparse_adam`` are
+        refused) with the penalties of the minibatch engine, per rating: ``reg`` on the ids'
+        own embeddings, ``feature_reg`` (default: ``reg``) on each group embedding weighted by
+        its design-matrix weight, ``reg_bias`` on all biases. MovieLens 100K's validation
+        chose ``optimizer="adam", lr=0.01, batch_size=4096, reg=0.2, feature_reg=0.04``.
         Items and users with features but no ratings join the model as cold ids; a new user
         folded in (``recommend_new_user``) gets the seen-items part of the items given.
     patience
@@ -141,7 +147,7 @@ class BiasedMF(FactorModel):
                  lr_decay: float = 0.95, device: str = "auto", lr_bias: float = 0.015,
                  reg_bias: float = 0.01, engine: str = "auto", blocks: int | None = None,
                  clip: bool = True, identity: bool = True, seen_items: bool = False,
-                 seen_users: bool = False) -> None:
+                 seen_users: bool = False, feature_reg: float | None = None) -> None:
         super().__init__(**hyperparameters(locals()))
 
     @classmethod

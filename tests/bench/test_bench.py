@@ -198,7 +198,7 @@ def test_every_peer_the_issue_names_is_a_contender() -> None:
     libraries = {c.library for suite, names in SUITE_DATASETS.items() for d in names
                  for c in contenders_for(suite, d)}
     assert libraries == {"latentrec", "surprise", "implicit", "lightfm", "cornac", "libmf",
-                         "pyspark"}
+                         "pyspark", "myfm"}
     names = [c.name for c in contenders_for("implicit", "ml-100k")]
     assert len(names) == len(set(names))  # children find their contender by name
 

@@ -173,6 +173,75 @@ def _libmf(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
     return Prepared(fit, answer)
 
 
+def _myfm(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    """myFM's Gibbs-sampled factorisation machine on ``[user id | item id]`` one-hots, one
+    Normal-Gamma group per side (``group_shapes``), and with ``options["implicit"]`` the two
+    implicit-feedback groups of latentrec's ``seen_items``/``seen_users`` (the items each user
+    rated, the users who rated each item, from the training pairs, weighed by ``count **
+    -0.5``), each its own group; the per-user and per-item rows go in as myFM relation
+    blocks. Test ids absent from training get a row of zeros (the missing one-hot adds
+    nothing)."""
+    import contextlib
+    import io
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # myfm 0.4.0 imports pkg_resources
+        import myfm
+
+    n_users, n_items = int(arrays.user_ids.shape[0]), int(arrays.item_ids.shape[0])
+    users = arrays.user_index.astype(np.int64)
+    items = arrays.item_index.astype(np.int64)
+    implicit = bool(contender.options.get("implicit", False))
+    n_iter = int(contender.options.get("n_iter", 200))
+    params = dict(contender.params)
+    blocks, shapes = [], []
+    for n, n_other, rows, cols in ((n_users, n_items, users, items),
+                                   (n_items, n_users, items, users)):
+        # one spare row of zeros at the end: the test ids training does not know
+        parts = [sp.eye(n + 1, n, format="csr")]
+        shapes.append(n)
+        if implicit:
+            seen = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 1, n_other))
+            seen.sum_duplicates()
+            seen.data[:] = 1.0
+            counts = np.diff(seen.indptr)
+            seen.data = np.repeat(np.maximum(counts, 1) ** -0.5, counts).astype(np.float64)
+            parts.append(seen)
+            shapes.append(n_other)
+        blocks.append(sp.csr_matrix(sp.hstack(parts, format="csr"), dtype=np.float64))
+
+    def index(ids: np.ndarray, wanted: np.ndarray | None) -> np.ndarray:
+        position = {value: row for row, value in enumerate(ids.tolist())}
+        assert wanted is not None
+        return np.array([position.get(value, len(ids)) for value in wanted.tolist()],
+                        dtype=np.int64)
+
+    test_users = index(arrays.user_ids, arrays.test_user_ids)
+    test_items = index(arrays.item_ids, arrays.test_item_ids)
+
+    def relation(user_rows: np.ndarray, item_rows: np.ndarray) -> list[Any]:
+        return [myfm.RelationBlock(user_rows.tolist(), blocks[0]),
+                myfm.RelationBlock(item_rows.tolist(), blocks[1])]
+
+    train_relation = relation(users, items)
+    test_relation = relation(test_users, test_items)
+    values = np.asarray(arrays.values, dtype=np.float64)
+
+    def fit() -> Any:
+        model = myfm.MyFMRegressor(random_seed=0, **params)
+        with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+            model.fit(sp.csr_matrix((len(values), 0)), values, X_rel=train_relation,
+                      n_iter=n_iter, group_shapes=shapes)
+        return model
+
+    def answer(model: Any) -> np.ndarray:
+        return np.asarray(model.predict(sp.csr_matrix((len(test_users), 0)), test_relation),
+                          dtype=np.float64)
+
+    return Prepared(fit, answer, iterations=n_iter)
+
+
 # ------------------------------------------------------------------------------ top-N
 def _implicit(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
     import implicit
@@ -410,6 +479,7 @@ def prepare(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
         "cornac.BPR": _cornac_ranker,
         "cornac.EASE": _cornac_ranker,
         "lightfm.LightFM": _lightfm,
+        "myfm.MyFMRegressor": _myfm,
         "pyspark.ALS": _spark_als,
     }
     return adapters[contender.adapter](arrays, contender, k)

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 #: pip distribution of each contender library, for the versions in the results
 _DISTRIBUTIONS = {"latentrec": "latentrec", "surprise": "scikit-surprise",
                   "implicit": "implicit", "cornac": "cornac", "libmf": "libmf",
-                  "lightfm": "lightfm", "pyspark": "pyspark"}
+                  "lightfm": "lightfm", "pyspark": "pyspark", "myfm": "myfm"}
 #: repeats of the timed fit when the caller gives none: the explicit suite's fits take well
 #: under a second, so it reports the median of 3; top-N fits (Gowalla's) can take minutes
 DEFAULT_REPEATS = {"explicit": 3, "implicit": 1}

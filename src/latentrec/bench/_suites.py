@@ -30,6 +30,8 @@ BENCH_EXTRA_HINT = "pip install 'latentrec[bench]'"
 MISSING_PEER_REASONS: dict[str, str] = {
     "lightfm": ("pip install 'latentrec[bench]' (LightFM comes as rectools-lightfm: lightfm "
                 "1.17's own source release does not build, lyst/lightfm#687)"),
+    "myfm": "pip install 'latentrec[bench]' (myfm 0.4.0 with setuptools<81: it imports "
+            "pkg_resources)",
 }
 
 #: the Spark master of the Spark MLlib peer: local mode, one task slot per core of the
@@ -96,6 +98,8 @@ def _explicit_contenders() -> list[Contender]:
     return [
         Contender("latentrec BiasedMF (defaults)", "latentrec", "latentrec.BiasedMF"),
         Contender("latentrec BayesianMF (defaults)", "latentrec", "latentrec.BayesianMF"),
+        Contender("latentrec BayesianMF (+ implicit groups)", "latentrec",
+                  "latentrec.BayesianMF", {"seen_items": True, "seen_users": True}),
         Contender("latentrec BiasedMF (tuned: sgd)", "latentrec", "latentrec.BiasedMF",
                   TUNED_SGD),
         Contender("latentrec MatrixFactorization (seed defaults)", "latentrec",
@@ -106,6 +110,12 @@ def _explicit_contenders() -> list[Contender]:
         Contender("cornac MF (tuned, PEERS.md)", "cornac", "cornac.MF", cornac_tuned),
         Contender("LIBMF (CLI defaults)", "libmf", "libmf.MF", libmf_defaults),
         Contender("LIBMF (tuned, PEERS.md)", "libmf", "libmf.MF", libmf_tuned),
+        # Bayesian factorisation machine, default priors, 200 Gibbs sweeps (5 burnt):
+        # BayesianMF's peer (benchmarks/bayesian.py, benchmarks/warm_features.py)
+        Contender("myFM ids-only (rank 10, 200 samples)", "myfm", "myfm.MyFMRegressor",
+                  {"rank": 10}, {"n_iter": 200}),
+        Contender("myFM + implicit groups (rank 10, 200 samples)", "myfm",
+                  "myfm.MyFMRegressor", {"rank": 10}, {"n_iter": 200, "implicit": True}),
         # Spark's own defaults (rank 10, 10 iterations, regParam 0.1 times the row's count)
         # but for the blocks: one per task slot of SPARK_MASTER instead of 10
         Contender("Spark MLlib ALS (defaults, 2 blocks)", "pyspark", "pyspark.ALS",

@@ -77,9 +77,11 @@ SEEN_POWER = 0.5
 
 
 def seen_design(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
-                power: float = SEEN_POWER) -> sp.csr_matrix:
+                power: float | None = None) -> sp.csr_matrix:
     """The design matrix of an implicit-feedback group from training pairs: one row per id, a
-    column per partner, each of a row's ``n`` entries ``n ** -power`` (pairs counted once)."""
+    column per partner, each of a row's ``n`` entries ``n ** -power`` (pairs counted once;
+    ``power`` defaults to :data:`SEEN_POWER`)."""
+    power = SEEN_POWER if power is None else power
     matrix = sp.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=shape)
     matrix.sum_duplicates()
     matrix.sort_indices()
@@ -381,6 +383,7 @@ class HybridGibbsTrainable:
                                 config.init_std)
         self.users, self.items = sides["users"], sides["items"]
         self.seen_items = bool(getattr(config, "seen_items", False))
+        self.seen_power = SEEN_POWER
         self.alpha = _ALPHA_START
         self.user_noise = np.ones(n_users)
         self.item_noise = np.ones(n_items)
@@ -488,7 +491,7 @@ class HybridGibbsTrainable:
             start = n_users + self.feature_columns.get("users", 0)
             seen = (table(user_factors[start:start + n_items], root),
                     table(user_bias[start:start + n_items], self.scale))
-        model._set_seen_items(seen, SEEN_POWER)  # type: ignore[attr-defined]
+        model._set_seen_items(seen, self.seen_power)  # type: ignore[attr-defined]
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state: blocks, noise, running sums, random stream."""

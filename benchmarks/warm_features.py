@@ -1,0 +1,270 @@
+"""Warm ratings with side features and the implicit-feedback groups (issue 12): latentrec and myFM
+side by side on MovieLens 100K ``u1.base``/``u1.test``.
+
+    nice -n 5 python benchmarks/warm_features.py                       (test, the default set)
+    nice -n 5 python benchmarks/warm_features.py --valid               (10% of u1.base instead)
+    nice -n 5 python benchmarks/warm_features.py --model biased-mf --params '{"epochs": 40}'
+    nice -n 5 python benchmarks/warm_features.py --levels ids,seen --no-myfm
+
+Each contender is fitted at three levels:
+
+- ``ids``: user and item ids only;
+- ``seen``: plus the two implicit-feedback groups built from the training ratings alone, "the
+  items this user rated" (SVD++) and "the users who rated this item", each weighed by
+  ``count ** -0.5`` (latentrec: ``seen_items=True, seen_users=True``);
+- ``features``: plus ``u.user``'s age band, gender and occupation and ``u.item``'s genres and
+  release year (10 quantile buckets), from ``latentrec.datasets.load_movielens_100k_features``
+  (fitted on the training ids; the zip-code prefix it also reads is left out). Items of
+  ``u1.test`` that ``u1.base`` lacks are then known by their features (cold ids); at the other
+  levels they get each model's fallback (latentrec: mean plus the known bias; myFM: the missing
+  one-hot column adds nothing).
+
+latentrec contenders: ``--model KIND --params JSON`` (any rating model that takes the groups
+and features: ``bayesian-mf`` by default, ``biased-mf`` once its hybrid lands; the levels add
+``seen_items``/``seen_users`` to the params and pass ``user_features``/``item_features``).
+myFM 0.4.0 (``pip install myfm==0.4.0 "setuptools<81"``; the ``bench`` extra):
+``MyFMRegressor(rank=10, random_seed=seed).fit(n_iter=200)`` with its default priors, one
+group (own Normal-Gamma prior) per id side, feature field and implicit group, exactly the
+columns latentrec gets; the per-user and per-item rows are given as myFM relation blocks
+(``RelationBlock``, its documented form for this data; a plain sparse design with the implicit
+groups repeated on every rating row costs minutes).
+
+Predictions are clipped to the rating range. Fit times are wall times of the fit alone,
+contenders alternating, after an untimed warm-up fit that compiles the numba kernels. Results
+go to benchmarks/results/warm_features[_valid].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from _common import datasets_dir, machine, markdown_table, save
+
+LEVELS = ("ids", "seen", "features")
+SEEN_PARAMS = {"seen_items": True, "seen_users": True}
+#: each implicit group weighs an id's n partners by n ** -SEEN_POWER (as latentrec does)
+SEEN_POWER = 0.5
+#: u.user columns used (the issue's "age band, gender, occupation")
+USER_FEATURES = ("age", "gender", "occupation")
+
+Run = Callable[[Any, Any, dict[str, Any], int], tuple[float, float]]
+
+
+def load(root: Path, valid: bool) -> tuple[Any, Any, dict[str, Any]]:
+    """``(train, test, {"users": Features, "items": Features})``, features not fitted."""
+    from latentrec import random_split, read_interactions
+    from latentrec.data import Features
+    from latentrec.datasets import load_movielens_100k_features
+
+    train = read_interactions(root / "ml-100k" / "u1.base")
+    if valid:
+        split = random_split(train, 0.1, seed=0)
+        train, test = split.train, split.test
+    else:
+        test = read_interactions(root / "ml-100k" / "u1.test")
+    users = load_movielens_100k_features("users", path=root / "ml-100k", download=False)
+    state = users.state()  # keep the issue's columns (the table has a zip prefix too)
+    state["table"]["features"] = [column for column in state["table"]["features"]
+                                  if column["name"] in USER_FEATURES]
+    users = Features.from_state(state)
+    items = load_movielens_100k_features("items", path=root / "ml-100k", download=False)
+    return train, test, {"users": users, "items": items}
+
+
+def rmse(predictions: np.ndarray, test: Any, train: Any) -> float:
+    predictions = np.clip(predictions, *train.rating_range())
+    return float(np.sqrt(np.mean((predictions - np.asarray(test.values)) ** 2)))
+
+
+def latentrec_contender(kind: str, params: dict[str, Any]) -> Run:
+    from latentrec.persistence import model_kinds
+
+    model_class = model_kinds()[kind]
+
+    def run(train: Any, test: Any, level: dict[str, Any], seed: int) -> tuple[float, float]:
+        settings = {**params, "seed": seed, **(SEEN_PARAMS if level["seen"] else {})}
+        model = model_class(**settings)
+        features = ({"user_features": level["features"]["users"],
+                     "item_features": level["features"]["items"]}
+                    if level["features"] else {})
+        started = time.perf_counter()
+        model.fit(train, show_progress=False, **features)
+        seconds = time.perf_counter() - started
+        predictions = model.predict(test.users.ids_of(test.user_index),
+                                    test.items.ids_of(test.item_index), on_unknown="fallback")
+        return rmse(predictions, test, train), seconds
+
+    return run
+
+
+def _seen(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    counts = np.diff(matrix.indptr)
+    matrix.data = np.repeat(np.where(counts > 0, np.maximum(counts, 1) ** -SEEN_POWER, 0.0),
+                            counts)
+    return matrix
+
+
+def myfm_contender(rank: int = 10, n_iter: int = 200) -> Run:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # myFM 0.4.0 imports pkg_resources
+        import myfm
+
+    def run(train: Any, test: Any, level: dict[str, Any], seed: int) -> tuple[float, float]:
+        n_users, n_items = train.n_users, train.n_items
+        # ids of the model: the training ids, then (with features) the cold ids of the tables
+        user_ids, item_ids = train.users.to_numpy(), train.items.to_numpy()
+        fitted = {}
+        if level["features"]:
+            for side, ids in (("users", user_ids), ("items", item_ids)):
+                table = level["features"][side]
+                fitted[side] = table.fit(train.users if side == "users" else train.items)
+                known = set(ids.tolist())
+                extra = [x for x in table.ids.to_numpy() if x not in known]
+                if side == "users":
+                    user_ids = np.concatenate([user_ids, extra]).astype(user_ids.dtype)
+                else:
+                    item_ids = np.concatenate([item_ids, extra]).astype(item_ids.dtype)
+        blocks, shapes = [], []
+        train_pairs = (train.user_index.astype(np.int64), train.item_index.astype(np.int64))
+        for side, ids, n_train, n_other, (rows, cols) in (
+                ("users", user_ids, n_users, n_items, train_pairs),
+                ("items", item_ids, n_items, n_users, train_pairs[::-1])):
+            n = len(ids)
+            parts = [sp.eye(n, n_train, format="csr")]  # own one-hot; cold ids: none
+            groups = [n_train]
+            if side in fitted:
+                matrix = sp.csr_matrix(fitted[side].matrix(ids), dtype=np.float64)
+                names = fitted[side].columns()["feature"].to_numpy()
+                parts.append(matrix)
+                start = 0
+                for stop in [*np.flatnonzero(names[1:] != names[:-1]) + 1, len(names)]:
+                    groups.append(stop - start)
+                    start = stop
+            if level["seen"]:
+                parts.append(_seen(rows, cols, (n, n_other)))
+                groups.append(n_other)
+            blocks.append(sp.csr_matrix(sp.hstack(parts, format="csr"), dtype=np.float64))
+            shapes += groups
+
+        def relation(users: np.ndarray, items: np.ndarray) -> list[Any]:
+            return [myfm.RelationBlock(users.tolist(), blocks[0]),
+                    myfm.RelationBlock(items.tolist(), blocks[1])]
+
+        def index(id_map: Any, ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+            from latentrec.data import IdMap
+
+            return IdMap(ids).index_of(id_map.ids_of(wanted), on_unknown="ignore")
+
+        test_users = index(test.users, user_ids, test.user_index)
+        test_items = index(test.items, item_ids, test.item_index)
+        # an id the model does not know: a row of zeros (the missing one-hot adds nothing)
+        for array, block in ((test_users, 0), (test_items, 1)):
+            if (array < 0).any():
+                empty = blocks[block].shape[0]
+                blocks[block] = sp.vstack([blocks[block],
+                                           sp.csr_matrix((1, blocks[block].shape[1]))],
+                                          format="csr")
+                array[array < 0] = empty
+        model = myfm.MyFMRegressor(rank=rank, random_seed=seed)
+        x_train = sp.csr_matrix((len(train), 0), dtype=np.float64)
+        started = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+            model.fit(x_train, np.asarray(train.values, dtype=np.float64),
+                      X_rel=relation(*train_pairs), n_iter=n_iter, group_shapes=shapes)
+        seconds = time.perf_counter() - started
+        predictions = model.predict(sp.csr_matrix((len(test), 0), dtype=np.float64),
+                                    relation(test_users, test_items))
+        return rmse(predictions, test, train), seconds
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--data-dir", default=None, help="the shared datasets folder")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--valid", action="store_true",
+                        help="score on a 10%% split of u1.base (random_split seed 0) instead "
+                             "of u1.test: for choosing settings")
+    parser.add_argument("--model", default="bayesian-mf", help="latentrec model kind")
+    parser.add_argument("--params", default='{"factors": 10, "epochs": 225, "burn_in": 25}',
+                        help="the latentrec model's parameters (JSON); the default keeps "
+                             "200 samples, as myFM's n_iter=200 with its 5 burn-in sweeps "
+                             "keeps 195")
+    parser.add_argument("--label", default=None, help="name of the latentrec contender")
+    parser.add_argument("--levels", default=",".join(LEVELS),
+                        help=f"comma-separated, of {', '.join(LEVELS)}")
+    parser.add_argument("--no-myfm", action="store_true", help="latentrec contenders only")
+    parser.add_argument("--no-latentrec", action="store_true", help="myFM only")
+    args = parser.parse_args(argv)
+    levels = args.levels.split(",")
+    if not set(levels) <= set(LEVELS):
+        parser.error(f"--levels: unknown {sorted(set(levels) - set(LEVELS))}")
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as error:
+        parser.error(f"--params is not JSON: {error}")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+
+    contenders: dict[str, Run] = {}
+    if not args.no_latentrec:
+        label = args.label or f"latentrec {args.model} {json.dumps(params)}"
+        contenders[label] = latentrec_contender(args.model, params)
+    if not args.no_myfm:
+        contenders["myFM 0.4.0 rank 10, n_iter 200"] = myfm_contender()
+
+    from latentrec import BayesianMF
+    from latentrec.datasets import synthetic
+
+    for seen in (False, True):  # compile the kernels, untimed
+        BayesianMF(epochs=3, burn_in=1, seen_items=seen).fit(synthetic(50, 40),
+                                                             show_progress=False)
+    train, test, features = load(datasets_dir(args.data_dir), args.valid)
+    runs: list[dict[str, Any]] = []
+    for seed in seeds:
+        for level_name in levels:
+            level = {"seen": level_name != "ids",
+                     "features": features if level_name == "features" else None}
+            for label, run in contenders.items():
+                value, seconds = run(train, test, level, seed)
+                runs.append({"contender": label, "level": level_name, "seed": seed,
+                             "rmse": value, "fit_s": seconds})
+                print(f"seed {seed} {level_name} {label}: {value:.4f} ({seconds:.1f} s)",
+                      file=sys.stderr, flush=True)
+    rows = []
+    for level_name in levels:
+        for label in contenders:
+            mine = [r for r in runs if r["contender"] == label and r["level"] == level_name]
+            values = [r["rmse"] for r in mine]
+            rows.append({"level": level_name, "contender": label, "seeds": args.seeds,
+                         "RMSE": statistics.fmean(values),
+                         "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                         "fit s": statistics.median(r["fit_s"] for r in mine)})
+    scored = "validation (10% of u1.base)" if args.valid else "u1.test"
+    print(f"MovieLens 100K u1: {scored} RMSE, clipped; mean over seeds {args.seeds}\n")
+    print(markdown_table(rows, ["level", "contender", "seeds", "RMSE", "sd", "fit s"]))
+    written = save("warm_features_valid" if args.valid else "warm_features",
+                   {"machine": machine(), "args": vars(args), "rows": rows, "runs": runs})
+    print(f"\nwritten {written}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

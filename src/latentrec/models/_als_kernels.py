@@ -33,7 +33,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["cg_rows", "cg_rows_centred", "implicit_loss_rows", "implicit_rows_apply"]
+__all__ = ["cg_rows", "cg_rows_centred", "implicit_loss_rows", "implicit_rows_apply",
+           "sparse_times_dense", "weighted_column_squares"]
 
 _CHUNK = 512
 #: how many partners ahead of use their vectors are prefetched
@@ -311,3 +312,24 @@ def sparse_times_dense(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
                     total[a] += value * dense[column, a]
             for a in range(k):
                 out[row, a] = total[a]
+
+
+@njit(cache=True, fastmath=True, parallel=True)
+def weighted_column_squares(values: np.ndarray, weights: np.ndarray,
+                            out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out[a] = sum_r weights[r] * values[r, a]^2`` (float64 ``out``), in chunks summed in
+    a fixed order: the hybrid model's CG curvatures ``sum_i lambda_i |X_i d|^2`` without
+    forming ``X^T Lambda X d``."""
+    n_rows, k = values.shape
+    n_chunks = (n_rows + _CHUNK - 1) // _CHUNK
+    parts = np.zeros((n_chunks, k), dtype=np.float64)
+    for chunk in prange(n_chunks):
+        for row in range(chunk * _CHUNK, min(n_rows, (chunk + 1) * _CHUNK)):
+            weight = weights[row]
+            for a in range(k):
+                parts[chunk, a] += weight * values[row, a] * values[row, a]
+    for a in range(k):
+        out[a] = 0.0
+    for chunk in range(n_chunks):
+        for a in range(k):
+            out[a] += parts[chunk, a]

@@ -99,6 +99,18 @@ class _Sparse:
         return self.torch @ dense
 
 
+def _weighted_squares(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_r weights[r] * values[r]^2`` per column (float32, accumulated in float64 on the
+    CPU)."""
+    if values.device.type == "cpu":
+        from latentrec.models._als_kernels import weighted_column_squares
+
+        out = np.empty(values.shape[1])
+        weighted_column_squares(values.contiguous().numpy(), weights.contiguous().numpy(), out)
+        return torch.from_numpy(out).float()
+    return (weights[:, None] * values * values).sum(0)
+
+
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
     """The inner product of two tables (as vectors)."""
     return float(torch.dot(a.reshape(-1), b.reshape(-1)))
@@ -251,23 +263,25 @@ class HybridImplicitALSTrainable:
         # residual = X^T Lambda (z - X E) - M E
         residual = (scaled_t @ (wholes - offset)).addcmul_(penalty, features, value=-1.0)
         direction = residual / diagonal
-        rz_old = torch.einsum("fk,fk->k", residual, direction)
+        rz_old = (residual * direction).sum(0)
         steps = self.config.feature_cg_steps
         for done in range(1, steps + 1):
             if not bool((rz_old > 0).any()):
                 break
             moved = matrix @ direction
-            product = (scaled_t @ moved).addcmul_(penalty, direction)
-            curvature = torch.einsum("fk,fk->k", direction, product)
+            # d^T (X^T Lambda X + M) d, per column, without forming the product
+            curvature = (_weighted_squares(moved, side.reg)
+                         + _weighted_squares(direction, side.feature_penalty))
             step = torch.where(curvature > 0, rz_old / curvature, 0.0)[None, :]
             # new tensors: the published tables and checkpoints must not change under them
             features = torch.addcmul(features, direction, step)
             offset = torch.addcmul(offset, moved, step)
             if done == steps:
                 break
+            product = (scaled_t @ moved).addcmul_(penalty, direction)
             residual.addcmul_(product, step, value=-1.0)
             preconditioned = residual / diagonal
-            rz_new = torch.einsum("fk,fk->k", residual, preconditioned)
+            rz_new = (residual * preconditioned).sum(0)
             ratio = torch.where(rz_old > 0, rz_new / rz_old, 0.0)[None, :]
             direction = preconditioned.addcmul_(direction, ratio)
             rz_old = rz_new

@@ -344,7 +344,8 @@ def bpr_fit_times(root: Path | None = None, *, repeats: int = 3, epochs: int = 5
     """Fit time of latentrec BPR and WARP without and with item features at the same
     settings (default factors), on the training part of the items task's ``seed`` split:
     plain, ids + features and features only fits alternate ``repeats`` times (one untimed
-    warm-up fit first); prints and returns the medians and their ratios to plain. Run as
+    warm-up fit first); prints and returns the medians of wall and CPU time (process time,
+    steadier than wall time on a shared machine) and their ratios to plain. Run as
     ``python -c "import sys; sys.path.insert(0, 'benchmarks'); import cold_start;
     cold_start.bpr_fit_times()"``."""
     import torch
@@ -362,17 +363,21 @@ def bpr_fit_times(root: Path | None = None, *, repeats: int = 3, epochs: int = 5
             "features only": ({"identity": False}, fitted)}
         BPR(epochs=1, loss=loss).fit(train, show_progress=False)
         times: dict[str, list[float]] = {name: [] for name in setups}
+        cpu: dict[str, list[float]] = {name: [] for name in setups}
         for _ in range(repeats):
             for name, (options, table) in setups.items():
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 BPR(epochs=epochs, loss=loss, **options).fit(train, item_features=table,
                                                              show_progress=False)
                 times[name].append(time.perf_counter() - started)
-        plain = statistics.median(times["plain"])
+                cpu[name].append(time.process_time() - started_cpu)
+        plain, plain_cpu = statistics.median(times["plain"]), statistics.median(cpu["plain"])
         for name, values in times.items():
-            median = statistics.median(values)
+            median, median_cpu = statistics.median(values), statistics.median(cpu[name])
             rows.append({"loss": loss, "setup": name, "epochs": epochs,
                          "median fit s": round(median, 2), "vs plain": round(median / plain, 3),
+                         "median cpu s": round(median_cpu, 2),
+                         "cpu vs plain": round(median_cpu / plain_cpu, 3),
                          "runs": [round(v, 2) for v in values]})
             print(rows[-1], flush=True)
     return rows

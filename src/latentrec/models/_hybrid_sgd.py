@@ -37,8 +37,9 @@ from latentrec.training.minibatch import SPARSE_OPTIMIZERS, MinibatchLoop, resol
 __all__ = ["SEEN_POWER", "HybridSGDTrainable", "seen_matrix"]
 
 #: the implicit-feedback groups weigh each of an id's ``n`` interactions by ``n ** -SEEN_POWER``
-#: (SVD++'s ``|N(u)|^-1/2``; 1.0 would be the mean). Chosen on a validation split of
-#: MovieLens 100K ``u1.base`` (see docs/BENCHMARKS.md).
+#: (SVD++'s ``|N(u)|^-1/2``; 1.0 would be the mean). Chosen on a seeded 10% validation split
+#: of MovieLens 100K ``u1.base`` (both groups, adam, lr 0.01, batch 4096, reg 0.15, best epoch
+#: of 60): RMSE 0.9023 with 0.5, 0.9155 with 1.0.
 SEEN_POWER = 0.5
 
 #: the group names of a side: the side features, then the implicit-feedback group

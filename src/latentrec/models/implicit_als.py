@@ -88,13 +88,16 @@ class ImplicitALS(FactorModel):
     embeddings, ``q_i = w_i + X_i E`` (users likewise). ``identity=True`` (the default) gives
     each id its own embedding, as LightFM's identity features; ``identity=False`` represents
     ids with features by their features alone (sides without features always keep their own
-    embedding). The feature embeddings are extra blocks of the alternation: the own
-    embeddings are solved with the feature part as a fixed offset (the row solver above,
-    drawn towards the offset), then the feature embeddings by ``feature_cg_steps``
-    Jacobi-preconditioned conjugate-gradient steps over their coupled normal equations,
-    warm-started from the previous epoch (exact in the limit; every step lowers the
-    objective). A feature column's penalty is ``feature_reg`` (default: ``reg``) times
-    ``m ** reg_exponent``, ``m`` the number of interactions it takes part in. Ids that have
+    embedding). The feature embeddings are extra blocks of the alternation: each id's whole
+    vector is solved by the row solver above, its ridge drawn towards its features' part
+    instead of zero, then the feature embeddings by ``feature_cg_steps`` Jacobi-preconditioned
+    conjugate-gradient steps warm-started from the previous epoch (exact in the limit; every
+    step lowers the objective). With ``identity=True`` that second block is a ridge regression
+    of the whole vectors on the features, which never touches the interactions (one step per
+    epoch ranked as well as three on Last.fm's tags, at about 1.7x the plain fit instead of
+    2.5x); with ``identity=False`` it is the features' coupled normal equations. A feature
+    column's penalty is ``feature_reg`` (default: ``reg``) times ``m ** reg_exponent``, ``m``
+    the number of interactions it takes part in. Ids that have
     features but no interactions are scored by their features (cold start); see
     ``latentrec/models/_hybrid_als.py`` for the objective and the blocks.
 

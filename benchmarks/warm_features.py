@@ -29,8 +29,9 @@ columns latentrec gets; the per-user and per-item rows are given as myFM relatio
 (``RelationBlock``, its documented form for this data; a plain sparse design with the implicit
 groups repeated on every rating row costs minutes).
 
-Predictions are clipped to the rating range. Fit times are wall times of the fit alone,
-contenders alternating, after an untimed warm-up fit that compiles the numba kernels. Results
+Predictions are clipped to the rating range. Fit times are wall times of the fit alone (and
+the process's CPU time, all threads, which a busy shared machine inflates less), contenders
+alternating, after an untimed warm-up fit that compiles the numba kernels. Results
 go to benchmarks/results/warm_features[_valid].json.
 """
 
@@ -40,6 +41,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import statistics
 import sys
 import time
@@ -59,7 +61,7 @@ SEEN_POWER = 0.5
 #: u.user columns used (the issue's "age band, gender, occupation")
 USER_FEATURES = ("age", "gender", "occupation")
 
-Run = Callable[[Any, Any, dict[str, Any], int], tuple[float, float]]
+Run = Callable[[Any, Any, dict[str, Any], int], tuple[float, float, float]]
 
 
 def load(root: Path, valid: bool) -> tuple[Any, Any, dict[str, Any]]:
@@ -93,18 +95,19 @@ def latentrec_contender(kind: str, params: dict[str, Any]) -> Run:
 
     model_class = model_kinds()[kind]
 
-    def run(train: Any, test: Any, level: dict[str, Any], seed: int) -> tuple[float, float]:
+    def run(train: Any, test: Any, level: dict[str, Any], seed: int
+            ) -> tuple[float, float, float]:
         settings = {**params, "seed": seed, **(SEEN_PARAMS if level["seen"] else {})}
         model = model_class(**settings)
         features = ({"user_features": level["features"]["users"],
                      "item_features": level["features"]["items"]}
                     if level["features"] else {})
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         model.fit(train, show_progress=False, **features)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         predictions = model.predict(test.users.ids_of(test.user_index),
                                     test.items.ids_of(test.item_index), on_unknown="fallback")
-        return rmse(predictions, test, train), seconds
+        return rmse(predictions, test, train), seconds, cpu
 
     return run
 
@@ -124,7 +127,8 @@ def myfm_contender(rank: int = 10, n_iter: int = 200) -> Run:
         warnings.simplefilter("ignore")  # myFM 0.4.0 imports pkg_resources
         import myfm
 
-    def run(train: Any, test: Any, level: dict[str, Any], seed: int) -> tuple[float, float]:
+    def run(train: Any, test: Any, level: dict[str, Any], seed: int
+            ) -> tuple[float, float, float]:
         n_users, n_items = train.n_users, train.n_items
         # ids of the model: the training ids, then (with features) the cold ids of the tables
         user_ids, item_ids = train.users.to_numpy(), train.items.to_numpy()
@@ -182,14 +186,14 @@ def myfm_contender(rank: int = 10, n_iter: int = 200) -> Run:
                 array[array < 0] = empty
         model = myfm.MyFMRegressor(rank=rank, random_seed=seed)
         x_train = sp.csr_matrix((len(train), 0), dtype=np.float64)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
             model.fit(x_train, np.asarray(train.values, dtype=np.float64),
                       X_rel=relation(*train_pairs), n_iter=n_iter, group_shapes=shapes)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         predictions = model.predict(sp.csr_matrix((len(test), 0), dtype=np.float64),
                                     relation(test_users, test_items))
-        return rmse(predictions, test, train), seconds
+        return rmse(predictions, test, train), seconds, cpu
 
     return run
 
@@ -213,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", default=",".join(LEVELS),
                         help=f"comma-separated, of {', '.join(LEVELS)}")
     parser.add_argument("--no-myfm", action="store_true", help="latentrec contenders only")
+    parser.add_argument("--myfm-rank", type=int, default=10, help="myFM's rank (default 10)")
     parser.add_argument("--no-latentrec", action="store_true", help="myFM only")
     args = parser.parse_args(argv)
     levels = args.levels.split(",")
@@ -229,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         label = args.label or f"latentrec {args.model} {json.dumps(params)}"
         contenders[label] = latentrec_contender(args.model, params)
     if not args.no_myfm:
-        contenders["myFM 0.4.0 rank 10, n_iter 200"] = myfm_contender()
+        contenders[f"myFM 0.4.0 rank {args.myfm_rank}, n_iter 200"] = myfm_contender(
+            rank=args.myfm_rank)
 
     from latentrec import BayesianMF
     from latentrec.datasets import synthetic
@@ -244,11 +250,11 @@ def main(argv: list[str] | None = None) -> None:
             level = {"seen": level_name != "ids",
                      "features": features if level_name == "features" else None}
             for label, run in contenders.items():
-                value, seconds = run(train, test, level, seed)
+                value, seconds, cpu = run(train, test, level, seed)
                 runs.append({"contender": label, "level": level_name, "seed": seed,
-                             "rmse": value, "fit_s": seconds})
-                print(f"seed {seed} {level_name} {label}: {value:.4f} ({seconds:.1f} s)",
-                      file=sys.stderr, flush=True)
+                             "rmse": value, "fit_s": seconds, "fit_cpu_s": cpu})
+                print(f"seed {seed} {level_name} {label}: {value:.4f} ({seconds:.1f} s, "
+                      f"{cpu:.1f} s of CPU)", file=sys.stderr, flush=True)
     rows = []
     for level_name in levels:
         for label in contenders:
@@ -257,10 +263,15 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"level": level_name, "contender": label, "seeds": args.seeds,
                          "RMSE": statistics.fmean(values),
                          "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                         "fit s": statistics.median(r["fit_s"] for r in mine)})
+                         "fit s": statistics.median(r["fit_s"] for r in mine),
+                         "fit CPU s": statistics.median(r["fit_cpu_s"] for r in mine)})
     scored = "validation (10% of u1.base)" if args.valid else "u1.test"
     print(f"MovieLens 100K u1: {scored} RMSE, clipped; mean over seeds {args.seeds}\n")
-    print(markdown_table(rows, ["level", "contender", "seeds", "RMSE", "sd", "fit s"]))
+    busy = os.getloadavg()[0]
+    print(f"load average at the end: {busy:.1f} on {os.cpu_count()} cores (fit s is wall "
+          f"time, CPU s the process's CPU time: all threads)\n")
+    print(markdown_table(rows, ["level", "contender", "seeds", "RMSE", "sd", "fit s",
+                                "fit CPU s"]))
     written = save("warm_features_valid" if args.valid else "warm_features",
                    {"machine": machine(), "args": vars(args), "rows": rows, "runs": runs})
     print(f"\nwritten {written}", file=sys.stderr)

@@ -71,8 +71,11 @@ if TYPE_CHECKING:
 __all__ = ["SEEN_POWER", "HybridGibbsTrainable", "seen_design"]
 
 #: The implicit-feedback groups weigh each of an id's ``n`` training interactions by
-#: ``n ** -SEEN_POWER`` (SVD++'s ``|N(u)|^-1/2``). On a validation split of MovieLens 100K
-#: ``u1.base`` (benchmarks/warm_features.py --choose) 0.5 was better than 1.0 (the mean).
+#: ``n ** -SEEN_POWER`` (SVD++'s ``|N(u)|^-1/2``). On the validation split of
+#: ``benchmarks/warm_features.py --valid`` (10% of MovieLens 100K ``u1.base``; factors=10, 150
+#: sweeps, seed 0) with both seen groups and the features, RMSE 0.8801 for 0.5, 0.8825 for
+#: 0.25, 0.8868 for 1.0 (the mean), 0.8934 for 0 (the sum); with the seen groups alone 0.8825
+#: for 0.5 and 0.8962 for 1.0.
 SEEN_POWER = 0.5
 
 

@@ -137,7 +137,7 @@ def _draw(prec: np.ndarray, lin: np.ndarray, normals: np.ndarray, out: np.ndarra
         out[x] = v / prec[x, x]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=True)
 def side_statistics(indptr: np.ndarray, indices: np.ndarray, targets: np.ndarray,
                     partners: np.ndarray, partner_weights: np.ndarray,
                     row_weights: np.ndarray, rows: np.ndarray, gram: np.ndarray,
@@ -166,11 +166,8 @@ def side_statistics(indptr: np.ndarray, indices: np.ndarray, targets: np.ndarray
             for x in range(d):
                 wfx = w * f[x]
                 r[x] += tv * f[x]
-                for y in range(x + 1):
+                for y in range(d):
                     g[x, y] += wfx * f[y]
-        for x in range(d):
-            for y in range(x):
-                g[y, x] = g[x, y]
         for x in range(d):
             s = 0.0
             for y in range(d):
@@ -208,7 +205,7 @@ def sample_own(gram: np.ndarray, residual: np.ndarray, rows: np.ndarray, own: np
             residual[a, x] -= s
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def sample_blocks(col_ptr: np.ndarray, col_rows: np.ndarray, col_values: np.ndarray,
                   block_group: np.ndarray, gram: np.ndarray, residual: np.ndarray,
                   rows: np.ndarray, blocks: np.ndarray, means: np.ndarray,
@@ -232,11 +229,8 @@ def sample_blocks(col_ptr: np.ndarray, col_rows: np.ndarray, col_values: np.ndar
             ww = w * w
             for x in range(d):
                 lin[x] += w * residual[a, x]
-                for y in range(x + 1):
+                for y in range(d):
                     prec[x, y] += ww * gram[a, x, y]
-        for x in range(d):
-            for y in range(x):
-                prec[y, x] = prec[x, y]
         for x in range(d):
             s = 0.0
             for y in range(d):

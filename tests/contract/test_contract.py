@@ -368,3 +368,58 @@ def test_resume_is_bit_for_bit(make_model: Any, data: Interactions, tmp_path: Pa
         full.recommend(["user-1", "user-2"], k=5))
     with pytest.raises(InvalidParameterError, match="another run"):
         make_model(**extra, seed=99).fit(data, trainer=quiet(resume=tmp_path / "part"))
+
+
+# ---------------------------------------------------------------------- cold ids and identity
+FEATURE_KINDS = sorted(kind for kind, cls in KINDS.items() if cls.feature_sides)
+
+
+def features_with_cold_ids(data: Interactions, side: str, rng: np.random.Generator) -> Any:
+    """A feature table of every training id of ``side`` plus two cold ids: a categorical and
+    a multi-valued column."""
+    known = (data.users if side == "users" else data.items).to_numpy().tolist()
+    ids = [*known, f"cold-{side}-0", f"cold-{side}-1"]
+    groups = rng.integers(0, 4, len(ids))
+    tags = ["|".join(f"t{t}" for t in rng.choice(6, rng.integers(1, 4), replace=False))
+            for _ in ids]
+    table = pd.DataFrame({"id": ids, "group": [f"g{g}" for g in groups], "tags": tags})
+    return read_features(table, "id")
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("identity", [True, False])
+def test_cold_ids_survive_save_load_and_resume(kind: str, model_class: type[Recommender],
+                                               data: Interactions, rng: np.random.Generator,
+                                               identity: bool, tmp_path: Path) -> None:
+    features = {f"{side[:-1]}_features": features_with_cold_ids(data, side, rng)
+                for side in model_class.feature_sides}
+    extra: dict[str, Any] = {"identity": identity}
+    if model_class.quick_params.get("epochs", 2) < 2:
+        extra["epochs"] = 2
+
+    def make() -> Recommender:
+        return model_class(**{**model_class.quick_params, **extra})
+
+    def quiet(**options: Any) -> Trainer:
+        return Trainer(show_progress=False, **options)
+
+    epochs = make().config.epochs
+    full = make().fit(data, **features, trainer=quiet())
+    make().fit(data, **features, trainer=quiet(
+        callbacks=[lambda epoch, logs: epoch == epochs // 2],
+        checkpoint=Checkpoint(tmp_path / "part", every=epochs)))
+    resumed = make().fit(data, **features, trainer=quiet(resume=tmp_path / "part"))
+    expected, tensors = full._tensors(), resumed._tensors()
+    assert tensors.keys() == expected.keys()
+    assert [name for name in expected if not torch.equal(tensors[name], expected[name])] == []
+    users = ["user-1", "user-2"] + (["cold-users-0"] if "users" in model_class.feature_sides
+                                    else [])
+    loaded = load(full.save(tmp_path / "model"))
+    assert loaded.recommend(users, k=5).equals(full.recommend(users, k=5))
+    for side in model_class.feature_sides:
+        assert loaded.factors(side, features=True).equals(full.factors(side, features=True))
+    if "items" in model_class.feature_sides:
+        cold_items = ["cold-items-0", "cold-items-1"]
+        scores = full.predict(["user-1"] * 2, cold_items)
+        assert np.isfinite(scores).all()
+        assert np.array_equal(loaded.predict(["user-1"] * 2, cold_items), scores)

@@ -28,6 +28,7 @@ class _FeatureTrainable(_ExplicitALSTrainable):
         model = self.model
         tables = {"users": model.user_factors_, "items": model.item_factors_}
         biases = {"users": model.user_bias_, "items": model.item_bias_}
+        learned = {}
         for side in ("users", "items"):
             matrix = model._feature_matrix(side)
             if matrix is None:
@@ -37,9 +38,11 @@ class _FeatureTrainable(_ExplicitALSTrainable):
             bias = torch.arange(matrix.shape[1], dtype=torch.float32) / 10
             tables[side] = hybrid_table(tables[side], matrix, embeddings)
             biases[side] = hybrid_table(biases[side][:, None], matrix, bias[:, None]).reshape(-1)
-            model._set_feature_factors(side, embeddings, bias)
+            learned[side] = (embeddings, bias)
         model._set_factors(tables["users"], tables["items"], biases["users"], biases["items"],
                            model.global_mean_)
+        for side, (embeddings, bias) in learned.items():  # after _set_factors, which clears
+            model._set_feature_factors(side, embeddings, bias)
 
 
 class FeatureALS(ALS):

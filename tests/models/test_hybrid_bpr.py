@@ -32,7 +32,6 @@ QUICK: dict[str, Any] = {"factors": 8, "epochs": 15, "batch_size": 256, "lr": 0.
 
 #: latentrec.models.factor.hybrid_table builds a torch CSR tensor, and torch warns once per
 #: process that CSR support is in beta (a shared-code issue reported to the lead)
-pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 
 
 @pytest.fixture(scope="module", autouse=True)

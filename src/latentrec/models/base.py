@@ -17,6 +17,7 @@ the same parameters, and implements:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import warnings
@@ -328,10 +329,9 @@ class Recommender(ABC):
                     "interactions": len(data),
                     "config": {k: v for k, v in self.get_params().items()
                                if k not in ("epochs", "patience")}}
-        features = getattr(self, "features_", {})
-        if features:  # a run with other side features is another run
-            identity["features"] = {side: f.columns().astype(str).values.tolist()
-                                    for side, f in sorted(features.items())}
+        if getattr(self, "_design", {}):  # a run with other side features is another run
+            identity["features"] = {side: _digest(matrix)
+                                    for side, matrix in sorted(self._design.items())}
         return identity
 
     def _fit_partition(self, data: Partition, *, valid: Interactions | None,
@@ -881,6 +881,15 @@ class Recommender(ABC):
 
 
 # ---------------------------------------------------------------------- helpers
+def _digest(matrix: sp.csr_matrix) -> str:
+    """The SHA-256 of a design matrix: its shape, structure and values."""
+    digest = hashlib.sha256(repr(matrix.shape).encode())
+    for part in (matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
+                 matrix.data.astype(np.float32)):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.hexdigest()
+
+
 def _saved_features(saved: Any, cls: type[Recommender]) -> dict[Side, Features]:
     """The vocabularies of a model file's side features, checked."""
     if saved is None:

@@ -59,8 +59,8 @@ class FactorModel(Recommender):
         self.user_bias_ = None if user_bias is None else user_bias.detach().reshape(-1)
         self.item_bias_ = None if item_bias is None else item_bias.detach().reshape(-1)
         self.global_mean_ = float(global_mean)
-        if not hasattr(self, "feature_factors_"):
-            self.feature_factors_, self.feature_bias_ = {}, {}
+        # none from an earlier fit: a hybrid's publish sets them again, after this call
+        self.feature_factors_, self.feature_bias_ = {}, {}
 
     def _set_feature_factors(self, side: Side, factors: torch.Tensor,
                              bias: torch.Tensor | None = None) -> None:
@@ -519,7 +519,6 @@ class FactorModel(Recommender):
             raise ModelFileError(f"the factors are so large that scores can reach {bound:.3g}, "
                                  f"beyond float32; the file is damaged or forged")
         self._set_factors(user_factors, item_factors, user_bias, item_bias, global_mean)
-        self.feature_factors_, self.feature_bias_ = {}, {}
         for side in SIDES:
             self._restore_feature_factors(side, tensors, user_factors.shape[1])
 

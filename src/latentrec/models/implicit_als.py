@@ -43,7 +43,7 @@ class ImplicitALSConfig(EpochConfig):
     device: str = "auto"
     identity: bool = True
     feature_reg: float | None = None
-    feature_cg_steps: int = 3
+    feature_cg_steps: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -124,7 +124,7 @@ class ImplicitALS(FactorModel):
                  alpha: float = 5.0, confidence: str = "log", epsilon: float = 1.0,
                  solver: str = "cg", cg_steps: int = 3, init_std: float = 0.01,
                  report_loss: bool = False, device: str = "auto", identity: bool = True,
-                 feature_reg: float | None = None, feature_cg_steps: int = 3) -> None:
+                 feature_reg: float | None = None, feature_cg_steps: int = 1) -> None:
         super().__init__(**hyperparameters(locals()))
 
     def _distributed_trainable(self, data: Partition) -> Trainable:

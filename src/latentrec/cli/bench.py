@@ -37,7 +37,7 @@ def bench(suite: str, dataset: str, data_dir: str | None, out_dir: str, no_peers
     \b
     explicit: MovieLens 100K u1.base/u1.test, RMSE and MAE.
     implicit: per-user 80/20 split (seed 42), NDCG@k, precision, recall, MAP, coverage.
-    Peers (pip install 'latentrec[bench]'): Surprise, cornac, LIBMF for ratings;
+    Peers (pip install 'latentrec[bench]'): Surprise, cornac, LIBMF, myFM for ratings;
     implicit, cornac, LightFM for top-N; a missing one is skipped with the reason.
     Each contender runs in its own process (fit time and peak memory are its own).
     Prints a markdown table and writes OUT/SUITE_DATASET.json and .png (fit time vs

@@ -179,7 +179,7 @@ def test_add_items_errors(hybrid: Path, files: dict[str, Path], tmp_path: Path) 
         (["add-items", str(plain), str(files["new"]), "--item-features-id", "item"],
          "was trained without item features"),
         (["add-items", str(popular), str(files["new"])],
-         "a popular model cannot take new items by their features"),
+         "this popular model was trained without item features"),
         (["add-items", str(hybrid), str(bad)], f"{bad}:3"),
         (["add-items", str(hybrid), str(tmp_path / "absent.csv")], "absent.csv"),
         (["add-users", str(hybrid), str(files["users"])], "was trained without user features"),

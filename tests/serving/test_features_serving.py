@@ -260,7 +260,8 @@ def test_a_model_without_item_features_cannot_take_items(plain_dir: Path,
     answer = TestClient(create_app(plain_dir)).post("/admin/items", json={
         "items": [{"item": 999, "features": {"genre": "A"}}]}, headers=AUTH)
     assert answer.status_code == 422
-    assert answer.json()["detail"] == ("this biased-mf model cannot take new items by their "
+    assert answer.json()["detail"] == ("this biased-mf model was trained without item "
+                                       "features, so it cannot take new items by their "
                                        "features")
 
 

@@ -45,10 +45,11 @@ def _command(side: str) -> Any:
                     raise InvalidParameterError("-o/--output: the directory name is empty")
                 check_writable(output)
             model = load(model_dir)
-            if not isinstance(model, FactorModel) or side not in model.feature_sides:
+            if not isinstance(model, FactorModel) or side not in model.features_:
                 raise InvalidParameterError(
-                    f"{model_dir}: a {model.kind} model cannot take new {side} by their "
-                    f"features; train a model with --{noun}-features")
+                    f"{model_dir}: this {model.kind} model was trained without {noun} "
+                    f"features, so it cannot take new {side} by their features; train one "
+                    f"with --{noun}-features")
             table = read_feature_file(features, id_col)
             before = model.n_items if side == "items" else model.n_users
             if side == "items":

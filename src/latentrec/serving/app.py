@@ -604,9 +604,9 @@ def _refuse_known(served: Recommender, ids: list[Any]) -> None:
 def _new_items(served: Recommender, entries: list[Any]) -> tuple[Any, list[Any]]:
     """The feature table of the items of a ``POST /admin/items`` body, checked, and their
     ids as the model spells them."""
-    if not isinstance(served, FactorModel) or "items" not in served.feature_sides:
-        raise InvalidParameterError(f"this {served.kind} model cannot take new items by their "
-                                    f"features")
+    if not isinstance(served, FactorModel) or "items" not in served.features_:
+        raise InvalidParameterError(f"this {served.kind} model was trained without item "
+                                    f"features, so it cannot take new items by their features")
     ids: list[Any] = []
     first_seen: dict[tuple[type, Any], int] = {}
     for position, entry in enumerate(entries):

@@ -181,14 +181,55 @@ def test_identity_false_without_features_is_refused(ratings):
         NoIdentity(epochs=1).fit(ratings, show_progress=False)
 
 
-def test_ids_spelled_differently_are_not_merged_when_cold_ids_join(item_features):
+def test_an_integer_id_model_refuses_new_ids_that_are_not_integers(item_features):
     data = Interactions.from_arrays([1, 2], [1, 2], [4.0, 3.0])
     table = pd.DataFrame({"item": ["1", "01", "2"], "genre": ["A", "B", "A"]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        model = _fit(data, item_features=read_features(table, "item"))
-    assert model.items_.to_list() == ["1", "2", "01"]
-    assert model.items_.index_of([1, "01"]).tolist() == [0, 2]
+        with pytest.raises(InvalidParameterError, match="this model's items ids are "
+                                                        "integers, got '01'"):
+            _fit(data, item_features=read_features(table, "item"))
+        model = _fit(data, item_features=read_features(table.iloc[[0, 2]], "item"))
+    assert model.items_.is_integer
+    new = read_features(pd.DataFrame({"item": ["7", "007"], "genre": ["A", "A"]}), "item")
+    with pytest.raises(InvalidParameterError, match="got '007'"):
+        model.add_items(new)
+    model.add_items(read_features(pd.DataFrame({"item": ["7"], "genre": ["A"]}), "item"))
+    assert model.items_.to_list() == [1, 2, 7]
+
+
+def test_numbers_far_outside_the_training_range_are_refused_and_nothing_changes(ratings):
+    items = read_features(pd.DataFrame({"item": ["x", "y", "z"], "year": [1990, 2000, 1995]}),
+                          "item")
+    model = _fit(ratings, item_features=items)
+    for year in (1e300, 1e30):
+        new = read_features(pd.DataFrame({"item": ["v"], "year": [year]}), "item")
+        with pytest.raises(InvalidParameterError, match="far outside what training saw"):
+            model.add_items(new)
+    assert model.items_.to_list() == ["x", "y", "z"]
+    assert torch.isfinite(model.item_factors_).all()
+
+
+def test_a_category_spelled_as_a_number_is_read_as_the_category(ratings):
+    users = read_features(pd.DataFrame({"user": ["a", "b", "c"],
+                                        "zip": ["55101", "T8H1N", "55102"]}), "user")
+    model = _fit(ratings, user_features=users)
+    assert model.features_["users"].kinds == {"zip": "categorical"}
+    vector, _ = model.feature_vectors("users", {"zip": "55101"})
+    also, _ = model.feature_vectors("users", {"zip": 55101})
+    torch.testing.assert_close(vector, also)
+    assert bool(vector.abs().sum() > 0)
+    model.add_users(read_features(pd.DataFrame({"user": ["d"], "zip": [55102]}), "user"))
+    assert model.users_.to_list()[-1] == "d"
+
+
+def test_features_the_model_does_not_know_warn_that_the_vector_is_zero(ratings):
+    users = read_features(pd.DataFrame({"user": ["a", "b", "c"], "job": ["x", "y", "x"]}),
+                          "user")
+    model = _fit(ratings, user_features=users)
+    with pytest.warns(DataWarning, match="no feature value the model knows"):
+        vector, _ = model.feature_vectors("users", {"job": None})
+    assert float(vector.abs().sum()) == 0.0
 
 
 def test_update_users_draws_a_user_with_features_towards_them_after_a_reload_too(tmp_path):

@@ -516,8 +516,10 @@ class Features:
             sums = np.bincount(all_rows, weights=np.abs(all_data), minlength=n)
             with np.errstate(invalid="ignore", divide="ignore"):
                 all_data = np.where(sums[all_rows] > 0, all_data / sums[all_rows], 0.0)
-        result: sp.csr_matrix = sp.csr_matrix((all_data.astype(dtype), (all_rows, all_cols)),
-                               shape=(n, vocabulary.n_columns), dtype=dtype)
+        with np.errstate(over="ignore"):  # a huge z-score becomes inf: models refuse it
+            entries: np.ndarray = all_data.astype(dtype)
+        result: sp.csr_matrix = sp.csr_matrix((entries, (all_rows, all_cols)),
+                                              shape=(n, vocabulary.n_columns), dtype=dtype)
         result.eliminate_zeros()
         result.sort_indices()
         if unknown:
@@ -1529,6 +1531,13 @@ def _stack(
     where: str,
 ) -> _Column:
     """One feature over the kept rows of this table followed by the rows of the other."""
+    if theirs is not None and theirs.kind == "numeric" and kind != "numeric":
+        # numbers of a categorical feature (zip codes, year as a category) are its levels
+        assert theirs.numbers is not None
+        present = np.flatnonzero(~np.isnan(theirs.numbers))
+        theirs = _set_column(name, kind, present, np.asarray(
+            [_spell(number) for number in theirs.numbers[present]], dtype=object), None,
+            n_theirs)
     for column in (mine, theirs):
         if column is not None and (column.kind == "numeric") != (kind == "numeric"):
             raise DataError(f"feature {name!r} is {column.kind} here but {kind} in the table "

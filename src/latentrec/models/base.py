@@ -32,6 +32,7 @@ import scipy.sparse as sp
 import torch
 
 from latentrec.data import Features, IdMap, Interactions
+from latentrec.data.ids import canonical_int
 from latentrec.errors import (
     DataWarning,
     InvalidParameterError,
@@ -280,8 +281,12 @@ class Recommender(ABC):
             if fitted.n_columns == 0:
                 raise InvalidParameterError(f"{argument} have no columns for the training "
                                             f"{side}; nothing could be learned from them")
+            matrix = fitted.matrix(ids)
+            if not np.isfinite(matrix.data).all():
+                raise InvalidParameterError(f"{argument}: a value gives a non-finite entry "
+                                            f"after standardising; check its numbers")
             self.features_[side] = fitted
-            self._design[side] = fitted.matrix(ids)
+            self._design[side] = matrix
         if not getattr(self.config, "identity", True) and not self.features_:
             raise InvalidParameterError(
                 f"{name}(identity=False) represents ids by their features alone; give "
@@ -302,11 +307,21 @@ class Recommender(ABC):
         interactions) and ``item_popularity_`` (zero)."""
         id_map = self.users_ if side == "users" else self.items_
         old = id_map.to_numpy()
-        if old.dtype.kind in "iu" and np.asarray(ids).dtype.kind in "iu":
+        ids = np.asarray(ids)
+        if id_map.is_integer and ids.dtype.kind not in "iu":
+            # the model's ids stay integers: a new id must spell one canonically
+            spelled = IdMap(ids, name=id_map.name)
+            if not spelled.is_integer:
+                odd = next(x for x in ids.tolist() if canonical_int(str(x)) is None)
+                raise InvalidParameterError(
+                    f"this model's {side} ids are integers, got {odd!r}; give new {side} "
+                    f"integer ids (or train on text ids)")
+            ids = spelled.to_numpy()
+        if old.dtype.kind in "iu" and ids.dtype.kind in "iu":
             joined = np.concatenate([old, ids]).astype(np.int64)
         else:
             joined = np.concatenate([old.astype(str).astype(object),
-                                     np.asarray(ids).astype(str).astype(object)])
+                                     ids.astype(str).astype(object)])
         extended = IdMap(joined, name=id_map.name)
         n_new = len(ids)
         n_users, n_items = self.seen_.shape

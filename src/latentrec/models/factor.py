@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from latentrec.data import Features, Interactions, read_features
-from latentrec.errors import InvalidParameterError, LatentrecError, ModelFileError
+from latentrec.errors import DataWarning, InvalidParameterError, LatentrecError, ModelFileError
 from latentrec.models._checks import within_range
 from latentrec.models._ranking import as_list, check_k
 from latentrec.models._solvers import SparseRows, ridge_rows
@@ -347,13 +347,21 @@ class FactorModel(Recommender):
         self.require_fitted()
         fitted = self._fitted_features(side)
         if isinstance(features, Mapping):
-            table = _one_row(side, features)
-            matrix = fitted.update(table).matrix(table.ids)
+            table = _one_row(side, features, fitted.kinds)
         elif isinstance(features, Features):
-            matrix = fitted.update(features).matrix(features.ids)
+            table = features
         else:
             raise TypeError(f"features must be a mapping of feature names to values or "
                             f"Features, got {type(features).__name__}")
+        try:
+            matrix = fitted.update(table).matrix(table.ids)
+        except LatentrecError as error:
+            raise InvalidParameterError(f"features: {error}") from None
+        empty = np.flatnonzero(np.diff(matrix.indptr) == 0)
+        if len(empty):
+            warnings.warn(f"{len(empty)} of {matrix.shape[0]} new {side} have no feature value "
+                          f"the model knows; their vector is zero (the training average)",
+                          DataWarning, stacklevel=2)
         return self._feature_rows(side, matrix)
 
     def _fitted_features(self, side: Side) -> Features:
@@ -365,7 +373,22 @@ class FactorModel(Recommender):
 
     def _feature_rows(self, side: Side, matrix: sp.csr_matrix
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Vectors and biases of rows of ``side``'s design matrix (features only)."""
+        """Vectors and biases of rows of ``side``'s design matrix (features only); a row
+        whose values give no finite vector (a number far outside the training range) is
+        refused in one line."""
+        bad = np.flatnonzero(~np.isfinite(np.asarray(abs(matrix).max(axis=1).todense())
+                                          ).reshape(-1)) if matrix.nnz else np.empty(0, int)
+        if len(bad) == 0 and matrix.nnz:
+            # standardised numbers far outside the training range overflow the product
+            largest = float(abs(matrix).max())
+            if largest > _MAX_FEATURE_VALUE:
+                bad = np.flatnonzero(np.asarray(abs(matrix).max(axis=1).todense()).reshape(-1)
+                                     > _MAX_FEATURE_VALUE)
+        if len(bad):
+            raise InvalidParameterError(
+                f"{side[:-1]} features: row {int(bad[0])} holds a value of "
+                f"{float(abs(matrix[int(bad[0])]).max()):.3g} after standardising, far outside "
+                f"what training saw (at most {_MAX_FEATURE_VALUE:g}); check its numbers")
         factors = self.feature_factors_[side]
         vectors = hybrid_table(None, matrix, factors)
         bias = self.feature_bias_.get(side)
@@ -387,7 +410,7 @@ class FactorModel(Recommender):
             self.user_factors_, self.user_bias_ = vectors, own_bias
         else:
             self.item_factors_, self.item_bias_ = vectors, own_bias
-        if getattr(self, "_index", None) is not None:
+        if side == "items" and getattr(self, "_index", None) is not None:
             self._index = None  # the approximate index does not know the new items
             logger.warning("items were added: answering from exact search; build a new "
                            "index with use_index(ItemIndex(...))")
@@ -423,8 +446,12 @@ class FactorModel(Recommender):
                                            if known.sum() > 3 else ""))
         if len(ids) == 0:
             return self
-        joined = fitted.update(features)  # kept: update_users reads the new rows again
-        self._add_ids(side, ids, joined.matrix(features.ids))
+        try:
+            joined = fitted.update(features)  # kept: update_users reads the new rows again
+            matrix = joined.matrix(features.ids)
+        except LatentrecError as error:
+            raise InvalidParameterError(f"features: {error}") from None
+        self._add_ids(side, ids, matrix)
         self.features_[side] = joined
         logger.info("added %d %s by their features", len(ids), side)
         return self
@@ -544,7 +571,8 @@ class FactorModel(Recommender):
             raise ModelFileError(f"{name}_feature_bias does not match the {fitted.n_columns} "
                                  f"feature columns")
         # a new id's vector sums its features' embeddings (weights of at most a few units)
-        bound = _largest(factors.double().norm(dim=1)) * fitted.n_columns
+        bound = (_largest(factors.double().norm(dim=1)) + (
+            0.0 if bias is None else _largest(bias.double().abs()))) * fitted.n_columns
         if not bound < _MAX_SCORE ** 0.5:
             raise ModelFileError(f"{name}_feature_factors are so large that new ids' scores "
                                  f"would overflow; the file is damaged or forged")
@@ -582,8 +610,9 @@ def refuse_prior(model: FactorModel, prior: Prior | None) -> None:
                                     f"interactions together with their features; give one")
 
 
-def _one_row(side: Side, values: Mapping[str, Any]) -> Features:
-    """A one-row feature table of a new id from ``{feature: value(s)}``."""
+def _one_row(side: Side, values: Mapping[str, Any], kinds: Mapping[str, str]) -> Features:
+    """A one-row feature table of a new id from ``{feature: value(s)}``, each known feature
+    read as the kind it had in training (``kinds``)."""
     if not values:
         raise InvalidParameterError("features: give at least one feature's value")
     for name in values:
@@ -591,14 +620,21 @@ def _one_row(side: Side, values: Mapping[str, Any]) -> Features:
             raise InvalidParameterError(f"features: names must be text, got {name!r}")
     key = f"__{side[:-1]}__"
     frame = pd.DataFrame({key: ["new"], **{name: [value] for name, value in values.items()}})
+    def of(kind: str) -> list[str]:
+        return [name for name in values if kinds.get(name) == kind]
+
     try:
-        return read_features(frame, key)
+        return read_features(frame, key, categorical=of("categorical"), multi=of("multi"),
+                             numeric=of("numeric"), tags=of("tags"))
     except LatentrecError as error:
         raise InvalidParameterError(f"features: {error}") from None
 
 
 #: scores must stay finite in float32 (about 3.4e38), with room for sums over chunks
 _MAX_SCORE = 1e37
+#: the largest design-matrix entry a new id may have: a standardised number 1,000 standard
+#: deviations from the training mean is a typo or a unit error, not a feature value
+_MAX_FEATURE_VALUE = 1e3
 
 
 def values_for(values: Any, count: int) -> np.ndarray:

@@ -35,7 +35,6 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -440,14 +439,10 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             _check_features(served, "users", body.features, "body.features")
         try:
             with _recorded_warnings() as caught:
-                if body.features is not None:
-                    _check_finite(served.feature_vectors("users", body.features),
-                                  "body.features: the features give a vector that is not "
-                                  "finite (a numeric value far outside the training range?)")
                 table = served.recommend_new_user(items, values, k=body.k,
                                                   exclude_seen=body.exclude_seen,
                                                   features=body.features)
-            caught = list(dict.fromkeys(caught))  # the features were read twice
+            caught = list(dict.fromkeys(caught))
         except InvalidParameterError as error:  # the library's own checks, named for HTTP
             message = _LIBRARY_VALUE.sub(r"body.interactions.\1.rating", str(error), count=1)
             where = "body.interactions" if body.features is None else "body"
@@ -502,11 +497,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             assert isinstance(model, FactorModel)  # _new_items refuses other models
             with _recorded_warnings() as recorded:
                 model.add_items(checked)
-            caught.extend(recorded)
-            _check_finite((model.item_factors_[-len(ids):], None if model.item_bias_ is None
-                           else model.item_bias_[-len(ids):]),
-                          "body.items: the features give vectors that are not finite (a "
-                          "numeric value far outside the training range?); nothing was added")
+            caught.extend(recorded)  # add_items refuses non-finite vectors, adding nothing
 
         try:
             fresh = service.extend(change, "items")
@@ -584,11 +575,6 @@ def _check_features(served: Recommender, side: str, features: dict[str, Any],
         if kind == "categorical" and isinstance(value, list) and len(value) > 1:
             raise InvalidParameterError(f"{where}.{name}: {name!r} is a categorical feature: "
                                         f"give one value, got {len(value)}")
-
-
-def _check_finite(rows: tuple[torch.Tensor, torch.Tensor | None], message: str) -> None:
-    if not all(bool(torch.isfinite(part).all()) for part in rows if part is not None):
-        raise InvalidParameterError(message)
 
 
 def _refuse_known(served: Recommender, ids: list[Any]) -> None:

@@ -260,3 +260,15 @@ def test_a_checkpoint_of_a_run_with_features_does_not_resume_one_without(ratings
         checkpoint=Checkpoint(tmp_path / "run", every=1)))
     with pytest.raises(InvalidParameterError, match="another run"):
         FeatureALS(factors=3, epochs=2).fit(ratings, trainer=quiet(resume=tmp_path / "run"))
+
+
+def test_a_categorical_or_numeric_feature_of_a_new_user_takes_one_value(ratings):
+    users = read_features(pd.DataFrame({"user": ["a", "b", "c"], "job": ["x", "y", "x"],
+                                        "age": [20, 30, 40]}), "user")
+    model = _fit(ratings, user_features=users)
+    for value in (["x", "y"], {"x": 1.0}):
+        with pytest.raises(InvalidParameterError, match="'job' is a categorical feature; give "
+                                                        "one value"):
+            model.feature_vectors("users", {"job": value})
+    with pytest.raises(InvalidParameterError, match="'age' is a numeric feature"):
+        model.recommend_new_user(features={"age": [30]})

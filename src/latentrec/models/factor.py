@@ -615,9 +615,14 @@ def _one_row(side: Side, values: Mapping[str, Any], kinds: Mapping[str, str]) ->
     read as the kind it had in training (``kinds``)."""
     if not values:
         raise InvalidParameterError("features: give at least one feature's value")
-    for name in values:
+    for name, value in values.items():
         if not isinstance(name, str):
             raise InvalidParameterError(f"features: names must be text, got {name!r}")
+        if kinds.get(name) in ("categorical", "numeric") and isinstance(
+                value, (list, tuple, set, dict, np.ndarray)):
+            raise InvalidParameterError(
+                f"features: {name!r} is a {kinds[name]} feature; give one value, not "
+                f"{type(value).__name__}")
     key = f"__{side[:-1]}__"
     frame = pd.DataFrame({key: ["new"], **{name: [value] for name, value in values.items()}})
     def of(kind: str) -> list[str]:

@@ -261,6 +261,22 @@ def random_scores(task: Task, params: Mapping[str, Any]) -> Answer:
     return Answer(rng.random((len(task.users), len(task.items))), 0.0)
 
 
+def factor_scores(model: Any, task: Task) -> np.ndarray:
+    """``global_mean + b_u + b_i + p_u . q_i`` of a fitted factor model for ``task.users`` x
+    ``task.items``, in float64."""
+    import torch
+
+    users = torch.from_numpy(model.users_.index_of(task.users))
+    items = torch.from_numpy(model.items_.index_of(task.items))
+    scores = (model.user_factors_[users] @ model.item_factors_[items].T).double()
+    scores += model.global_mean_
+    if model.user_bias_ is not None:
+        scores += model.user_bias_[users, None]
+    if model.item_bias_ is not None:
+        scores += model.item_bias_[None, items]
+    return np.asarray(scores.cpu().numpy())
+
+
 def latentrec_model(name: str) -> ScoreFunction:
     """A latentrec factor model without features, fitted on ``task.train`` (weights as given);
     scores ``global_mean + b_u + b_i + p_u . q_i`` from its learned factors. Training items
@@ -280,15 +296,7 @@ def latentrec_model(name: str) -> ScoreFunction:
         started = time.perf_counter()
         model = model_class(**params).fit(task.train, show_progress=False)
         fit_s = time.perf_counter() - started
-        users = torch.from_numpy(model.users_.index_of(task.users))
-        items = torch.from_numpy(model.items_.index_of(task.items))
-        scores = (model.user_factors_[users] @ model.item_factors_[items].T).double()
-        scores += model.global_mean_
-        if model.user_bias_ is not None:
-            scores += model.user_bias_[users, None]
-        if model.item_bias_ is not None:
-            scores += model.item_bias_[None, items]
-        return Answer(scores.cpu().numpy(), fit_s)
+        return Answer(factor_scores(model, task), fit_s)
 
     return run
 
@@ -316,15 +324,7 @@ def latentrec_hybrid(name: str, **fixed: Any) -> ScoreFunction:
         model = model_class(**settings).fit(task.train, item_features=features,
                                             show_progress=False)
         fit_s = time.perf_counter() - started
-        users = torch.from_numpy(model.users_.index_of(task.users))
-        items = torch.from_numpy(model.items_.index_of(task.items))  # cold ids included
-        scores = (model.user_factors_[users] @ model.item_factors_[items].T).double()
-        scores += model.global_mean_
-        if model.user_bias_ is not None:
-            scores += model.user_bias_[users, None]
-        if model.item_bias_ is not None:
-            scores += model.item_bias_[None, items]
-        return Answer(scores.cpu().numpy(), fit_s)
+        return Answer(factor_scores(model, task), fit_s)  # cold ids included
 
     return run
 

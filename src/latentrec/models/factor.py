@@ -376,18 +376,13 @@ class FactorModel(Recommender):
         """Vectors and biases of rows of ``side``'s design matrix (features only); a row
         whose values give no finite vector (a number far outside the training range) is
         refused in one line."""
-        bad = np.flatnonzero(~np.isfinite(np.asarray(abs(matrix).max(axis=1).todense())
-                                          ).reshape(-1)) if matrix.nnz else np.empty(0, int)
-        if len(bad) == 0 and matrix.nnz:
-            # standardised numbers far outside the training range overflow the product
-            largest = float(abs(matrix).max())
-            if largest > _MAX_FEATURE_VALUE:
-                bad = np.flatnonzero(np.asarray(abs(matrix).max(axis=1).todense()).reshape(-1)
-                                     > _MAX_FEATURE_VALUE)
-        if len(bad):
+        # NaN fails the comparison too; standardised numbers this far out overflow the product
+        outside = np.flatnonzero(~(np.abs(matrix.data) <= _MAX_FEATURE_VALUE))
+        if len(outside):
+            row = int(np.searchsorted(matrix.indptr, outside[0], side="right")) - 1
             raise InvalidParameterError(
-                f"{side[:-1]} features: row {int(bad[0])} holds a value of "
-                f"{float(abs(matrix[int(bad[0])]).max()):.3g} after standardising, far outside "
+                f"{side[:-1]} features: row {row} holds a value of "
+                f"{float(abs(matrix.data[outside[0]])):.3g} after standardising, far outside "
                 f"what training saw (at most {_MAX_FEATURE_VALUE:g}); check its numbers")
         factors = self.feature_factors_[side]
         vectors = hybrid_table(None, matrix, factors)

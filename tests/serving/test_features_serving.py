@@ -100,10 +100,43 @@ def test_an_anonymous_user_with_features_and_interactions(client: TestClient) ->
     assert {genre_of(i) for i in items} == {"B"}
 
 
-def test_the_batch_endpoint_points_an_anonymous_user_to_fold_in(client: TestClient) -> None:
-    answer = client.post("/v1/recommendations", json={"features": {"favourite": "A"}, "k": 3})
-    assert answer.status_code == 422
-    assert "POST /v1/fold-in" in answer.json()["detail"]
+@pytest.mark.parametrize("genre", GENRES)
+def test_the_batch_endpoint_takes_an_anonymous_user(client: TestClient, genre: str) -> None:
+    answer = client.post("/v1/recommendations", json={"features": {"favourite": genre}, "k": 6})
+    assert answer.status_code == 200, answer.text
+    (record,) = answer.json()["recommendations"]
+    assert record["user"] is None and record["fallback"] is False
+    assert [genre_of(e["item"]) for e in record["items"]] == [genre] * 6
+    # the same answer as the first spelling, POST /v1/fold-in
+    folded = client.post("/v1/fold-in", json={"features": {"favourite": genre}, "k": 6})
+    assert folded.json()["items"] == record["items"]
+
+
+def test_the_batch_endpoint_with_features_and_interactions(client: TestClient) -> None:
+    answer = client.post("/v1/recommendations", json={
+        "interactions": [{"item": "i1"}, {"item": "i4"}],
+        "features": {"favourite": "Western", "age": 33}, "k": 5})
+    assert answer.status_code == 200, answer.text
+    items = [e["item"] for e in answer.json()["recommendations"][0]["items"]]
+    assert len(items) == 5 and not {"i1", "i4"} & set(items)
+    assert answer.json()["warnings"][0].startswith("1 unknown value of 'favourite' ignored")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [({"k": 3}, "give users, or an anonymous user's interactions, features or both"),
+     ({"users": ["u1"], "features": {"favourite": "A"}}, "not both"),
+     ({"features": {"favourite": "A"}, "exclude": ["i1"]}, "for users given by id"),
+     ({"features": {"favourite": "A"}, "fallback": True}, "for users given by id"),
+     ({"features": {"colour": "red"}}, "body.features.colour: the model has no user feature"),
+     ({"interactions": [{"item": "nope"}]}, "nope")])
+def test_the_batch_endpoint_refuses_a_bad_anonymous_user(client: TestClient,
+                                                         body: dict[str, Any],
+                                                         message: str) -> None:
+    answer = client.post("/v1/recommendations", json=body)
+    assert answer.status_code in (404, 422), answer.text
+    detail = answer.json()["detail"]
+    assert message in detail and "\n" not in detail
 
 
 def test_unknown_feature_values_are_left_out_and_named(client: TestClient) -> None:

@@ -36,8 +36,8 @@ def serve(model_dir: str, host: str, port: int, workers: int, max_k: int, max_ba
 
     \b
     Endpoints: GET /health, GET /v1/model, GET /v1/users/{user}/recommendations,
-    POST /v1/recommendations, GET /v1/items/{item}/similar, POST /v1/predict,
-    POST /v1/fold-in (anonymous users: interactions and/or features), GET /metrics,
+    POST /v1/recommendations (known users, or an anonymous one by interactions and/or
+    features), GET /v1/items/{item}/similar, POST /v1/predict, GET /metrics,
     POST /admin/reload and POST /admin/items (when LATENTREC_ADMIN_TOKEN is set).
     OpenAPI docs at /docs.
     """

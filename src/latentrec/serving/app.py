@@ -13,9 +13,10 @@ worker serves the same model: see :mod:`latentrec.serving.state`. ``POST /admin/
 items known by their features to a copy of the served model, saved as a new model directory,
 and reloads it the same way.
 
-A user the model does not know (anonymous) is answered by ``POST /v1/fold-in``, from their
-interactions, their features (models trained with user features), or both; the other
-recommendation endpoints take known user ids.
+``POST /v1/recommendations`` answers known users by their ids, or one user the model does not
+know (anonymous), described by their interactions, their features (models trained with user
+features), or both. ``POST /v1/fold-in`` is that endpoint's first spelling for anonymous users,
+kept (deprecated) for the clients written against it.
 """
 
 
@@ -314,9 +315,12 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
     max_k, max_batch, max_results = limits.max_k, limits.max_batch, limits.max_results
 
     class RecommendationRequest(schemas.RecommendationRequest):
-        users: list[schemas.RawId] = Field(
-            min_length=1, max_length=max_batch,
+        users: list[schemas.RawId] | None = Field(
+            None, min_length=1, max_length=max_batch,
             description=f"Raw user ids; users × k at most {max_results}.")
+        interactions: list[schemas.Interaction] | None = Field(
+            None, min_length=1, max_length=max_batch,
+            description="An anonymous user's items, each once (instead of `users`).")
         k: schemas.Count = Field(10, ge=1, le=max_k, description="Items per user.")
 
     class PredictRequest(schemas.PredictRequest):
@@ -388,6 +392,14 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
               responses=errors, tags=["recommend"])
     async def batch_recommendations(body: RecommendationRequest) -> Any:
         served = service.loaded().model
+        if body.users is None:  # an anonymous user
+            items, caught = anonymous(served, body.interactions, body.features, body.k,
+                                      body.exclude_seen)
+            document: dict[str, Any] = {"recommendations": [
+                {"user": None, "items": items, "fallback": False}]}
+            if caught:
+                document["warnings"] = caught
+            return _answer(document)
         check_results(len(body.users), body.k, "body.users")
         records = recommend(served, body.users, body.k, exclude_seen=body.exclude_seen,
                             items=body.items, exclude=body.exclude, fallback=body.fallback)
@@ -427,33 +439,42 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             for u, i, p, f in zip(user_ids, item_ids, values.tolist(), unknown, strict=True)]})
 
     @app.post("/v1/fold-in", response_model=schemas.FoldInResponse, responses=errors,
-              tags=["recommend"])
+              tags=["recommend"], deprecated=True)
     async def fold_in(body: FoldInRequest) -> Any:
-        served = service.loaded().model
-        if not isinstance(served, FactorModel):
-            raise InvalidParameterError(f"{type(served).__name__} does not support fold-in")
-        interactions = body.interactions or []
-        items = [entry.item for entry in interactions]
-        values = _fold_in_values(served, interactions) if interactions else None
-        if body.features is not None:
-            _check_features(served, "users", body.features, "body.features")
-        try:
-            with _recorded_warnings() as caught:
-                table = served.recommend_new_user(items, values, k=body.k,
-                                                  exclude_seen=body.exclude_seen,
-                                                  features=body.features)
-            caught = list(dict.fromkeys(caught))
-        except InvalidParameterError as error:  # the library's own checks, named for HTTP
-            message = _LIBRARY_VALUE.sub(r"body.interactions.\1.rating", str(error), count=1)
-            where = "body.interactions" if body.features is None else "body"
-            raise InvalidParameterError(message if message.startswith("body.")
-                                        else f"{where}: {error}") from None
-        document: dict[str, Any] = {"items": [
-            {"item": i, "score": s} for i, s in zip(table["item"].tolist(),
-                                                    table["score"].tolist(), strict=True)]}
+        """The first spelling of ``POST /v1/recommendations`` with an anonymous user; kept
+        so that clients written against it go on working."""
+        items, caught = anonymous(service.loaded().model, body.interactions, body.features,
+                                  body.k, body.exclude_seen)
+        document: dict[str, Any] = {"items": items}
         if caught:
             document["warnings"] = caught
         return _answer(document)
+
+    def anonymous(served: Recommender, interactions: list[schemas.Interaction] | None,
+                  features: dict[str, Any] | None, k: int,
+                  exclude_seen: bool) -> tuple[list[dict[str, Any]], list[str]]:
+        """The top-``k`` ``{"item", "score"}`` records of a user the model does not know, and
+        the warnings about their feature values."""
+        if not isinstance(served, FactorModel):
+            raise InvalidParameterError(f"{type(served).__name__} does not take an anonymous "
+                                        f"user (fold-in)")
+        interactions = interactions or []
+        items = [entry.item for entry in interactions]
+        values = _fold_in_values(served, interactions) if interactions else None
+        if features is not None:
+            _check_features(served, "users", features, "body.features")
+        try:
+            with _recorded_warnings() as caught:
+                table = served.recommend_new_user(items, values, k=k, exclude_seen=exclude_seen,
+                                                  features=features)
+        except InvalidParameterError as error:  # the library's own checks, named for HTTP
+            message = _LIBRARY_VALUE.sub(r"body.interactions.\1.rating", str(error), count=1)
+            where = "body.interactions" if features is None else "body"
+            raise InvalidParameterError(message if message.startswith("body.")
+                                        else f"{where}: {error}") from None
+        records = [{"item": i, "score": s} for i, s in zip(table["item"].tolist(),
+                                                           table["score"].tolist(), strict=True)]
+        return records, list(dict.fromkeys(caught))
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["service"], responses=errors)
     async def prometheus_metrics() -> Any:

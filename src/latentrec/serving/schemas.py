@@ -60,7 +60,7 @@ class Recommendation(BaseModel):
         {"user": 196, "items": [{"item": 242, "score": 4.61}, {"item": 302, "score": 4.55}],
          "fallback": False}]})
 
-    user: RawId
+    user: RawId | None = Field(description="null: the anonymous user of the request.")
     items: list[ScoredItem]
     fallback: bool = Field(False, description="An unknown user answered with the most popular "
                                               "items (scores are interaction counts).")
@@ -68,13 +68,36 @@ class Recommendation(BaseModel):
 
 class RecommendationBatch(BaseModel):
     recommendations: list[Recommendation]
+    warnings: list[str] | None = Field(None, description="Present when an anonymous user's "
+                                                         "feature values were left out "
+                                                         "(unknown to the model).")
+
+
+class Interaction(_Strict):
+    item: RawId
+    rating: Number | None = Field(None, description="Rating (within the model's rating range) "
+                                                   "or weight (positive). Left out, it counts "
+                                                   "as the training mean rating (explicit "
+                                                   "models) or 1 (implicit models).")
 
 
 class RecommendationRequest(_Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"users": [196, 186], "k": 5, "exclude_seen": True, "exclude": [50]}]})
+    """Known users by their ids (``users``), or one user the model does not know (anonymous),
+    described by ``interactions``, ``features`` (models trained with user features), or both."""
 
-    users: list[RawId] = Field(min_length=1, description="Raw user ids.")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"users": [196, 186], "k": 5, "exclude_seen": True, "exclude": [50]},
+        {"interactions": [{"item": 50, "rating": 5}, {"item": 181, "rating": 4}], "k": 5},
+        {"features": {"occupation": "writer", "age": 31}, "k": 5}]})
+
+    users: list[RawId] | None = Field(None, min_length=1, description="Raw user ids.")
+    interactions: list[Interaction] | None = Field(
+        None, min_length=1, description="An anonymous user's items, each once (instead of "
+                                        "`users`).")
+    features: FeatureMap | None = Field(
+        None, description="An anonymous user's features (instead of `users`), for a model "
+                          "trained with user features. Alone, they give the user's vector; with "
+                          "`interactions`, the fold-in is drawn towards it.")
     k: Count = Field(10, ge=1, description="Items per user.")
     exclude_seen: StrictBool = True
     items: list[RawId] | None = Field(None, description="Allow-list: only these items.")
@@ -82,13 +105,17 @@ class RecommendationRequest(_Strict):
     fallback: StrictBool = Field(False, description="Unknown users get the most popular items "
                                                     "(marked) instead of a 404.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _anonymous_users_fold_in(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("features" in data or "interactions" in data):
-            raise ValueError("a user the model does not know, described by features or "
-                             "interactions, is answered by POST /v1/fold-in")
-        return data
+    @model_validator(mode="after")
+    def _known_or_anonymous(self) -> RecommendationRequest:
+        anonymous = self.interactions is not None or self.features is not None
+        if self.users is None and not anonymous:
+            raise ValueError("give users, or an anonymous user's interactions, features or both")
+        if self.users is not None and anonymous:
+            raise ValueError("give users or an anonymous user's interactions and features, "
+                             "not both")
+        if anonymous and (self.items is not None or self.exclude is not None or self.fallback):
+            raise ValueError("items, exclude and fallback are for users given by id")
+        return self
 
 
 class Similar(BaseModel):
@@ -122,14 +149,6 @@ class Prediction(BaseModel):
 
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
-
-
-class Interaction(_Strict):
-    item: RawId
-    rating: Number | None = Field(None, description="Rating (within the model's rating range) "
-                                                   "or weight (positive). Left out, it counts "
-                                                   "as the training mean rating (explicit "
-                                                   "models) or 1 (implicit models).")
 
 
 class FoldInRequest(_Strict):

@@ -19,7 +19,7 @@ import torch
 from latentrec import BPR, Interactions, evaluate, load, random_split, read_features
 from latentrec.data import Features
 from latentrec.datasets import synthetic
-from latentrec.errors import UnknownIdError
+from latentrec.errors import InvalidParameterError, UnknownIdError
 from latentrec.models.factor import hybrid_table
 from latentrec.training import Checkpoint, Trainer
 
@@ -253,6 +253,52 @@ def test_warp_weighs_violations_by_their_estimated_rank(planted: Planted) -> Non
     one = BPR(**QUICK, loss="warp", max_sampled=1).fit(planted.data, show_progress=False)
     many = BPR(**QUICK, loss="warp", max_sampled=30).fit(planted.data, show_progress=False)
     assert not torch.equal(one.item_factors_, many.item_factors_)
+
+
+def test_warp_kos_learns_warm_rankings_and_differs_from_warp() -> None:
+    data = synthetic(300, 150, density=0.08, feedback="implicit", seed=0)
+    train, test = random_split(data, seed=0)
+    kos = BPR(**QUICK, loss="warp-kos").fit(train, show_progress=False)
+    table = evaluate(kos, test, k=10, metrics=["hit_rate"]).set_index("metric")["value"]
+    assert float(table["hit_rate@10"]) > 0.5  # random lists: about 0.2 (as for WARP above)
+    warp = BPR(**QUICK, loss="warp").fit(train, show_progress=False)
+    assert not torch.equal(kos.item_factors_, warp.item_factors_)
+    # kos_k picks which drawn positive is pushed: the first and the last give other models
+    top = BPR(**QUICK, loss="warp-kos", kos_k=1, kos_n=3).fit(train, show_progress=False)
+    last = BPR(**QUICK, loss="warp-kos", kos_k=3, kos_n=3).fit(train, show_progress=False)
+    assert not torch.equal(top.item_factors_, last.item_factors_)
+
+
+def test_warp_kos_with_item_features_ranks_cold_items(planted: Planted) -> None:
+    model = BPR(**QUICK, loss="warp-kos", identity=False).fit(
+        planted.data, item_features=planted.item_features(), show_progress=False)
+    assert planted.cold_auc(model) > 0.9
+
+
+def test_warp_kos_pushes_the_kth_best_of_the_users_items() -> None:
+    """With many draws every item of a user is drawn: kos_k=1 picks the user's best scored
+    item, kos_k=kos_n the worst."""
+    from latentrec.models._bpr_trainable import BPRTrainable
+
+    data = synthetic(40, 30, density=0.15, feedback="implicit", seed=1)
+    for k, pick in ((1, torch.argmax), (200, torch.argmin)):
+        model = BPR(factors=4, loss="warp-kos", kos_k=k, kos_n=200, device="cpu")
+        trainable = BPRTrainable(model, data)
+        users = torch.arange(data.n_users)
+        vectors = trainable.module.user_factors.weight.detach()
+        chosen = trainable._kth_positives(users, vectors)
+        scores = trainable._scores(vectors, torch.arange(data.n_items).expand(len(users), -1))
+        csr = data.to_csr()
+        for user in range(data.n_users):
+            own = torch.from_numpy(csr.indices[csr.indptr[user]:csr.indptr[user + 1]]).long()
+            assert int(chosen[user]) == int(own[pick(scores[user, own])])
+
+
+def test_warp_kos_settings_are_checked() -> None:
+    with pytest.raises(InvalidParameterError, match="kos_k must be at most kos_n"):
+        BPR(loss="warp-kos", kos_k=11, kos_n=10)
+    with pytest.raises(InvalidParameterError, match="kos_n must be > 0"):
+        BPR(kos_n=0)
 
 
 # ---------------------------------------------------------------------- without features

@@ -289,7 +289,9 @@ class BPRTrainable:
         self._batch_items = None
         users, positives = self.users[rows], self.items[rows]
         user_vectors, user_penalty = self._user_vectors(users)
-        if config.loss == "warp":
+        if config.loss == "warp-kos":
+            positives = self._kth_positives(users, user_vectors)
+        if config.loss in ("warp", "warp-kos"):
             return self._warp_loss(users, positives, user_vectors, user_penalty)
         negatives = self._negatives(users, user_vectors)
         positive_vectors, positive_bias, positive_penalty = self._item_vectors(positives)
@@ -311,6 +313,19 @@ class BPRTrainable:
                        + _penalty(negative_vectors, negative_penalty).mean(-1))
             loss = loss + config.reg * penalty.mean()
         return loss
+
+    def _kth_positives(self, users: torch.Tensor, user_vectors: torch.Tensor) -> torch.Tensor:
+        """k-OS: per user, the ``kos_k``-th best scored of ``kos_n`` of the user's items drawn
+        with replacement (``positive_keys`` holds each user's items as one sorted run)."""
+        config = self.config
+        first_key = users * self.n_items
+        start = torch.searchsorted(self.positive_keys, first_key)
+        count = torch.searchsorted(self.positive_keys, first_key + self.n_items) - start
+        offsets = (torch.rand((len(users), config.kos_n), generator=self.sampler,
+                              device=self.device) * count[:, None]).long()
+        drawn = self.positive_keys[start[:, None] + offsets] - first_key[:, None]
+        order = self._scores(user_vectors, drawn).argsort(dim=1, descending=True)
+        return drawn.gather(1, order[:, config.kos_k - 1:config.kos_k])[:, 0]
 
     def _warp_loss(self, users: torch.Tensor, positives: torch.Tensor,
                    user_vectors: torch.Tensor, user_penalty: torch.Tensor | None

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from latentrec._rng import torch_generator
 from latentrec.data import Interactions
+from latentrec.errors import InvalidParameterError
 from latentrec.models._solvers import SparseRows
 from latentrec.models.base import hyperparameters
 from latentrec.models.config import EpochConfig
@@ -20,7 +21,7 @@ from latentrec.training.partition import Partition
 
 __all__ = ["BPR"]
 
-LOSSES = ("bpr", "softmax", "warp")
+LOSSES = ("bpr", "softmax", "warp", "warp-kos")
 SAMPLINGS = ("uniform", "popularity")
 
 
@@ -42,12 +43,17 @@ class BPRConfig(EpochConfig):
     lr_decay: float = 0.9
     device: str = "auto"
     max_sampled: int = 10
+    kos_k: int = 5
+    kos_n: int = 10
     identity: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_positive("factors", "negatives", "candidates", "batch_size", "max_sampled",
-                            integer=True)
+                            "kos_k", "kos_n", integer=True)
+        if self.kos_k > self.kos_n:
+            raise InvalidParameterError(f"kos_k must be at most kos_n ({self.kos_n}), got "
+                                        f"{self.kos_k}")
         self.check_positive("lr", "init_std", "lr_decay")
         self.check_non_negative("reg")
         self.check_flag("identity")
@@ -82,6 +88,11 @@ class BPR(FactorModel):
     already ranked well and add nothing. ``negatives`` and ``candidates`` are not used.
     ``max_sampled=10`` is LightFM's default; larger values find the violators of
     well-ranked interactions too, at ``max_sampled`` scores per interaction and batch.
+    ``loss="warp-kos"``: WARP with the k-order-statistic positive (Weston et al. 2013, LightFM's
+    ``warp-kos``): for each interaction of user ``u``, ``kos_n`` of ``u``'s items are drawn
+    (with replacement) and the ``kos_k``-th best scored of them is the positive that WARP
+    pushes up. A small ``kos_k`` favours the items the user's list already ranks high (the
+    top of the list), ``kos_k = kos_n`` the worst-ranked (every item the user has).
 
     Side features (``fit(data, user_features=..., item_features=...)``): a user's (item's)
     vector is its own embedding plus the weighted sum of the embeddings of its features (rows
@@ -126,7 +137,7 @@ class BPR(FactorModel):
                  negatives: int = 1, candidates: int = 4, sampling: str = "uniform",
                  optimizer: str = "adam", batch_size: int = 4096, init_std: float = 0.1,
                  lr_decay: float = 0.9, device: str = "auto", max_sampled: int = 10,
-                 identity: bool = True) -> None:
+                 kos_k: int = 5, kos_n: int = 10, identity: bool = True) -> None:
         super().__init__(**hyperparameters(locals()))
 
     def _trainable(self, data: Interactions) -> Trainable:

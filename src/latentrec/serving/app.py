@@ -319,8 +319,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
             None, min_length=1, max_length=max_batch,
             description=f"Raw user ids; users × k at most {max_results}.")
         interactions: list[schemas.Interaction] | None = Field(
-            None, min_length=1, max_length=max_batch,
-            description="An anonymous user's items, each once (instead of `users`).")
+            None, min_length=1, max_length=max_batch, description="The user's items, each once.")
         k: schemas.Count = Field(10, ge=1, le=max_k, description="Items per user.")
 
     class PredictRequest(schemas.PredictRequest):
@@ -328,8 +327,7 @@ def create_app(model_dir: str | os.PathLike[str] | None = None, *,
 
     class FoldInRequest(schemas.FoldInRequest):
         interactions: list[schemas.Interaction] | None = Field(
-            None, min_length=1, max_length=max_batch,
-            description="Each item once. May be left out when `features` are given.")
+            None, min_length=1, max_length=max_batch, description="The user's items, each once.")
         k: schemas.Count = Field(10, ge=1, le=max_k)
 
     class AddItemsRequest(schemas.AddItemsRequest):

@@ -81,9 +81,21 @@ class Interaction(_Strict):
                                                    "models) or 1 (implicit models).")
 
 
-class RecommendationRequest(_Strict):
-    """Known users by their ids (``users``), or one user the model does not know (anonymous),
-    described by ``interactions``, ``features`` (models trained with user features), or both."""
+class _AnonymousUser(_Strict):
+    """A user the model does not know, described by interactions, features, or both."""
+
+    interactions: list[Interaction] | None = Field(
+        None, min_length=1, description="The user's items, each once.")
+    features: FeatureMap | None = Field(
+        None, description="The user's features, for a model trained with user features. "
+                          "Alone, they give the user's vector; with `interactions`, the fold-in "
+                          "is drawn towards it.")
+
+
+class RecommendationRequest(_AnonymousUser):
+    """Known users by their ids (``users``), or instead one user the model does not know
+    (anonymous), described by ``interactions``, ``features`` (models trained with user
+    features), or both."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"users": [196, 186], "k": 5, "exclude_seen": True, "exclude": [50]},
@@ -91,13 +103,6 @@ class RecommendationRequest(_Strict):
         {"features": {"occupation": "writer", "age": 31}, "k": 5}]})
 
     users: list[RawId] | None = Field(None, min_length=1, description="Raw user ids.")
-    interactions: list[Interaction] | None = Field(
-        None, min_length=1, description="An anonymous user's items, each once (instead of "
-                                        "`users`).")
-    features: FeatureMap | None = Field(
-        None, description="An anonymous user's features (instead of `users`), for a model "
-                          "trained with user features. Alone, they give the user's vector; with "
-                          "`interactions`, the fold-in is drawn towards it.")
     k: Count = Field(10, ge=1, description="Items per user.")
     exclude_seen: StrictBool = True
     items: list[RawId] | None = Field(None, description="Allow-list: only these items.")
@@ -151,21 +156,13 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-class FoldInRequest(_Strict):
-    """A user the model does not know, described by interactions, features, or both."""
+class FoldInRequest(_AnonymousUser):
+    """``POST /v1/recommendations``'s anonymous user in the endpoint's first spelling."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"interactions": [{"item": 50, "rating": 5}, {"item": 181, "rating": 4}], "k": 5},
-        {"features": {"occupation": "writer", "age": 31}, "k": 5},
-        {"interactions": [{"item": 50}], "features": {"gender": "F"}, "k": 5}]})
+        {"features": {"occupation": "writer", "age": 31}, "k": 5}]})
 
-    interactions: list[Interaction] | None = Field(
-        None, min_length=1, description="Each item once. May be left out when `features` "
-                                        "are given.")
-    features: FeatureMap | None = Field(
-        None, description="The user's features, for a model trained with user features. "
-                          "Alone, they give the user's vector; with `interactions`, the fold-in "
-                          "is drawn towards it.")
     k: Count = Field(10, ge=1)
     exclude_seen: StrictBool = True
 

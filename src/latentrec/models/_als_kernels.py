@@ -89,6 +89,60 @@ def _gram_times(gram: np.ndarray, diagonal: bool, vector: np.ndarray, reg: float
         out[a] = total
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def _cg_row(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, other: np.ndarray,
+            gram: np.ndarray, diagonal: bool, lam: float, row: int, factors: np.ndarray,
+            steps: int, x: np.ndarray, residual: np.ndarray, direction: np.ndarray,
+            product: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``steps`` CG iterations for one row, from ``x`` (the row's factors) and ``residual``
+    holding the right-hand side's prior term minus ``(G + lambda I) x``; writes the row."""
+    k = x.shape[0]
+    end = indptr[row + 1]
+    for t in range(indptr[row], end):
+        _prefetch_ahead(indices, t, end, other)
+        item = indices[t]
+        dot = np.float32(0.0)
+        for a in range(k):
+            dot += other[item, a] * x[a]
+        scale = np.float32(1.0) + weights[t] * (np.float32(1.0) - dot)
+        for a in range(k):
+            residual[a] += scale * other[item, a]
+    rs_old = np.float32(0.0)
+    for a in range(k):
+        direction[a] = residual[a]
+        rs_old += residual[a] * residual[a]
+    for _ in range(steps):
+        if rs_old < 1e-20:
+            break
+        _gram_times(gram, diagonal, direction, lam, product)
+        for t in range(indptr[row], end):
+            _prefetch_ahead(indices, t, end, other)
+            item = indices[t]
+            dot = np.float32(0.0)
+            for a in range(k):
+                dot += other[item, a] * direction[a]
+            scale = weights[t] * dot
+            for a in range(k):
+                product[a] += scale * other[item, a]
+        curvature = np.float32(0.0)
+        for a in range(k):
+            curvature += direction[a] * product[a]
+        if curvature <= 0.0:
+            break
+        alpha = rs_old / curvature
+        rs_new = np.float32(0.0)
+        for a in range(k):
+            x[a] += alpha * direction[a]
+            residual[a] -= alpha * product[a]
+            rs_new += residual[a] * residual[a]
+        beta = rs_new / rs_old
+        for a in range(k):
+            direction[a] = residual[a] + beta * direction[a]
+        rs_old = rs_new
+    for a in range(k):
+        factors[row, a] = x[a]
+
+
 @njit(cache=True, fastmath=True, parallel=True)
 def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
             other: np.ndarray, gram: np.ndarray, diagonal: bool, reg: np.ndarray,
@@ -120,50 +174,8 @@ def cg_rows(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
             _gram_times(gram, diagonal, x, lam, product)
             for a in range(k):
                 residual[a] = -product[a]
-            end = indptr[row + 1]
-            for t in range(indptr[row], end):
-                _prefetch_ahead(indices, t, end, other)
-                item = indices[t]
-                dot = np.float32(0.0)
-                for a in range(k):
-                    dot += other[item, a] * x[a]
-                scale = np.float32(1.0) + weights[t] * (np.float32(1.0) - dot)
-                for a in range(k):
-                    residual[a] += scale * other[item, a]
-            rs_old = np.float32(0.0)
-            for a in range(k):
-                direction[a] = residual[a]
-                rs_old += residual[a] * residual[a]
-            for _ in range(steps):
-                if rs_old < 1e-20:
-                    break
-                _gram_times(gram, diagonal, direction, lam, product)
-                for t in range(indptr[row], end):
-                    _prefetch_ahead(indices, t, end, other)
-                    item = indices[t]
-                    dot = np.float32(0.0)
-                    for a in range(k):
-                        dot += other[item, a] * direction[a]
-                    scale = weights[t] * dot
-                    for a in range(k):
-                        product[a] += scale * other[item, a]
-                curvature = np.float32(0.0)
-                for a in range(k):
-                    curvature += direction[a] * product[a]
-                if curvature <= 0.0:
-                    break
-                alpha = rs_old / curvature
-                rs_new = np.float32(0.0)
-                for a in range(k):
-                    x[a] += alpha * direction[a]
-                    residual[a] -= alpha * product[a]
-                    rs_new += residual[a] * residual[a]
-                beta = rs_new / rs_old
-                for a in range(k):
-                    direction[a] = residual[a] + beta * direction[a]
-                rs_old = rs_new
-            for a in range(k):
-                factors[row, a] = x[a]
+            _cg_row(indptr, indices, weights, other, gram, diagonal, lam, row, factors, steps,
+                    x, residual, direction, product)
 
 
 @njit(cache=True, fastmath=True, parallel=True)
@@ -181,60 +193,15 @@ def cg_rows_centred(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray
         residual = np.empty(k, dtype=np.float32)
         direction = np.empty(k, dtype=np.float32)
         product = np.empty(k, dtype=np.float32)
-        # rows are dealt out round-robin: popular (heavy) rows are often adjacent, and
-        # contiguous chunks would give one thread most of the work
-        for row in range(chunk, n_rows, n_chunks):
+        for row in range(chunk, n_rows, n_chunks):  # round-robin, as cg_rows
             lam = reg[row]
             for a in range(k):
                 x[a] = factors[row, a]
-            # residual = b - A x
             _gram_times(gram, diagonal, x, lam, product)
             for a in range(k):
                 residual[a] = lam * centre[row, a] - product[a]
-            end = indptr[row + 1]
-            for t in range(indptr[row], end):
-                _prefetch_ahead(indices, t, end, other)
-                item = indices[t]
-                dot = np.float32(0.0)
-                for a in range(k):
-                    dot += other[item, a] * x[a]
-                scale = np.float32(1.0) + weights[t] * (np.float32(1.0) - dot)
-                for a in range(k):
-                    residual[a] += scale * other[item, a]
-            rs_old = np.float32(0.0)
-            for a in range(k):
-                direction[a] = residual[a]
-                rs_old += residual[a] * residual[a]
-            for _ in range(steps):
-                if rs_old < 1e-20:
-                    break
-                _gram_times(gram, diagonal, direction, lam, product)
-                for t in range(indptr[row], end):
-                    _prefetch_ahead(indices, t, end, other)
-                    item = indices[t]
-                    dot = np.float32(0.0)
-                    for a in range(k):
-                        dot += other[item, a] * direction[a]
-                    scale = weights[t] * dot
-                    for a in range(k):
-                        product[a] += scale * other[item, a]
-                curvature = np.float32(0.0)
-                for a in range(k):
-                    curvature += direction[a] * product[a]
-                if curvature <= 0.0:
-                    break
-                alpha = rs_old / curvature
-                rs_new = np.float32(0.0)
-                for a in range(k):
-                    x[a] += alpha * direction[a]
-                    residual[a] -= alpha * product[a]
-                    rs_new += residual[a] * residual[a]
-                beta = rs_new / rs_old
-                for a in range(k):
-                    direction[a] = residual[a] + beta * direction[a]
-                rs_old = rs_new
-            for a in range(k):
-                factors[row, a] = x[a]
+            _cg_row(indptr, indices, weights, other, gram, diagonal, lam, row, factors, steps,
+                    x, residual, direction, product)
 
 
 @njit(cache=True, fastmath=False, parallel=True)

@@ -193,17 +193,7 @@ class GibbsTrainable:
             user_errors = self._squared_errors()
         finally:
             numba.set_num_threads(previous)
-        weighted = float(self.user_noise @ user_errors)
-        self.alpha = float(self.rng.gamma(_ALPHA_A0 + 0.5 * self.n_ratings,
-                                          1.0 / (_ALPHA_B0 + 0.5 * weighted)))
-        if self.per_user_noise:
-            half = 0.5 * _USER_NOISE_DOF
-            self.user_noise = self.rng.gamma(half + 0.5 * self.user_counts,
-                                             1.0 / (half + 0.5 * self.alpha * user_errors))
-        self.sweep += 1
-        if self.sweep > self.burn_in:
-            self._accumulate()
-        return {"loss": float(user_errors.sum()) * self.scale**2 / self.n_ratings}
+        return _end_sweep(self, user_errors)
 
     def publish(self) -> None:
         """Set the model's factors to the posterior mean, in original rating units.
@@ -454,3 +444,21 @@ def _sample_normal_wishart(rows: np.ndarray,
     upper = np.linalg.cholesky(beta_n * precision)
     mean = mean_n + np.linalg.solve(upper.T, rng.standard_normal(dim))
     return mean, precision
+
+
+def _end_sweep(sampler: Any, user_errors: np.ndarray) -> dict[str, float]:
+    """The end of a sweep of either sampler: draw the noise precision (and the per-user
+    weights) given each user's squared errors, keep the sample after burn-in, and report the
+    training loss in rating units."""
+    weighted = float(sampler.user_noise @ user_errors)
+    sampler.alpha = float(sampler.rng.gamma(_ALPHA_A0 + 0.5 * sampler.n_ratings,
+                                            1.0 / (_ALPHA_B0 + 0.5 * weighted)))
+    if sampler.per_user_noise:
+        half = 0.5 * _USER_NOISE_DOF
+        sampler.user_noise = sampler.rng.gamma(
+            half + 0.5 * sampler.user_counts,
+            1.0 / (half + 0.5 * sampler.alpha * user_errors))
+    sampler.sweep += 1
+    if sampler.sweep > sampler.burn_in:
+        sampler._accumulate()
+    return {"loss": float(user_errors.sum()) * sampler.scale**2 / sampler.n_ratings}

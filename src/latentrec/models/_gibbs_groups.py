@@ -51,17 +51,16 @@ from latentrec._rng import numpy_rng
 from latentrec.errors import InvalidParameterError
 from latentrec.metrics import rmse
 from latentrec.models._gibbs import (
-    _ALPHA_A0,
-    _ALPHA_B0,
     _ALPHA_START,
     _BUFFER_COLUMNS,
     _KEEP_RANK,
     _PUBLISH_RANK,
     _SERIAL_WORK,
-    _USER_NOISE_DOF,
     _csr_layout,
+    _end_sweep,
     _sample_normal_gamma,
 )
+from latentrec.models._kernels import draw_gaussian
 
 if TYPE_CHECKING:
     from latentrec.data import Interactions
@@ -109,34 +108,6 @@ def _compress(left: np.ndarray, right: np.ndarray, rank: int) -> tuple[np.ndarra
 
 
 # ---------------------------------------------------------------------- kernels
-@njit(cache=True)
-def _draw(prec: np.ndarray, lin: np.ndarray, normals: np.ndarray, out: np.ndarray) -> None:
-    """``out ~ N(prec^-1 lin, prec^-1)``: in-place Cholesky of ``prec`` (lower triangle
-    used, overwritten), forward solve, then a backward solve with the normals added."""
-    d = prec.shape[0]
-    for j in range(d):
-        sjj = prec[j, j]
-        for m in range(j):
-            sjj -= prec[j, m] * prec[j, m]
-        ljj = np.sqrt(sjj)
-        prec[j, j] = ljj
-        for x in range(j + 1, d):
-            sxj = prec[x, j]
-            for m in range(j):
-                sxj -= prec[x, m] * prec[j, m]
-            prec[x, j] = sxj / ljj
-    for x in range(d):
-        v = lin[x]
-        for m in range(x):
-            v -= prec[x, m] * lin[m]
-        lin[x] = v / prec[x, x]
-    for x in range(d - 1, -1, -1):
-        v = lin[x] + normals[x]
-        for m in range(x + 1, d):
-            v -= prec[m, x] * out[m]
-        out[x] = v / prec[x, x]
-
-
 @njit(cache=True, parallel=True, fastmath=True)
 def side_statistics(indptr: np.ndarray, indices: np.ndarray, targets: np.ndarray,
                     partners: np.ndarray, partner_weights: np.ndarray,
@@ -193,7 +164,7 @@ def sample_own(gram: np.ndarray, residual: np.ndarray, rows: np.ndarray, own: np
                 s += gram[a, x, y] * own[a, y]
             prec[x, x] += prior_precision[x]
             lin[x] = prior_precision[x] * prior_mean[x] + alpha * (residual[a, x] + s)
-        _draw(prec, lin, normals[a], new)
+        draw_gaussian(prec, lin, normals[a], new)
         for x in range(d):
             new[x] -= own[a, x]
             own[a, x] += new[x]
@@ -240,7 +211,7 @@ def sample_blocks(col_ptr: np.ndarray, col_rows: np.ndarray, col_values: np.ndar
             for y in range(x + 1):
                 prec[x, y] *= alpha
             prec[x, x] += precisions[group, x]
-        _draw(prec, lin, normals[b], new)
+        draw_gaussian(prec, lin, normals[b], new)
         for x in range(d):
             new[x] -= blocks[b, x]
             blocks[b, x] += new[x]
@@ -420,17 +391,7 @@ class HybridGibbsTrainable:
                            self.items.rows, user_errors)
         finally:
             numba.set_num_threads(previous)
-        weighted = float(self.user_noise @ user_errors)
-        self.alpha = float(self.rng.gamma(_ALPHA_A0 + 0.5 * self.n_ratings,
-                                          1.0 / (_ALPHA_B0 + 0.5 * weighted)))
-        if self.per_user_noise:
-            half = 0.5 * _USER_NOISE_DOF
-            self.user_noise = self.rng.gamma(half + 0.5 * self.user_counts,
-                                             1.0 / (half + 0.5 * self.alpha * user_errors))
-        self.sweep += 1
-        if self.sweep > self.burn_in:
-            self._accumulate()
-        return {"loss": float(user_errors.sum()) * self.scale**2 / self.n_ratings}
+        return _end_sweep(self, user_errors)
 
     def _sample_side(self, side: _Side, other: _Side, indptr: np.ndarray, cols: np.ndarray,
                      targets: np.ndarray, partner_weights: np.ndarray,

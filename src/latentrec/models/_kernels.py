@@ -57,6 +57,7 @@ from numba import njit, prange
 __all__ = [
     "block_layout",
     "csr_gram",
+    "draw_gaussian",
     "gaussian_rows",
     "sgd_epoch",
     "sgd_epoch_blocked",
@@ -356,6 +357,34 @@ def csr_gram(
                 g[y, x] = g[x, y]
 
 
+@njit(cache=True, inline="always")
+def draw_gaussian(prec: np.ndarray, lin: np.ndarray, normals: np.ndarray, out: np.ndarray) -> None:
+    """``out ~ N(prec^-1 lin, prec^-1)``: in-place Cholesky of ``prec`` (lower triangle
+    used, overwritten), forward solve, then a backward solve with the normals added."""
+    d = prec.shape[0]
+    for j in range(d):
+        sjj = prec[j, j]
+        for m in range(j):
+            sjj -= prec[j, m] * prec[j, m]
+        ljj = np.sqrt(sjj)
+        prec[j, j] = ljj
+        for x in range(j + 1, d):
+            sxj = prec[x, j]
+            for m in range(j):
+                sxj -= prec[x, m] * prec[j, m]
+            prec[x, j] = sxj / ljj
+    for x in range(d):
+        v = lin[x]
+        for m in range(x):
+            v -= prec[x, m] * lin[m]
+        lin[x] = v / prec[x, x]
+    for x in range(d - 1, -1, -1):
+        v = lin[x] + normals[x]
+        for m in range(x + 1, d):
+            v -= prec[m, x] * out[m]
+        out[x] = v / prec[x, x]
+
+
 @njit(cache=True, fastmath=False, parallel=True)
 def gaussian_rows(
     indptr: np.ndarray,
@@ -415,27 +444,4 @@ def gaussian_rows(
             b[x] = scale * b[x] + lam_mu[x]
             for y in range(x + 1):
                 L[x, y] = scale * L[x, y] + prior_precision[x, y]
-        # In-place Cholesky of the lower triangle: prec = L L^T.
-        for j in range(d):
-            sjj = L[j, j]
-            for m in range(j):
-                sjj -= L[j, m] * L[j, m]
-            ljj = np.sqrt(sjj)
-            L[j, j] = ljj
-            for x in range(j + 1, d):
-                sxj = L[x, j]
-                for m in range(j):
-                    sxj -= L[x, m] * L[j, m]
-                L[x, j] = sxj / ljj
-        # Forward: L y = b.
-        for x in range(d):
-            v = b[x]
-            for m in range(x):
-                v -= L[x, m] * b[m]
-            b[x] = v / L[x, x]
-        # Backward: L^T w = y + z  gives  w = mean + L^-T z.
-        for x in range(d - 1, -1, -1):
-            v = b[x] + normals[a, x]
-            for m in range(x + 1, d):
-                v -= L[m, x] * out[a, m]
-            out[a, x] = v / L[x, x]
+        draw_gaussian(L, b, normals[a], out[a])

@@ -631,6 +631,19 @@ class Recommender(ABC):
         >>> model.recommend("b", k=5)["item"].tolist()
         ['y']
         """
+        user_list, user_index, top_items, shown = self._top_lists(
+            users, k, exclude_seen, items, exclude, on_unknown)
+        return top_frame(canonical_ids(self.users_, user_list, user_index), self.items_,
+                         top_items, shown,
+                         fallback=(user_index < 0) if on_unknown == "fallback" else None)
+
+    def _top_lists(self, users: Any, k: int, exclude_seen: bool,
+                   items: Sequence[Any] | np.ndarray | None,
+                   exclude: Sequence[Any] | np.ndarray | None, on_unknown: OnUnknown
+                   ) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
+        """What :meth:`recommend` and :meth:`recommend_lists` report: the users as given, their
+        indices (-1: unknown, with the fallback), the top items' indices and their scores as
+        ``predict`` reports them."""
         self.require_fitted()
         _check_on_unknown(on_unknown)
         k = check_k(k)
@@ -641,10 +654,8 @@ class Recommender(ABC):
             raise error.offer_fallback() from None
         top_items, top_scores = self.top_k_indices(user_index, k, exclude_seen=exclude_seen,
                                                    allowed=self._candidates(items, exclude))
-        shown = self._reported(top_items, top_scores, user_index)
-        return top_frame(canonical_ids(self.users_, user_list, user_index), self.items_,
-                         top_items, shown,
-                         fallback=(user_index < 0) if on_unknown == "fallback" else None)
+        return user_list, user_index, top_items, self._reported(top_items, top_scores,
+                                                                user_index)
 
     def _reported(self, top_items: np.ndarray, top_scores: np.ndarray,
                   user_index: np.ndarray) -> np.ndarray:
@@ -672,17 +683,8 @@ class Recommender(ABC):
 
         It skips the DataFrame, which makes it the fast path for serving one request.
         """
-        self.require_fitted()
-        _check_on_unknown(on_unknown)
-        k = check_k(k)
-        user_list = as_list(users)
-        try:
-            user_index = self.users_.index_of(user_list, on_unknown=_lookup(on_unknown))
-        except UnknownIdError as error:
-            raise error.offer_fallback() from None
-        top_items, top_scores = self.top_k_indices(user_index, k, exclude_seen=exclude_seen,
-                                                   allowed=self._candidates(items, exclude))
-        shown = self._reported(top_items, top_scores, user_index)
+        user_list, user_index, top_items, shown = self._top_lists(
+            users, k, exclude_seen, items, exclude, on_unknown)
         canonical = self.users_.canonical(user_list)
         item_ids = self.items_.to_numpy()
         records = []

@@ -335,7 +335,8 @@ def test_monitor_and_validation(make_model: Any, model_class: type[Recommender],
 
 
 @pytest.mark.parametrize("kind", EPOCH_KINDS)
-def test_resume_is_bit_for_bit(make_model: Any, data: Interactions, tmp_path: Path) -> None:
+def test_resume_is_bit_for_bit(make_model: Any, data: Interactions, tmp_path: Path, kind: str,
+                               model_class: type[Recommender]) -> None:
     extra = {} if make_model().config.epochs >= 2 else {"epochs": 2}
     epochs = make_model(**extra).config.epochs
     stop_at = epochs // 2
@@ -355,6 +356,9 @@ def test_resume_is_bit_for_bit(make_model: Any, data: Interactions, tmp_path: Pa
     finished = make_model(**extra).fit(data, trainer=quiet(resume=tmp_path / "full"))
 
     expected = full._tensors()
+    if kind.endswith(WITH_FEATURES):  # the features' embeddings are part of what resumes
+        assert {f"{side[:-1]}_feature_factors" for side in model_class.feature_sides
+                } <= expected.keys()
     for again in (resumed, finished):
         tensors = again._tensors()
         assert tensors.keys() == expected.keys()

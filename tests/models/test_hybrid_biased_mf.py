@@ -22,7 +22,6 @@ from latentrec import BiasedMF, Interactions, load, persistence, read_features
 from latentrec.data import Features
 from latentrec.datasets import synthetic
 from latentrec.errors import InvalidParameterError, ModelFileError
-from latentrec.training import Checkpoint, Trainer
 
 GENRES = 4
 N_USERS, N_WARM, N_COLD = 200, 120, 40
@@ -233,27 +232,6 @@ def test_a_missing_seen_table_is_refused(hybrid: BiasedMF, tmp_path: Path) -> No
     with pytest.raises(ModelFileError) as error:  # the tensor list of model.json says so
         load(where)
     assert "\n" not in str(error.value)
-
-
-def test_hybrid_training_resumes_bit_for_bit(planted: Planted, tmp_path: Path) -> None:
-    features = {"item_features": planted.item_features(),
-                "user_features": planted.user_features()}
-    params = {**QUICK, "epochs": 4, "seen_items": True, "seen_users": True}
-
-    def quiet(**options: Any) -> Trainer:
-        return Trainer(show_progress=False, **options)
-
-    full = BiasedMF(**params).fit(planted.data, **features, trainer=quiet())
-    BiasedMF(**params).fit(planted.data, **features, trainer=quiet(
-        callbacks=[lambda epoch, logs: epoch == 2],
-        checkpoint=Checkpoint(tmp_path / "part", every=4)))
-    trainer = quiet(resume=tmp_path / "part")
-    resumed = BiasedMF(**params).fit(planted.data, **features, trainer=trainer)
-    assert trainer.resumed_from == 2
-    expected, tensors = full._tensors(), resumed._tensors()
-    assert {"seen_item_factors", "seen_user_factors", "item_feature_factors"} <= set(expected)
-    assert tensors.keys() == expected.keys()
-    assert [name for name in expected if not torch.equal(tensors[name], expected[name])] == []
 
 
 # ---------------------------------------------------------------------- refusals

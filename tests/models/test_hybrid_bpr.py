@@ -21,7 +21,6 @@ from latentrec.data import Features
 from latentrec.datasets import synthetic
 from latentrec.errors import InvalidParameterError, UnknownIdError
 from latentrec.models.factor import hybrid_table
-from latentrec.training import Checkpoint, Trainer
 
 GENRES = 4
 N_USERS, N_WARM, N_COLD = 160, 120, 40
@@ -205,27 +204,6 @@ def test_add_items_scores_a_new_item_by_its_genre(planted: Planted, hybrid: BPR,
         own = model.predict(fans[g], [f"new-{g}"] * len(fans[g]))
         theirs = model.predict(fans[g], [f"new-{other}"] * len(fans[g]))
         assert (own > theirs).mean() > 0.9
-
-
-def test_hybrid_training_resumes_bit_for_bit(planted: Planted, tmp_path: Path) -> None:
-    features = {"item_features": planted.item_features(),
-                "user_features": planted.user_features()}
-    params = {**QUICK, "epochs": 4}
-
-    def quiet(**options: Any) -> Trainer:
-        return Trainer(show_progress=False, **options)
-
-    full = BPR(**params).fit(planted.data, **features, trainer=quiet())
-    BPR(**params).fit(planted.data, **features, trainer=quiet(
-        callbacks=[lambda epoch, logs: epoch == 2],
-        checkpoint=Checkpoint(tmp_path / "part", every=4)))
-    trainer = quiet(resume=tmp_path / "part")
-    resumed = BPR(**params).fit(planted.data, **features, trainer=trainer)
-    assert trainer.resumed_from == 2
-    expected, tensors = full._tensors(), resumed._tensors()
-    assert "item_feature_factors" in expected and "user_feature_factors" in expected
-    assert tensors.keys() == expected.keys()
-    assert [name for name in expected if not torch.equal(tensors[name], expected[name])] == []
 
 
 # ---------------------------------------------------------------------- WARP

@@ -21,7 +21,6 @@ from latentrec import ImplicitALS, Interactions, load, read_features
 from latentrec.data import Features
 from latentrec.datasets import synthetic
 from latentrec.models.factor import hybrid_table
-from latentrec.training import Checkpoint, Trainer
 
 GENRES = 8
 N_USERS, N_ITEMS, N_WARM_ITEMS, N_WARM_USERS = 300, 200, 160, 260
@@ -197,27 +196,6 @@ def test_cg_and_cholesky_reach_the_same_fixed_point(planted: Planted) -> None:
                for solver in ("cg", "cholesky")]
     torch.testing.assert_close(answers[0].item_factors_, answers[1].item_factors_,
                                rtol=1e-3, atol=1e-3)
-
-
-def test_hybrid_training_resumes_bit_for_bit(planted: Planted, tmp_path: Path) -> None:
-    features = {"item_features": planted.item_features(),
-                "user_features": planted.user_features()}
-    params = {**QUICK, "epochs": 4}
-
-    def quiet(**options: Any) -> Trainer:
-        return Trainer(show_progress=False, **options)
-
-    full = ImplicitALS(**params).fit(planted.data, **features, trainer=quiet())
-    ImplicitALS(**params).fit(planted.data, **features, trainer=quiet(
-        callbacks=[lambda epoch, logs: epoch == 2],
-        checkpoint=Checkpoint(tmp_path / "part", every=4)))
-    trainer = quiet(resume=tmp_path / "part")
-    resumed = ImplicitALS(**params).fit(planted.data, **features, trainer=trainer)
-    assert trainer.resumed_from == 2
-    expected, tensors = full._tensors(), resumed._tensors()
-    assert "item_feature_factors" in expected and "user_feature_factors" in expected
-    assert tensors.keys() == expected.keys()
-    assert [name for name in expected if not torch.equal(tensors[name], expected[name])] == []
 
 
 def test_published_tables_are_own_plus_features(planted: Planted) -> None:

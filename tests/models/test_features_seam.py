@@ -266,9 +266,18 @@ def test_a_categorical_or_numeric_feature_of_a_new_user_takes_one_value(ratings)
     users = read_features(pd.DataFrame({"user": ["a", "b", "c"], "job": ["x", "y", "x"],
                                         "age": [20, 30, 40]}), "user")
     model = _fit(ratings, user_features=users)
-    for value in (["x", "y"], {"x": 1.0}):
-        with pytest.raises(InvalidParameterError, match="'job' is a categorical feature; give "
-                                                        "one value"):
-            model.feature_vectors("users", {"job": value})
-    with pytest.raises(InvalidParameterError, match="'age' is a numeric feature"):
-        model.recommend_new_user(features={"age": [30]})
+    with pytest.raises(InvalidParameterError, match=r"^features.job: 'job' is a categorical "
+                                                    r"feature: give one value, got 2$"):
+        model.feature_vectors("users", {"job": ["x", "y"]})
+    with pytest.raises(InvalidParameterError, match=r"^features.job: weights are for tags"):
+        model.feature_vectors("users", {"job": {"x": 1.0}})
+    for value in ([30], "30", True):
+        with pytest.raises(InvalidParameterError, match=r"^features.age: must be a number"):
+            model.recommend_new_user(features={"age": value})
+    with pytest.raises(InvalidParameterError, match=r"^features.colour: the model has no user "
+                                                    r"feature 'colour'; its user features: age, "
+                                                    r"job$"):
+        model.feature_vectors("users", {"colour": "red"})
+    # one value in a list is that value
+    assert torch.equal(model.feature_vectors("users", {"job": ["y"]})[0],
+                       model.feature_vectors("users", {"job": "y"})[0])

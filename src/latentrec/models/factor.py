@@ -347,7 +347,7 @@ class FactorModel(Recommender):
         self.require_fitted()
         fitted = self._fitted_features(side)
         if isinstance(features, Mapping):
-            table = _one_row(side, features, fitted.kinds)
+            table = self.read_feature_values(side, features)
         elif isinstance(features, Features):
             table = features
         else:
@@ -364,10 +364,54 @@ class FactorModel(Recommender):
                           DataWarning, stacklevel=2)
         return self._feature_rows(side, matrix)
 
+    def read_feature_values(self, side: Side, values: Mapping[str, Any]) -> Features:
+        """One new id's features, ``{feature: value(s)}``, as a one-row table read with the
+        kinds the features had in training, checked: an unknown feature name, a text or a
+        list for a numeric feature, several values for a categorical one or weights for
+        anything but tags are refused in one line naming the feature
+        (``features.age: must be a number (a numeric feature), got str``)."""
+        self.require_fitted()
+        fitted = self._fitted_features(side)
+        if not values:
+            raise InvalidParameterError("features: give at least one feature's value")
+        noun, kinds = side[:-1], fitted.kinds
+        for name, value in values.items():
+            if not isinstance(name, str):
+                raise InvalidParameterError(f"features: names must be text, got {name!r}")
+            kind = kinds.get(name)
+            where = f"features.{name}"
+            if kind is None:
+                raise InvalidParameterError(
+                    f"{where}: the model has no {noun} feature {name!r}; its {noun} features: "
+                    f"{', '.join(sorted(kinds))}")
+            if kind == "numeric" and isinstance(value, (bool, str, list, tuple, set, dict,
+                                                        np.ndarray)):
+                raise InvalidParameterError(f"{where}: must be a number (a numeric feature), "
+                                            f"got {type(value).__name__}")
+            if kind != "tags" and isinstance(value, Mapping):
+                raise InvalidParameterError(f"{where}: weights are for tags; {name!r} is a "
+                                            f"{kind} feature: give a value or a list of values")
+            if kind == "categorical" and isinstance(value, (list, tuple, set, np.ndarray)):
+                if len(value) != 1:
+                    raise InvalidParameterError(f"{where}: {name!r} is a categorical feature: "
+                                                f"give one value, got {len(value)}")
+                values = {**values, name: next(iter(value))}  # one value in a list is that value
+        key = f"__{noun}__"
+        frame = pd.DataFrame({key: ["new"], **{name: [value] for name, value in values.items()}})
+
+        def of(kind: str) -> list[str]:
+            return [name for name in values if kinds[name] == kind]
+
+        try:
+            return read_features(frame, key, categorical=of("categorical"), multi=of("multi"),
+                                 numeric=of("numeric"), tags=of("tags"))
+        except LatentrecError as error:
+            raise InvalidParameterError(f"features: {error}") from None
+
     def _fitted_features(self, side: Side) -> Features:
         fitted = self.features_.get(side)
         if fitted is None or side not in self.feature_factors_:
-            raise InvalidParameterError(f"this {type(self).__name__} was trained without "
+            raise InvalidParameterError(f"this {self.kind} model was trained without "
                                         f"{side[:-1]} features")
         return fitted
 
@@ -603,31 +647,6 @@ def refuse_prior(model: FactorModel, prior: Prior | None) -> None:
     if prior is not None:
         raise InvalidParameterError(f"{type(model).__name__} cannot fold in a new user's "
                                     f"interactions together with their features; give one")
-
-
-def _one_row(side: Side, values: Mapping[str, Any], kinds: Mapping[str, str]) -> Features:
-    """A one-row feature table of a new id from ``{feature: value(s)}``, each known feature
-    read as the kind it had in training (``kinds``)."""
-    if not values:
-        raise InvalidParameterError("features: give at least one feature's value")
-    for name, value in values.items():
-        if not isinstance(name, str):
-            raise InvalidParameterError(f"features: names must be text, got {name!r}")
-        if kinds.get(name) in ("categorical", "numeric") and isinstance(
-                value, (list, tuple, set, dict, np.ndarray)):
-            raise InvalidParameterError(
-                f"features: {name!r} is a {kinds[name]} feature; give one value, not "
-                f"{type(value).__name__}")
-    key = f"__{side[:-1]}__"
-    frame = pd.DataFrame({key: ["new"], **{name: [value] for name, value in values.items()}})
-    def of(kind: str) -> list[str]:
-        return [name for name in values if kinds.get(name) == kind]
-
-    try:
-        return read_features(frame, key, categorical=of("categorical"), multi=of("multi"),
-                             numeric=of("numeric"), tags=of("tags"))
-    except LatentrecError as error:
-        raise InvalidParameterError(f"features: {error}") from None
 
 
 #: scores must stay finite in float32 (about 3.4e38), with room for sums over chunks

@@ -54,6 +54,7 @@ from latentrec.errors import (
     UnknownIdError,
 )
 from latentrec.models import FactorModel, Recommender
+from latentrec.models.base import SIDES, Side
 from latentrec.persistence import FLOAT32_MAX, library_version
 from latentrec.serving import schemas
 from latentrec.serving.state import (
@@ -561,39 +562,20 @@ def _recorded_warnings() -> Any:
             _log.warning("latentrec: %s: %s", warning.category.__name__, line)
 
 
-def _feature_kinds(served: Recommender, side: str) -> dict[str, str]:
-    """The served model's features of ``side``: name → kind (empty without any)."""
-    fitted = getattr(served, "features_", {}).get(side)
-    if fitted is None:
-        return {}
-    columns = fitted.columns()
-    return dict(zip(columns["feature"].tolist(), columns["kind"].tolist(), strict=True))
-
-
-def _check_features(served: Recommender, side: str, features: dict[str, Any],
+def _check_features(served: Recommender, side: Side, features: dict[str, Any],
                     where: str) -> None:
-    """Refuse (one line naming the field) features the served model cannot read: a model
-    without ``side``'s features, an unknown feature name, a value of the wrong type."""
-    noun = side[:-1]
-    kinds = _feature_kinds(served, side)
-    if not kinds:
+    """Refuse (one line naming the field ``where``) features the served model cannot read:
+    the library's checks (:meth:`FactorModel.read_feature_values`), named for HTTP."""
+    if not isinstance(served, FactorModel):
         raise InvalidParameterError(f"{where}: this {served.kind} model was trained without "
-                                    f"{noun} features")
-    for name, value in features.items():
-        kind = kinds.get(name)
-        if kind is None:
-            raise InvalidParameterError(
-                f"{where}.{name}: the model has no {noun} feature {name!r}; its {noun} "
-                f"features: {', '.join(sorted(kinds))}")
-        if kind == "numeric" and (isinstance(value, (bool, str, list, dict))):
-            raise InvalidParameterError(f"{where}.{name}: must be a number (a numeric "
-                                        f"feature), got {type(value).__name__}")
-        if kind != "tags" and isinstance(value, dict):
-            raise InvalidParameterError(f"{where}.{name}: weights are for tags; {name!r} is a "
-                                        f"{kind} feature: give a value or a list of values")
-        if kind == "categorical" and isinstance(value, list) and len(value) > 1:
-            raise InvalidParameterError(f"{where}.{name}: {name!r} is a categorical feature: "
-                                        f"give one value, got {len(value)}")
+                                    f"{side[:-1]} features")
+    try:
+        served.read_feature_values(side, features)
+    except InvalidParameterError as error:
+        message = str(error)
+        raise InvalidParameterError(
+            where + message.removeprefix("features") if message.startswith("features")
+            else f"{where}: {message}") from None
 
 
 def _refuse_known(served: Recommender, ids: list[Any]) -> None:
@@ -688,8 +670,8 @@ def _describe(loaded: Loaded, service: ModelService) -> dict[str, Any]:
             "library_version": library_version(), "loaded_at": loaded.loaded_at,
             "version": loaded.version, "sha256": loaded.short_sha, "pid": service.pid,
             "workers": service.workers(),
-            "features": {side: kinds for side in ("users", "items")
-                         if (kinds := _feature_kinds(served, side))}}
+            "features": {side: fitted.kinds for side in SIDES
+                         if (fitted := getattr(served, "features_", {}).get(side))}}
 
 
 class _LimitAndMeasure:

@@ -127,10 +127,8 @@ def tags_score(model: ImplicitALS, train: Interactions, test: Interactions) -> f
 @dataclass(frozen=True)
 class TagWeighting:
     """How the artists' tags become a design matrix (``--tag-weights``, ``--min-tag-artists``,
-    ``--normalize``, ``--tag-shrink``).
-
-    ``shrink > 0`` divides each artist's weights by their sum plus ``shrink`` instead of
-    ``normalize`` (the table is then fitted with ``normalize="none"``)."""
+    ``--normalize``, ``--tag-shrink``: ``Features.fit``'s ``shrink``, each artist's weights
+    divided by their sum plus ``shrink``)."""
 
     weights: str = "count"
     min_artists: int = 1
@@ -139,8 +137,9 @@ class TagWeighting:
 
     def table(self, tags: Features, trained: Interactions) -> Features:
         """The tag table reweighed on the artists of ``trained``, fitted on them."""
-        if self.weights == "count" and self.min_artists <= 1 and self.shrink == 0:
-            return tags.fit(trained.items, normalize=self.normalize)  # type: ignore[arg-type]
+        options: dict[str, Any] = {"normalize": self.normalize, "shrink": self.shrink}
+        if self.weights == "count" and self.min_artists <= 1:
+            return tags.fit(trained.items, **options)
         counts = tags.fit(normalize="none")
         ids = tags.ids.to_numpy()
         matrix = counts.matrix(ids).tocoo()
@@ -152,14 +151,9 @@ class TagWeighting:
                   "log": np.log1p(matrix.data), "binary": np.ones_like(matrix.data),
                   "tfidf": matrix.data * idf}[self.weights]
         keep = (artists[matrix.col] >= self.min_artists) & (weight > 0)
-        normalize = self.normalize
-        if self.shrink > 0:
-            sums = np.bincount(matrix.row[keep], weights=weight[keep], minlength=matrix.shape[0])
-            weight = weight / (sums[matrix.row] + self.shrink)
-            normalize = "none"
         table = Features.from_pairs(ids[matrix.row[keep]], names[matrix.col[keep]], weight[keep],
                                     feature="tag", kind="tags")
-        return table.fit(trained.items, normalize=normalize)  # type: ignore[arg-type]
+        return table.fit(trained.items, **options)
 
 
 def with_shrink(point: Mapping[str, Any],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import gzip
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -323,6 +324,24 @@ def test_normalisation_rules() -> None:
     assert np.isclose(sum(dense(row)[0]), 1)
 
 
+def test_shrink_divides_by_the_sum_plus_the_shrink() -> None:
+    table = pd.DataFrame({"id": [1, 2], "tag": [{"x": 3, "y": 1}, {"x": 96, "y": 0.0001}],
+                          "color": ["red", "red"]})
+    features = read_features(table, "id")
+    # group: within the tags, 3 and 1 over 4 + 4; 96 over 96 + 4 (the tiny y is its share)
+    assert dense(features.fit(normalize="group", shrink=4.0))[0] == [0.375, 0.125, 1]
+    heavy = dense(features.fit(normalize="group", shrink=4.0))[1]
+    assert heavy[0] == pytest.approx(0.96, abs=1e-6) and heavy[2] == 1
+    # row: the whole row (color's 1 included) over its sum plus the shrink
+    assert dense(features.fit(normalize="row", shrink=5.0))[0] == [0.3, 0.1, 0.1]
+    # the shrink is kept with the vocabulary, and files without it read as 0
+    fitted = features.fit(shrink=4.0)
+    assert same(Features.from_json(fitted.to_json()).matrix(), fitted.matrix())
+    plain = features.fit().state()
+    assert "shrink" not in plain["vocabulary"]
+    assert same(Features.from_state(plain).matrix(), features.fit(shrink=0.0).matrix())
+
+
 def test_matrix_before_fit_and_fit_returns_a_copy() -> None:
     features = read_features(MOVIES, "item")
     fitted = features.fit()
@@ -341,6 +360,12 @@ def test_fit_refuses_ids_spelled_unlike_the_table() -> None:
     ("options", "error", "message"),
     [
         ({"normalize": "l2"}, InvalidParameterError, r"^normalize must be one of"),
+        ({"shrink": -1.0}, InvalidParameterError, r"^shrink must be a finite number >= 0, "
+                                                   r"got -1.0$"),
+        ({"shrink": math.nan}, InvalidParameterError, r"^shrink must be a finite number"),
+        ({"shrink": True}, TypeError, r"^shrink must be a number, got bool$"),
+        ({"shrink": 2.0, "normalize": "none"}, InvalidParameterError,
+         r'^shrink divides the sums of normalize="group" or "row"'),
         ({"identity": 1}, TypeError, r"^identity must be True or False"),
         ({"ids": Interactions.from_arrays(["u"], ["m1"], feedback="implicit")}, TypeError,
          r"^ids must be a sequence of ids or an IdMap, got Interactions$"),
@@ -454,6 +479,10 @@ def test_json_of_an_unfitted_table() -> None:
          r"feature 'year' is numeric in the table but multi in the vocabulary"),
         (lambda s: _edit(s, ["vocabulary", "normalize"], "l2"),
          r"vocabulary\.normalize must be one of"),
+        (lambda s: _edit(s, ["vocabulary", "shrink"], -2),
+         r"vocabulary\.shrink must be a finite number >= 0, got -2$"),
+        (lambda s: _edit(s, ["vocabulary", "shrink"], "1"),
+         r"vocabulary\.shrink must be a finite number >= 0, got '1'$"),
         (lambda s: '{"format": "latentrec-features", "version": NaN}', r"not valid JSON"),
     ],
 )

@@ -126,6 +126,8 @@ class _Vocabulary:
     features: tuple[_Fitted, ...]
     identity: IdMap | None
     normalize: Normalize
+    #: added to each sum a row's weights are divided by (0: the weights sum to 1)
+    shrink: float = 0.0
 
     @property
     def n_identity(self) -> int:
@@ -328,6 +330,7 @@ class Features:
         *,
         identity: bool = False,
         normalize: Normalize = "group",
+        shrink: float = 0.0,
     ) -> Features:
         """A fitted copy: the vocabulary built from the rows of ``ids`` (the training ids).
 
@@ -357,6 +360,11 @@ class Features:
                 their sum (of absolute values, for z-scores).
             ``"none"``
                 The raw entries: 1 per value, a tag's count, z-scores.
+        shrink
+            With ``"group"`` or ``"row"``: divide by the sum plus ``shrink`` instead of the
+            sum, so that a row with little weight (an artist few users tagged) gets a shorter
+            row, and leans less on features that say little about it; 0 (the default): the
+            weights sum to 1.
 
         Returns
         -------
@@ -378,6 +386,13 @@ class Features:
             raise InvalidParameterError(
                 f"normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}"
             )
+        if isinstance(shrink, bool) or not isinstance(shrink, (int, float)):
+            raise TypeError(f"shrink must be a number, got {type(shrink).__name__}")
+        if not (math.isfinite(shrink) and shrink >= 0):
+            raise InvalidParameterError(f"shrink must be a finite number >= 0, got {shrink!r}")
+        if shrink and normalize == "none":
+            raise InvalidParameterError('shrink divides the sums of normalize="group" or '
+                                        '"row"; with normalize="none" there is none')
         if ids is None:
             rows = np.arange(len(self._ids))
             fitted_ids = self._ids
@@ -396,7 +411,8 @@ class Features:
         logger.info("features: %d of %d ids have a row in %s", len(rows), len(fitted_ids),
                     self._where())
         fitted = tuple(_fit_column(column, rows) for column in self._columns)
-        vocabulary = _Vocabulary(fitted, fitted_ids if identity else None, normalize)
+        vocabulary = _Vocabulary(fitted, fitted_ids if identity else None, normalize,
+                                 float(shrink))
         return Features(self._ids, self._columns, source=self._source, vocabulary=vocabulary)
 
     def columns(self) -> pd.DataFrame:
@@ -494,7 +510,7 @@ class Features:
             column = by_name.get(fitted.name)
             if column is not None:
                 r, c, d, missed = _transform(column, fitted, present, table_rows,
-                                             vocabulary.normalize)
+                                             vocabulary.normalize, vocabulary.shrink)
                 rows.append(r)
                 cols.append(c + offset)
                 data.append(d)
@@ -515,7 +531,8 @@ class Features:
         if vocabulary.normalize == "row" and len(all_data):
             sums = np.bincount(all_rows, weights=np.abs(all_data), minlength=n)
             with np.errstate(invalid="ignore", divide="ignore"):
-                all_data = np.where(sums[all_rows] > 0, all_data / sums[all_rows], 0.0)
+                all_data = np.where(sums[all_rows] > 0,
+                                    all_data / (sums[all_rows] + vocabulary.shrink), 0.0)
         with np.errstate(over="ignore"):  # a huge z-score becomes inf: models refuse it
             entries: np.ndarray = all_data.astype(dtype)
         result: sp.csr_matrix = sp.csr_matrix((entries, (all_rows, all_cols)),
@@ -1442,6 +1459,7 @@ def _transform(
     present: np.ndarray,
     table_rows: np.ndarray,
     normalize: Normalize,
+    shrink: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Unknown | None]:
     """The entries of one feature for the requested rows: (output row, column, weight)."""
     if column.kind == "numeric":
@@ -1469,7 +1487,7 @@ def _transform(
     rows, cols, data = entry_rows[known], mapped[known], block.data[known].astype(np.float64)
     if normalize == "group" and column.kind != "categorical" and len(data):
         sums = np.bincount(rows, minlength=int(rows.max()) + 1, weights=data)
-        data = data / sums[rows]
+        data = data / (sums[rows] + shrink)
     return rows, cols.astype(np.int64), data, unknown
 
 
@@ -1611,7 +1629,11 @@ def _vocabulary_state(vocabulary: _Vocabulary) -> dict[str, Any]:
         features.append(entry)
     identity = None if vocabulary.identity is None else {
         "name": vocabulary.identity.name, "ids": vocabulary.identity.to_list()}
-    return {"normalize": vocabulary.normalize, "identity": identity, "features": features}
+    state: dict[str, Any] = {"normalize": vocabulary.normalize, "identity": identity,
+                             "features": features}
+    if vocabulary.shrink:  # files of tables without it stay as they were
+        state["shrink"] = vocabulary.shrink
+    return state
 
 
 def _field(entry: Mapping[str, Any], key: str, where: str) -> Any:
@@ -1727,6 +1749,10 @@ def _vocabulary_from_state(raw: object) -> _Vocabulary:
     if normalize not in NORMALIZATIONS:
         raise _bad(f"vocabulary.normalize must be one of {list(NORMALIZATIONS)}, got "
                    f"{normalize!r}")
+    shrink = raw.get("shrink", 0.0)
+    if isinstance(shrink, bool) or not isinstance(shrink, (int, float)) or not (
+            math.isfinite(shrink) and shrink >= 0):
+        raise _bad(f"vocabulary.shrink must be a finite number >= 0, got {shrink!r}")
     raw_identity = _field(raw, "identity", "vocabulary")
     identity = None
     if raw_identity is not None:
@@ -1759,7 +1785,7 @@ def _vocabulary_from_state(raw: object) -> _Vocabulary:
                 raise _bad(f"{where}.scale must be positive")
             features.append(_Fitted(name, kind, mean=float(checked[0]),
                                     scale=float(checked[1])))
-    return _Vocabulary(tuple(features), identity, normalize)
+    return _Vocabulary(tuple(features), identity, normalize, float(shrink))
 
 
 # ---------------------------------------------------------------------- small helpers

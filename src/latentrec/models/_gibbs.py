@@ -208,10 +208,9 @@ class GibbsTrainable:
             user_bias, item_bias = self.user_sample[:, k], self.item_sample[:, k]
             weight = 1.0
         else:
-            left, right = compress_factors(torch.from_numpy(self.user_sum[:, :self.width]),
-                                           torch.from_numpy(self.item_sum[:, :self.width]),
-                                           _PUBLISH_RANK)
-            user_factors, item_factors = left.numpy(), right.numpy()
+            user_factors, item_factors = compress_factors(self.user_sum[:, :self.width],
+                                                          self.item_sum[:, :self.width],
+                                                          _PUBLISH_RANK)
             user_bias = self.user_bias_sum / self.samples
             item_bias = self.item_bias_sum / self.samples
             weight = 1.0 / self.samples
@@ -310,12 +309,11 @@ class GibbsTrainable:
         """Add the current sample to the running sums, compressing them when full."""
         k = self.k
         if self.width + k > self.user_sum.shape[1]:
-            left, right = compress_factors(torch.from_numpy(self.user_sum[:, :self.width]),
-                                           torch.from_numpy(self.item_sum[:, :self.width]),
-                                           _KEEP_RANK)
+            left, right = compress_factors(self.user_sum[:, :self.width],
+                                           self.item_sum[:, :self.width], _KEEP_RANK)
             self.width = left.shape[1]
-            self.user_sum[:, :self.width] = left.numpy()
-            self.item_sum[:, :self.width] = right.numpy()
+            self.user_sum[:, :self.width] = left
+            self.item_sum[:, :self.width] = right
         self.user_sum[:, self.width:self.width + k] = self.user_sample[:, :k]
         self.item_sum[:, self.width:self.width + k] = self.item_sample[:, :k]
         self.width += k
@@ -350,13 +348,16 @@ class GibbsTrainable:
         return scores / self.samples
 
 
-def compress_factors(left: torch.Tensor, right: torch.Tensor,
-                     rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def compress_factors(left: np.ndarray, right: np.ndarray,
+                     rank: int) -> tuple[np.ndarray, np.ndarray]:
     """Factors ``(A, B)`` of rank at most ``rank`` with ``A @ B.T`` the best approximation of
     ``left @ right.T``, without forming that product.
 
     QR of each side reduces the problem to the SVD of a small ``width x width`` core; singular
     values are split evenly (``sqrt`` on each side). Exact when ``rank`` is at least the width.
+    NumPy's LAPACK, not torch's: on a busy two-core machine torch's threaded QR right after
+    numba's parallel kernels took seconds a call (its OpenMP threads wait on a core numba's
+    pool holds), NumPy's a few hundredths.
 
     Parameters
     ----------
@@ -367,23 +368,23 @@ def compress_factors(left: torch.Tensor, right: torch.Tensor,
 
     Returns
     -------
-    tuple of torch.Tensor
+    tuple of numpy.ndarray
         ``n x r`` and ``m x r``, ``r = min(rank, width, n, m)``, columns by decreasing
         singular value.
 
     Examples
     --------
-    >>> import torch
-    >>> a, b = torch.randn(50, 30, dtype=torch.float64), torch.randn(40, 30, dtype=torch.float64)
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.standard_normal((50, 30)), rng.standard_normal((40, 30))
     >>> c, d = compress_factors(a, b, 64)
-    >>> bool(torch.allclose(c @ d.T, a @ b.T))
+    >>> bool(np.allclose(c @ d.T, a @ b.T))
     True
     """
-    q_left, r_left = torch.linalg.qr(left)
-    q_right, r_right = torch.linalg.qr(right)
-    u, sigma, vh = torch.linalg.svd(r_left @ r_right.T, full_matrices=False)
+    q_left, r_left = np.linalg.qr(left)
+    q_right, r_right = np.linalg.qr(right)
+    u, sigma, vh = np.linalg.svd(r_left @ r_right.T, full_matrices=False)
     rank = min(rank, sigma.shape[0])
-    root = sigma[:rank].sqrt()
+    root = np.sqrt(sigma[:rank])
     return q_left @ (u[:, :rank] * root), q_right @ (vh[:rank].T * root)
 
 

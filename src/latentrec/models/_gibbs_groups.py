@@ -59,6 +59,7 @@ from latentrec.models._gibbs import (
     _csr_layout,
     _end_sweep,
     _sample_normal_gamma,
+    compress_factors,
 )
 from latentrec.models._kernels import draw_gaussian
 
@@ -92,19 +93,6 @@ def seen_design(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int],
     np.power(counts, -power, out=weights, where=counts > 0)
     matrix.data = np.repeat(weights, np.diff(matrix.indptr))
     return matrix
-
-
-def _compress(left: np.ndarray, right: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~latentrec.models._gibbs.compress_factors` in NumPy: ``(A, B)`` of rank at most
-    ``rank`` with ``A B^T`` the best approximation of ``left right^T``. NumPy's LAPACK here:
-    on a busy two-core machine torch's threaded QR right after numba's parallel kernels took
-    seconds a call (its OpenMP threads wait on a core numba's pool holds), NumPy's 0.05 s."""
-    q_left, r_left = np.linalg.qr(left)
-    q_right, r_right = np.linalg.qr(right)
-    u, sigma, vh = np.linalg.svd(r_left @ r_right.T, full_matrices=False)
-    rank = min(rank, sigma.shape[0])
-    root = np.sqrt(sigma[:rank])
-    return q_left @ (u[:, :rank] * root), q_right @ (vh[:rank].T * root)
 
 
 # ---------------------------------------------------------------------- kernels
@@ -420,7 +408,7 @@ class HybridGibbsTrainable:
             user_bias, item_bias = left[:, k], right[:, k]
             weight = 1.0
         else:
-            user_factors, item_factors = _compress(self.user_sum[:, :self.width],
+            user_factors, item_factors = compress_factors(self.user_sum[:, :self.width],
                                                    self.item_sum[:, :self.width], _PUBLISH_RANK)
             user_bias = self.user_bias_sum / self.samples
             item_bias = self.item_bias_sum / self.samples
@@ -512,7 +500,7 @@ class HybridGibbsTrainable:
     def _accumulate(self) -> None:
         k = self.k
         if self.width + k > self.user_sum.shape[1]:
-            a, b = _compress(self.user_sum[:, :self.width], self.item_sum[:, :self.width],
+            a, b = compress_factors(self.user_sum[:, :self.width], self.item_sum[:, :self.width],
                              _KEEP_RANK)
             self.width = a.shape[1]
             self.user_sum[:, :self.width] = a

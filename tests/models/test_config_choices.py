@@ -7,12 +7,10 @@ model still learns (held-out ranking quality clearly above popularity or an untr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from latentrec import (
     BPR,
@@ -33,14 +31,7 @@ BPR_QUICK: dict[str, Any] = {"factors": 16, "epochs": 12, "batch_size": 256, "se
 ALS_QUICK: dict[str, Any] = {"factors": 8, "epochs": 5, "seed": 0, "device": "cpu"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """These problems are tiny: one thread is as fast, and it keeps the timings steady on a
-    busy machine (idle OpenMP workers competing with other processes cost seconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

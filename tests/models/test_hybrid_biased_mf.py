@@ -8,7 +8,6 @@ to rate) carry the signal. Items present only in the feature table are cold item
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,7 @@ QUICK: dict[str, Any] = {"factors": 8, "epochs": 25, "batch_size": 256, "lr": 0.
                          "optimizer": "adam", "reg": 0.02, "device": "cpu", "seed": 0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Planted:

@@ -7,7 +7,6 @@ in the feature table (cold items) can then be ranked from their genre alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,7 @@ QUICK: dict[str, Any] = {"factors": 8, "epochs": 15, "batch_size": 256, "lr": 0.
                          "device": "cpu", "seed": 0}
 
 
-#: latentrec.models.factor.hybrid_table builds a torch CSR tensor, and torch warns once per
-#: process that CSR support is in beta (a shared-code issue reported to the lead)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Planted:

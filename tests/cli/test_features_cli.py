@@ -154,6 +154,15 @@ def test_feature_option_errors(files: dict[str, Path], tmp_path: Path) -> None:
           "nothing"], "nothing"),
         (["--model", HYBRID, "--item-features", str(files["items"]), "--nproc", "2"],
          "--item-features: distributed training does not take side features yet"),
+        (["--model", HYBRID, "--item-features-kind", "genre=multi"],
+         "--item-features-kind needs --item-features"),
+        (["--model", HYBRID, "--item-features", str(files["items"]), "--item-features-kind",
+          "genre=list"], "--item-features-kind: expected NAME=KIND with KIND one of "
+                         "categorical, multi, numeric, tags or numeric:N"),
+        (["--model", HYBRID, "--item-features", str(files["items"]), "--item-features-kind",
+          "genre=numeric:1"], "got 'genre=numeric:1'"),
+        (["--model", HYBRID, "--item-features", str(files["items"]), "--item-features-kind",
+          "colour=tags"], "column 'colour': is named in tags= but the table has no such column"),
     ]
     for extra, message in cases:
         code, _, err = run(*base, *extra)
@@ -243,8 +252,37 @@ def test_real_subprocess(files: dict[str, Path], tmp_path: Path) -> None:
     assert done.stderr == "latentrec: error: items already in the model: ['n0', 'n1']\n"
 
 
+def test_feature_kinds_are_read_as_given_and_kept_by_add_items(tmp_path: Path) -> None:
+    """Zip codes would be inferred numeric: --item-features-kind reads them as categories,
+    a year as 3 quantile buckets; add-items then reads the new rows as the model did."""
+    plays = ["user,item"] + [f"u{u},i{(u + s) % 12}" for u in range(30) for s in range(4)]
+    (tmp_path / "plays.csv").write_text("\n".join(plays) + "\n")
+    (tmp_path / "items.csv").write_text("item,zip,year\n" + "".join(
+        f"i{i},{i % 4:05d},{1990 + i}\n" for i in range(12)))
+    (tmp_path / "new.csv").write_text("item,zip,year\nn0,00002,1995\n")
+    model_dir = tmp_path / "model"
+    code, _, err = run("train", str(tmp_path / "plays.csv"), "-o", str(model_dir), "--implicit",
+                       "--model", HYBRID, "--epochs", "2", "--quiet",
+                       "--item-features", str(tmp_path / "items.csv"),
+                       "--item-features-kind", "zip=categorical",
+                       "--item-features-kind", "year=numeric:3")
+    assert code == 0, err
+    from latentrec import load
+
+    columns = load(model_dir).features_["items"].columns()
+    assert columns[columns.feature == "zip"].value.tolist() == ["00000", "00001", "00002",
+                                                                "00003"]
+    assert len(columns[columns.feature == "year"]) == 3
+    code, _, err = run("add-items", str(model_dir), str(tmp_path / "new.csv"))
+    assert code == 0 and err == "", err  # no unknown-value warning: 00002 is a known zip
+    model = load(model_dir)
+    row = model.features_["items"].matrix(["n0"]).toarray()[0]
+    assert row[columns.index[columns.value == "00002"][0]] == 1
+
+
 def test_feature_commands_and_options_have_help() -> None:
     for command, shown in (("add-items", "--item-features-id"), ("add-users", "--user-features-id"),
-                           ("train", "--item-features FILE")):
+                           ("train", "--item-features FILE"),
+                           ("train", "--item-features-kind NAME=KIND")):
         code, out, _ = run(command, "--help")
         assert code == 0 and shown in out

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -163,12 +164,45 @@ def check_feature_sides(model_class: Any, kind: str, files: dict[str, str | None
             f"kinds that do: {', '.join(able) or 'none installed'}")
 
 
-def read_feature_file(path: str, id_col: str | None) -> Any:
+#: what ``--user-features-kind NAME=KIND`` takes (``numeric:N``: N quantile buckets)
+FEATURE_KINDS = ("categorical", "multi", "numeric", "tags")
+
+
+def read_feature_file(path: str, id_col: str | None,
+                      kinds: Sequence[str] | Mapping[str, str] = (),
+                      option: str = "--features-kind") -> Any:
     """A feature table from ``path`` (the first column holds the ids unless ``id_col`` names
-    it); its errors name the file, line and column."""
+    it); its errors name the file, line and column. ``kinds``: ``NAME=KIND`` texts as the
+    options give them (``option`` names them in errors), or a model's ``{name: kind}``: those
+    columns are read as that kind instead of inferred."""
     from latentrec.data import read_features
 
-    return read_features(path, id_col)
+    by_kind: dict[str, list[str]] = {kind: [] for kind in FEATURE_KINDS}
+    buckets: dict[str, int] = {}
+    pairs = kinds.items() if isinstance(kinds, Mapping) else (
+        _feature_kind(text, option) for text in kinds)
+    for name, kind in pairs:
+        kind, _, count = kind.partition(":")
+        by_kind[kind].append(name)
+        if count:
+            buckets[name] = int(count)
+    return read_features(path, id_col, categorical=by_kind["categorical"],
+                         multi=by_kind["multi"], numeric=by_kind["numeric"],
+                         tags=by_kind["tags"], buckets=buckets or None)
+
+
+def _feature_kind(text: str, option: str) -> tuple[str, str]:
+    """``NAME=KIND`` checked: KIND one of :data:`FEATURE_KINDS`, or ``numeric:N``."""
+    from latentrec.errors import InvalidParameterError
+
+    name, equals, kind = text.partition("=")
+    base, colon, count = kind.partition(":")
+    if not (equals and name.strip() and base in FEATURE_KINDS) or (
+            colon and not (base == "numeric" and count.isdigit() and 2 <= int(count) <= 1000)):
+        raise InvalidParameterError(
+            f"{option}: expected NAME=KIND with KIND one of {', '.join(FEATURE_KINDS)} or "
+            f"numeric:N (N quantile buckets, 2..1000), got {text!r}")
+    return name.strip(), kind
 
 
 def feature_options(function: Any) -> Any:
@@ -185,6 +219,12 @@ def feature_options(function: Any) -> Any:
         click.option("--item-features-id", default=None, metavar="NAME",
                      help="The column of --item-features holding the item ids [default: the "
                           "first column]."),
+        click.option("--user-features-kind", multiple=True, metavar="NAME=KIND",
+                     help="Read column NAME of --user-features as KIND: categorical, multi, "
+                          "numeric, numeric:N (cut into N quantile buckets) or tags; "
+                          "repeatable [default: inferred, e.g. zip codes would be numeric]."),
+        click.option("--item-features-kind", multiple=True, metavar="NAME=KIND",
+                     help="As --user-features-kind, for --item-features."),
     ]
     for option in reversed(options):
         function = option(function)

@@ -51,6 +51,11 @@ def _command(side: str) -> Any:
                     f"features, so it cannot take new {side} by their features; train one "
                     f"with --{noun}-features")
             table = read_feature_file(features, id_col)
+            trained = model.features_[side].kinds
+            differ = {name: trained[name] for name, kind in table.kinds.items()
+                      if name in trained and kind != trained[name]}
+            if differ:  # read those columns as the kinds they had in training (zip codes)
+                table = read_feature_file(features, id_col, differ)
             before = model.n_items if side == "items" else model.n_users
             if side == "items":
                 model.add_items(table)

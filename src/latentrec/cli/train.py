@@ -121,7 +121,8 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
           checkpoint_dir: str | None, checkpoint_every: int, resume_dir: str | None,
           nproc: int | None, max_restarts: int, timeout: float,
           quiet: bool, as_json: bool, user_features: str | None, item_features: str | None,
-          user_features_id: str | None, item_features_id: str | None, fmt: str,
+          user_features_id: str | None, item_features_id: str | None,
+          user_features_kind: tuple[str, ...], item_features_kind: tuple[str, ...], fmt: str,
           sep: str | None, implicit: bool, duplicates: str) -> None:
     """Train a model on DATA (CSV/TSV/Parquet/MovieLens, or a directory of such files) and
     save it to MODEL_DIR.
@@ -171,10 +172,12 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
                                         "--no-refit, or drop --valid-fraction")
         model_class = model_kinds()[kind]
         files = {"users": user_features, "items": item_features}
-        for side, column in (("users", user_features_id), ("items", item_features_id)):
-            if column is not None and files[side] is None:
-                raise InvalidParameterError(f"--{side[:-1]}-features-id needs "
-                                            f"--{side[:-1]}-features")
+        for side, column, kinds in (("users", user_features_id, user_features_kind),
+                                    ("items", item_features_id, item_features_kind)):
+            for option, given_value in (("id", column), ("kind", kinds)):
+                if given_value and files[side] is None:
+                    raise InvalidParameterError(f"--{side[:-1]}-features-{option} needs "
+                                                f"--{side[:-1]}-features")
         check_feature_sides(model_class, kind, files)
         params = _model_params(model_class, kind, given, extra_params)
         try:  # bad hyperparameters fail before any reading, named as they were given
@@ -199,10 +202,10 @@ def train(data: str, model_dir: str, kind: str, factors: int | None, epochs: int
             raise InvalidParameterError("--max-restarts needs --nproc (or torchrun's own "
                                         "--max-restarts)")
         # feature files first: they are small, and a bad one fails before the long read
-        users_table = (None if user_features is None
-                       else read_feature_file(user_features, user_features_id))
-        items_table = (None if item_features is None
-                       else read_feature_file(item_features, item_features_id))
+        users_table = (None if user_features is None else read_feature_file(
+            user_features, user_features_id, user_features_kind, "--user-features-kind"))
+        items_table = (None if item_features is None else read_feature_file(
+            item_features, item_features_id, item_features_kind, "--item-features-kind"))
         interactions = read_data(data, fmt, sep, implicit, duplicates)
         everything = interactions
         valid = None

@@ -280,6 +280,39 @@ def test_feature_kinds_are_read_as_given_and_kept_by_add_items(tmp_path: Path) -
     assert row[columns.index[columns.value == "00002"][0]] == 1
 
 
+def test_recommend_for_an_anonymous_user(files: dict[str, Path], tmp_path: Path) -> None:
+    model_dir = tmp_path / "users-model"
+    code, _, err = run("train", str(files["plays"]), "-o", str(model_dir), "--implicit",
+                       "--model", HYBRID, "--factors", "8", "--epochs", "8", "--seed", "1",
+                       "--user-features", str(files["users"]), "--quiet")
+    assert code == 0, err
+    for genre in GENRES:
+        code, out, err = run("recommend", str(model_dir), "--features",
+                             json.dumps({"favourite": genre}), "-k", "5", "--json")
+        assert code == 0, err
+        answer = json.loads(out)
+        assert answer["user"] is None
+        assert {genre_of_item(entry["item"]) for entry in answer["items"]} == {genre}
+    # interactions alone fold the user in; the items given are left out
+    code, out, err = run("recommend", str(model_dir), "--interaction", "i0", "--interaction",
+                         "i3", "-k", "4")
+    assert code == 0, err
+    assert out.startswith("anonymous user:\n") and len(out.splitlines()) == 5
+    assert " i0 " not in out and " i3 " not in out
+    cases = [
+        (["--features", "{nope"], "--features: not valid JSON"),
+        (["--features", json.dumps({"colour": "red"})],
+         "--features: colour: the model has no user feature 'colour'"),
+        (["--interaction", "i0=many"], "--interaction i0=many: the rating must be a number"),
+        (["--interaction", "nope"], "nope"),
+    ]
+    for extra, message in cases:
+        code, _, err = run("recommend", str(model_dir), *extra)
+        assert code == 1 and err.count("\n") == 1 and message in err, (extra, err)
+    code, _, err = run("recommend", str(model_dir), "--user", "u1", "--features", "{}")
+    assert code == 2 and "give either --user" in err
+
+
 def test_feature_commands_and_options_have_help() -> None:
     for command, shown in (("add-items", "--item-features-id"), ("add-users", "--user-features-id"),
                            ("train", "--item-features FILE"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import click
 
@@ -26,16 +26,33 @@ from latentrec.cli._common import (
 @click.option("--exclude-seen/--include-seen", default=True, show_default=True,
               help="Leave out (or allow) the items each user interacted with in training.")
 @click.option("--fallback", is_flag=True, help="Popular items for unknown users.")
+@click.option("--features", "features", default=None, metavar="JSON",
+              help="Instead of --user: a user the model does not know, by their features "
+                   "(models trained with user features), e.g. '{\"age\": 31, \"occupation\": "
+                   "\"writer\"}'.")
+@click.option("--interaction", "interactions", multiple=True, metavar="ITEM[=RATING]",
+              help="Instead of --user: an item a user the model does not know interacted with, "
+                   "and their rating or weight (repeatable; folded in, with --features or "
+                   "alone).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="Write user,item,rank,score rows to a .csv or .parquet file.")
 def recommend(model_dir: str, users: tuple[str, ...], all_users: bool, k: int,
-              exclude_seen: bool, fallback: bool, as_json: bool, output: str | None) -> None:
-    """Top-k items for --user U (one or more) or --all users of the model in MODEL_DIR."""
-    if bool(users) == all_users:
-        raise click.UsageError("give either --user U (one or more) or --all")
+              exclude_seen: bool, fallback: bool, features: str | None,
+              interactions: tuple[str, ...], as_json: bool, output: str | None) -> None:
+    """Top-k items for --user U (one or more) or --all users of the model in MODEL_DIR, or
+    for one user it does not know (anonymous), given by --features and/or --interaction."""
+    anonymous = features is not None or bool(interactions)
+    if sum((bool(users), all_users, anonymous)) != 1:
+        raise click.UsageError("give either --user U (one or more), --all, or an anonymous "
+                               "user's --features and/or --interaction")
     if as_json and output is not None:
         raise click.UsageError("--json and -o/--output are exclusive")
+    if anonymous and (fallback or output is not None):
+        raise click.UsageError("--fallback and -o/--output are for --user and --all")
+    if anonymous:
+        run(lambda: _anonymous(model_dir, features, interactions, k, exclude_seen, as_json))
+        return
 
     def action() -> None:
         from latentrec.models import load
@@ -73,3 +90,59 @@ def recommend(model_dir: str, users: tuple[str, ...], all_users: bool, k: int,
                 click.echo(f"  {rank:>3}. {pair['item']}  ({pair['score']:.4f})")
 
     run(action)
+
+
+def _anonymous(model_dir: str, features: str | None, interactions: tuple[str, ...], k: int,
+               exclude_seen: bool, as_json: bool) -> None:
+    """``recommend_new_user`` for the user the options describe, printed like a known one."""
+    import json
+    import math
+
+    from latentrec.errors import InvalidParameterError
+    from latentrec.models import FactorModel, load
+
+    values: dict[str, Any] | None = None
+    if features is not None:
+        try:
+            values = json.loads(features)
+        except ValueError as error:
+            raise InvalidParameterError(f"--features: not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise InvalidParameterError(f"--features: expected a JSON object of feature "
+                                        f"names and values, got {type(values).__name__}")
+    items: list[str] = []
+    ratings: list[float] = []
+    for given in interactions:
+        item, equals, rating = given.partition("=")
+        if not item:
+            raise InvalidParameterError(f"--interaction: expected ITEM or ITEM=RATING, got "
+                                        f"{given!r}")
+        try:
+            value = float(rating) if equals else math.nan
+        except ValueError:
+            raise InvalidParameterError(f"--interaction {given}: the rating must be a number"
+                                        ) from None
+        items.append(item)
+        ratings.append(value)
+    rated = [not math.isnan(value) for value in ratings]
+    if any(rated) and not all(rated):
+        raise InvalidParameterError("--interaction: give a rating for every item or for none")
+    model = load(model_dir)
+    if not isinstance(model, FactorModel):
+        raise InvalidParameterError(f"this {model.kind} model does not take a user it does not "
+                                    f"know (fold-in)")
+    try:
+        table = model.recommend_new_user(items, ratings if any(rated) else None, k=k,
+                                         exclude_seen=exclude_seen, features=values)
+    except InvalidParameterError as error:
+        message = str(error)
+        raise InvalidParameterError(f"--features: {message.removeprefix('features.')}"
+                                    if message.startswith("features") else message) from None
+    scored = [{"item": item, "score": score} for item, score in zip(
+        table["item"].tolist(), table["score"].astype(float).tolist(), strict=True)]
+    if as_json:
+        emit_json({"user": None, "items": scored})
+        return
+    click.echo("anonymous user:")
+    for rank, pair in enumerate(scored, start=1):
+        click.echo(f"  {rank:>3}. {pair['item']}  ({pair['score']:.4f})")

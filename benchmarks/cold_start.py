@@ -414,6 +414,11 @@ ITEM_CONTENDERS: dict[str, Contender] = {
                                                 _LATENTREC_BPR),
     "latentrec WARP (features only)": Contender(
         latentrec_hybrid("BPR", loss="warp", identity=False), _LATENTREC_WARP),
+    # tuned per seed on validation like LightFM: WARP or its k-OS variant, 20 or 30 epochs
+    "latentrec WARP (features only, tuned)": Contender(
+        latentrec_hybrid("BPR", identity=False),
+        grid=grid(loss=("warp", "warp-kos"), epochs=(20, 30), max_sampled=(30,),
+                  reg=(0.005,), normalize=("row",))),
     "popularity within genre": Contender(genre_popularity, {"feature": "genre"}),
     "popularity within release-year bucket": Contender(genre_popularity, {"feature": "year"}),
     "random": Contender(random_scores),

@@ -11,13 +11,19 @@ Each contender is fitted at three levels:
 - ``ids``: user and item ids only;
 - ``seen``: plus the two implicit-feedback groups built from the training ratings alone, "the
   items this user rated" (SVD++) and "the users who rated this item", each weighed by
-  ``count ** -0.5`` (latentrec: ``seen_items=True, seen_users=True``);
+  ``count ** -SEEN_POWER`` (BayesianMF's, 0.5 today; latentrec: ``seen_items=True,
+  seen_users=True``);
 - ``features``: plus ``u.user``'s age band, gender and occupation and ``u.item``'s genres and
   release year (10 quantile buckets), from ``latentrec.datasets.load_movielens_100k_features``
-  (fitted on the training ids; the zip-code prefix it also reads is left out). Items of
-  ``u1.test`` that ``u1.base`` lacks are then known by their features (cold ids); at the other
-  levels they get each model's fallback (latentrec: mean plus the known bias; myFM: the missing
-  one-hot column adds nothing).
+  (fitted on the training ids, ``normalize="group"``: a film's genres sum to 1; the zip-code
+  prefix it also reads is left out). ``--year number|both``, ``--year-buckets N``, ``--age
+  number|both`` (the age in years from ``u.user``, standardised) and ``--normalize none|row``
+  encode the same columns otherwise, for latentrec and myFM alike (on ``--valid``, BayesianMF
+  factors=16 with 400 samples, year as a number or both, 20 year buckets, age as a number or
+  both and ``normalize="none"`` were all worse than the defaults). Items of ``u1.test`` that
+  ``u1.base`` lacks are then known by their features (cold ids); at the other levels they get
+  each model's fallback (latentrec: mean plus the known bias; myFM: the missing one-hot column
+  adds nothing).
 
 latentrec contenders: ``--model KIND --params JSON`` (any rating model that takes the groups
 and features: ``bayesian-mf`` by default, ``biased-mf`` once its hybrid lands; the levels add
@@ -54,18 +60,35 @@ import numpy as np
 import scipy.sparse as sp
 from _common import datasets_dir, machine, markdown_table, save
 
+# each implicit group weighs an id's n partners by n ** -SEEN_POWER: BayesianMF's own power, so
+# that myFM always gets the columns latentrec's sampler uses
+from latentrec.models._gibbs_groups import SEEN_POWER
+
 LEVELS = ("ids", "seen", "features")
 SEEN_PARAMS = {"seen_items": True, "seen_users": True}
-#: each implicit group weighs an id's n partners by n ** -SEEN_POWER (as latentrec does)
-SEEN_POWER = 0.5
 #: u.user columns used (the issue's "age band, gender, occupation")
 USER_FEATURES = ("age", "gender", "occupation")
 
 Run = Callable[[Any, Any, dict[str, Any], int], tuple[float, float, float]]
 
 
-def load(root: Path, valid: bool) -> tuple[Any, Any, dict[str, Any]]:
-    """``(train, test, {"users": Features, "items": Features})``, features not fitted."""
+#: how a number of the issue's columns (the release year, the user's age) enters the model
+ENCODINGS = ("buckets", "number", "both")
+
+
+def _numeric(name: str, numbers: list[float | None], buckets: int | None) -> dict[str, Any]:
+    return {"name": name, "kind": "numeric", "buckets": buckets, "numbers": numbers}
+
+
+def load(root: Path, valid: bool, *, year: str = "buckets", year_buckets: int = 10,
+         age: str = "buckets", normalize: str = "group"
+         ) -> tuple[Any, Any, dict[str, Any]]:
+    """``(train, test, {"users": Features, "items": Features})``, the features fitted on the
+    training ids (``normalize`` as :meth:`Features.fit`).
+
+    ``year``: the release year as ``year_buckets`` quantile buckets, as one standardised
+    number, or ``both``. ``age``: the age band (``buckets``, MovieLens 1M's bands), the age in
+    years standardised (``number``, read from ``u.user``), or ``both``."""
     from latentrec import random_split, read_interactions
     from latentrec.data import Features
     from latentrec.datasets import load_movielens_100k_features
@@ -78,11 +101,34 @@ def load(root: Path, valid: bool) -> tuple[Any, Any, dict[str, Any]]:
         test = read_interactions(root / "ml-100k" / "u1.test")
     users = load_movielens_100k_features("users", path=root / "ml-100k", download=False)
     state = users.state()  # keep the issue's columns (the table has a zip prefix too)
-    state["table"]["features"] = [column for column in state["table"]["features"]
-                                  if column["name"] in USER_FEATURES]
+    columns = [column for column in state["table"]["features"]
+               if column["name"] in USER_FEATURES and (column["name"] != "age"
+                                                       or age != "number")]
+    if age != "buckets":
+        years = {}
+        with open(root / "ml-100k" / "u.user", encoding="latin-1") as lines:
+            for line in lines:
+                fields = line.rstrip("\n").split("|")
+                years[int(fields[0])] = float(fields[1])
+        ids = state["table"]["ids"]
+        columns.insert(0 if age == "number" else 1,
+                       _numeric("age_years", [years.get(int(x)) for x in ids], None))
+    state["table"]["features"] = columns
     users = Features.from_state(state)
-    items = load_movielens_100k_features("items", path=root / "ml-100k", download=False)
-    return train, test, {"users": users, "items": items}
+    items = load_movielens_100k_features("items", path=root / "ml-100k", download=False,
+                                         year_buckets=year_buckets)
+    if year != "buckets":
+        state = items.state()
+        columns = state["table"]["features"]
+        (released,) = (column for column in columns if column["name"] == "year")
+        number = _numeric("year_number" if year == "both" else "year",
+                          list(released["numbers"]), None)
+        state["table"]["features"] = ([*columns, number] if year == "both" else
+                                      [number if column is released else column
+                                       for column in columns])
+        items = Features.from_state(state)
+    return train, test, {"users": users.fit(train.users, normalize=normalize),
+                         "items": items.fit(train.items, normalize=normalize)}
 
 
 def rmse(predictions: np.ndarray, test: Any, train: Any) -> float:
@@ -136,7 +182,8 @@ def myfm_contender(rank: int = 10, n_iter: int = 200) -> Run:
         if level["features"]:
             for side, ids in (("users", user_ids), ("items", item_ids)):
                 table = level["features"][side]
-                fitted[side] = table.fit(train.users if side == "users" else train.items)
+                fitted[side] = table if table.is_fitted else table.fit(
+                    train.users if side == "users" else train.items)
                 known = set(ids.tolist())
                 extra = [x for x in table.ids.to_numpy() if x not in known]
                 if side == "users":
@@ -219,7 +266,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-myfm", action="store_true", help="latentrec contenders only")
     parser.add_argument("--myfm-rank", type=int, default=10, help="myFM's rank (default 10)")
     parser.add_argument("--no-latentrec", action="store_true", help="myFM only")
+    parser.add_argument("--year", choices=ENCODINGS, default="buckets",
+                        help="the release year: quantile buckets (default), one standardised "
+                             "number, or both")
+    parser.add_argument("--year-buckets", type=int, default=10,
+                        help="quantile buckets of the release year (default 10)")
+    parser.add_argument("--age", choices=ENCODINGS, default="buckets",
+                        help="the user's age: its band (buckets, default), the age in years "
+                             "standardised (number), or both")
+    parser.add_argument("--normalize", choices=("group", "none", "row"), default="group",
+                        help="Features.fit's normalize for both sides (default group: a "
+                             "film's genres sum to 1)")
     args = parser.parse_args(argv)
+    if not 2 <= args.year_buckets <= 1000:
+        parser.error(f"--year-buckets must be in 2..1000, got {args.year_buckets}")
     levels = args.levels.split(",")
     if not set(levels) <= set(LEVELS):
         parser.error(f"--levels: unknown {sorted(set(levels) - set(LEVELS))}")
@@ -243,7 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     for seen in (False, True):  # compile the kernels, untimed
         BayesianMF(epochs=3, burn_in=1, seen_items=seen).fit(synthetic(50, 40),
                                                              show_progress=False)
-    train, test, features = load(datasets_dir(args.data_dir), args.valid)
+    train, test, features = load(datasets_dir(args.data_dir), args.valid, year=args.year,
+                                 year_buckets=args.year_buckets, age=args.age,
+                                 normalize=args.normalize)
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         for level_name in levels:

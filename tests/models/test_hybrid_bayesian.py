@@ -188,7 +188,8 @@ def test_seen_groups_lower_the_error_where_the_choice_of_items_is_informative(ch
 
 
 def test_seen_design_weights_each_row_by_its_count():
-    matrix = seen_design(np.array([0, 0, 0, 0, 2]), np.array([1, 3, 2, 1, 0]), (3, 4))
+    matrix = seen_design(np.array([0, 0, 0, 0, 2]), np.array([1, 3, 2, 1, 0]), (3, 4),
+                         power=0.5)
     np.testing.assert_allclose(matrix.toarray(), [[0, 3**-0.5, 3**-0.5, 3**-0.5],
                                                   [0, 0, 0, 0], [1, 0, 0, 0]])
 
@@ -201,9 +202,9 @@ def test_a_new_user_folds_in_with_the_seen_items_term(choice_world):
     assert prior is not None and float(prior[0].norm()) > 0
     factors, bias = model.seen_item_factors_  # type: ignore[misc]
     index = model.items_.index_of(items)
-    expected = factors[index].sum(dim=0) / len(items) ** 0.5
+    expected = factors[index].sum(dim=0) / len(items) ** model.seen_power_
     torch.testing.assert_close(prior[0][0], expected)
-    torch.testing.assert_close(prior[1][0], bias[index].sum() / len(items) ** 0.5)
+    torch.testing.assert_close(prior[1][0], bias[index].sum() / len(items) ** model.seen_power_)
     with_seen = model.recommend_new_user(items, k=5)
     model_without = _fit(train)
     assert not with_seen.equals(model_without.recommend_new_user(items, k=5))

@@ -114,6 +114,7 @@ class GibbsTrainable:
         self.rng = numpy_rng(config.seed)
         self.prior = config.prior
         self.per_user_noise = config.noise == "per-user"
+        self.noise_dof = _USER_NOISE_DOF
         k = config.factors
         self.k = k
         dim = k + 1
@@ -455,7 +456,7 @@ def _end_sweep(sampler: Any, user_errors: np.ndarray) -> dict[str, float]:
     sampler.alpha = float(sampler.rng.gamma(_ALPHA_A0 + 0.5 * sampler.n_ratings,
                                             1.0 / (_ALPHA_B0 + 0.5 * weighted)))
     if sampler.per_user_noise:
-        half = 0.5 * _USER_NOISE_DOF
+        half = 0.5 * sampler.noise_dof
         sampler.user_noise = sampler.rng.gamma(
             half + 0.5 * sampler.user_counts,
             1.0 / (half + 0.5 * sampler.alpha * user_errors))

@@ -8,6 +8,7 @@ to rate) carry the signal. Items present only in the feature table are cold item
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,22 @@ def test_a_missing_seen_table_is_refused(hybrid: BiasedMF, tmp_path: Path) -> No
     with pytest.raises(ModelFileError) as error:  # the tensor list of model.json says so
         load(where)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("power", "message"), [
+    (7, "seen_power is 7.0; expected a number in [0, 1]"),
+    ("0.5", "seen_power is '0.5'; expected a number"),
+    (None, "seen_power is None; expected a number")])
+def test_a_forged_seen_power_is_refused(hybrid: BiasedMF, tmp_path: Path, power: object,
+                                        message: str) -> None:
+    where = hybrid.save(tmp_path / "model")
+    meta = json.loads((where / "model.json").read_text())
+    meta["seen_power"] = power
+    (where / "model.json").write_text(json.dumps(meta))
+    (where / "manifest.json").write_text(persistence._manifest_text(where))
+    with pytest.raises(ModelFileError) as error:
+        load(where)
+    assert message in str(error.value) and "\n" not in str(error.value)
 
 
 # ---------------------------------------------------------------------- refusals

@@ -13,7 +13,7 @@ from latentrec.errors import InvalidParameterError, ModelFileError
 from latentrec.models._solvers import SparseRows
 from latentrec.models.base import Side, hyperparameters
 from latentrec.models.config import EpochConfig
-from latentrec.models.factor import FactorModel, Prior
+from latentrec.models.factor import FactorModel, Prior, saved_seen_power
 from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
 
@@ -286,8 +286,4 @@ class BayesianMF(FactorModel):
                                  f"{self.n_items} items and {width} factors")
         if not (bool(torch.isfinite(factors).all()) and bool(torch.isfinite(bias).all())):
             raise ModelFileError("seen_item_factors hold non-finite numbers")
-        power = meta.get("seen_power")
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or not (
-                0.0 <= power <= 1.0):
-            raise ModelFileError(f"seen_power is {power!r}; expected a number in [0, 1]")
-        self._set_seen_items((factors, bias), float(power))
+        self._set_seen_items((factors, bias), saved_seen_power(meta))

@@ -15,8 +15,7 @@ from latentrec.models._nn import MinibatchFactorTrainable, SGDConfig
 from latentrec.models._sgd_setup import PARALLEL_FROM, normal_rows
 from latentrec.models._solvers import SparseRows
 from latentrec.models.base import Side, hyperparameters
-from latentrec.models.factor import FactorModel, Prior
-from latentrec.persistence import finite_number
+from latentrec.models.factor import FactorModel, Prior, saved_seen_power
 from latentrec.training import Trainable
 from latentrec.training.minibatch import resolve_device
 from latentrec.training.partition import Partition
@@ -308,10 +307,7 @@ class BiasedMF(FactorModel):
                                      f"damaged or forged")
             setattr(self, f"{name}_", table)
         if self.config.seen_items or self.config.seen_users:
-            power = finite_number(meta.get("seen_power"), "seen_power")
-            if not 0.0 < power <= 1.0:
-                raise ModelFileError(f"seen_power is {power!r}; expected a number in (0, 1]")
-            self.seen_power_ = power
+            self.seen_power_ = saved_seen_power(meta)
 
 
 class _KernelTrainable:

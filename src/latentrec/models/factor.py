@@ -642,6 +642,15 @@ def hybrid_table(own: torch.Tensor | None, matrix: sp.csr_matrix | None,
     return summed if own is None else own + summed
 
 
+def saved_seen_power(meta: Mapping[str, Any]) -> float:
+    """The count normalisation ``n ** -power`` of the implicit-feedback groups a model file
+    was trained with, checked: a number in [0, 1] (0: the sum, 1: the mean)."""
+    power = finite_number(meta.get("seen_power"), "seen_power")
+    if not 0.0 <= power <= 1.0:
+        raise ModelFileError(f"seen_power is {power!r}; expected a number in [0, 1]")
+    return power
+
+
 def refuse_prior(model: FactorModel, prior: Prior | None) -> None:
     """For a ``_fold_in`` that cannot start from features' vectors."""
     if prior is not None:

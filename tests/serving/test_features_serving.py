@@ -285,6 +285,20 @@ def test_additions_need_the_admin_token(admin: TestClient, served_copy: Path,
     assert sorted(p.name for p in served_copy.parent.iterdir()) == ["hybrid"]
 
 
+def test_a_model_without_factors_refuses_an_anonymous_user(tmp_path: Path) -> None:
+    from latentrec import Popularity
+
+    path = tmp_path / "popular"
+    Popularity().fit(synthetic(30, 20, density=0.3, seed=4, feedback="implicit"),
+                     show_progress=False).save(path)
+    client = TestClient(create_app(path))
+    for body in ({"interactions": [{"item": 1}]}, {"features": {"favourite": "A"}}):
+        answer = client.post("/v1/recommendations", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"] == ("Popularity does not take an anonymous user "
+                                           "(fold-in)")
+
+
 def test_a_model_without_item_features_cannot_take_items(plain_dir: Path,
                                                          monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:

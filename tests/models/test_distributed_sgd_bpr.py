@@ -182,6 +182,15 @@ def test_one_process_partition_fits_bpr() -> None:
     assert len(model.history_) == 2
 
 
+def test_a_partition_trains_warp_kos() -> None:
+    """The distributed trainable inherits the loss; k-OS draws from the rank's own users'
+    items (a partition holds whole users) and gives another model than plain WARP."""
+    fits = {loss: BPR(factors=4, epochs=2, batch_size=64, device="cpu", loss=loss).fit(
+        _partition("implicit")) for loss in ("warp", "warp-kos")}
+    assert all(bool(torch.isfinite(m.item_factors_).all()) for m in fits.values())
+    assert not torch.equal(fits["warp"].item_factors_, fits["warp-kos"].item_factors_)
+
+
 @pytest.mark.slow
 def test_seen_rows_gathered_in_blocks_equal_whole_and_release_ends_the_partition(
         runs: dict[str, Any]) -> None:

@@ -305,6 +305,14 @@ def test_recommend_for_an_anonymous_user(files: dict[str, Path], tmp_path: Path)
          "--features: colour: the model has no user feature 'colour'"),
         (["--interaction", "i0=many"], "--interaction i0=many: the rating must be a number"),
         (["--interaction", "nope"], "nope"),
+        # NaN and infinities are refused, never read as "no rating" or a missing feature
+        (["--interaction", "i0=nan"], "--interaction i0=nan: the rating must be a finite number"),
+        (["--interaction", "i0=inf"], "--interaction i0=inf: the rating must be a finite number"),
+        (["--features", '{"favourite": NaN}'], "--features: not valid JSON (NaN is not a JSON "
+                                               "number)"),
+        (["--features", '{"favourite": 1e999}'], "--features: not valid JSON (1e999 is not a "
+                                                 "finite number)"),
+        (["--features", "{}"], "--features: give at least one feature's value"),
     ]
     for extra, message in cases:
         code, _, err = run("recommend", str(model_dir), *extra)

@@ -4,6 +4,7 @@ refusals. The hybrid models themselves (BPR, ImplicitALS, ...) are tested in the
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, ClassVar
 
@@ -278,6 +279,10 @@ def test_a_categorical_or_numeric_feature_of_a_new_user_takes_one_value(ratings)
                                                     r"feature 'colour'; its user features: age, "
                                                     r"job$"):
         model.feature_vectors("users", {"colour": "red"})
+    for value in (math.nan, math.inf, 10**400):  # never read as a missing value
+        with pytest.raises(InvalidParameterError, match=r"^features.age: must be a finite "
+                                                        r"number, got .{3,45} \(leave a "):
+            model.feature_vectors("users", {"age": value})
     # one value in a list is that value
     assert torch.equal(model.feature_vectors("users", {"job": ["y"]})[0],
                        model.feature_vectors("users", {"job": "y"})[0])

@@ -101,30 +101,42 @@ def _anonymous(model_dir: str, features: str | None, interactions: tuple[str, ..
     from latentrec.errors import InvalidParameterError
     from latentrec.models import FactorModel, load
 
+    def finite(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):  # 1e999 parses as inf
+            raise ValueError(f"{text} is not a finite number")
+        return number
+
+    def refuse(name: str) -> Any:  # Python's JSON reader takes NaN and Infinity
+        raise ValueError(f"{name} is not a JSON number")
+
     values: dict[str, Any] | None = None
     if features is not None:
         try:
-            values = json.loads(features)
+            values = json.loads(features, parse_float=finite, parse_constant=refuse)
         except ValueError as error:
             raise InvalidParameterError(f"--features: not valid JSON ({error})") from None
         if not isinstance(values, dict):
             raise InvalidParameterError(f"--features: expected a JSON object of feature "
                                         f"names and values, got {type(values).__name__}")
     items: list[str] = []
-    ratings: list[float] = []
+    ratings: list[float | None] = []
     for given in interactions:
         item, equals, rating = given.partition("=")
         if not item:
             raise InvalidParameterError(f"--interaction: expected ITEM or ITEM=RATING, got "
                                         f"{given!r}")
         try:
-            value = float(rating) if equals else math.nan
+            value = float(rating) if equals else None
         except ValueError:
             raise InvalidParameterError(f"--interaction {given}: the rating must be a number"
                                         ) from None
+        if value is not None and not math.isfinite(value):
+            raise InvalidParameterError(f"--interaction {given}: the rating must be a finite "
+                                        f"number")
         items.append(item)
         ratings.append(value)
-    rated = [not math.isnan(value) for value in ratings]
+    rated = [value is not None for value in ratings]
     if any(rated) and not all(rated):
         raise InvalidParameterError("--interaction: give a rating for every item or for none")
     model = load(model_dir)
@@ -132,12 +144,16 @@ def _anonymous(model_dir: str, features: str | None, interactions: tuple[str, ..
         raise InvalidParameterError(f"this {model.kind} model does not take a user it does not "
                                     f"know (fold-in)")
     try:
-        table = model.recommend_new_user(items, ratings if any(rated) else None, k=k,
+        rated_values = [value for value in ratings if value is not None]
+        table = model.recommend_new_user(items, rated_values or None, k=k,
                                          exclude_seen=exclude_seen, features=values)
     except InvalidParameterError as error:
         message = str(error)
-        raise InvalidParameterError(f"--features: {message.removeprefix('features.')}"
-                                    if message.startswith("features") else message) from None
+        for prefix in ("features.", "features: "):  # the library names the feature
+            if message.startswith(prefix):
+                raise InvalidParameterError(f"--features: {message.removeprefix(prefix)}"
+                                            ) from None
+        raise
     scored = [{"item": item, "score": score} for item, score in zip(
         table["item"].tolist(), table["score"].astype(float).tolist(), strict=True)]
     if as_json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import reprlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Self
@@ -388,6 +389,10 @@ class FactorModel(Recommender):
                                                         np.ndarray)):
                 raise InvalidParameterError(f"{where}: must be a number (a numeric feature), "
                                             f"got {type(value).__name__}")
+            if kind == "numeric" and value is not None and not _finite(value):
+                raise InvalidParameterError(f"{where}: must be a finite number, got "
+                                            f"{reprlib.repr(value)} (leave a feature out when "
+                                            f"it is not known)")
             if kind != "tags" and isinstance(value, Mapping):
                 raise InvalidParameterError(f"{where}: weights are for tags; {name!r} is a "
                                             f"{kind} feature: give a value or a list of values")
@@ -640,6 +645,14 @@ def hybrid_table(own: torch.Tensor | None, matrix: sp.csr_matrix | None,
             size=csr.shape, check_invariants=False).to(feature_factors.device)
     summed: torch.Tensor = (sparse @ feature_factors.float()).to(feature_factors.dtype)
     return summed if own is None else own + summed
+
+
+def _finite(value: Any) -> bool:
+    """Whether a number is finite in float64 (an integer of 400 digits is not)."""
+    try:
+        return math.isfinite(float(value))
+    except (OverflowError, TypeError, ValueError):
+        return False
 
 
 def saved_seen_power(meta: Mapping[str, Any]) -> float:

@@ -163,6 +163,9 @@ def test_feature_option_errors(files: dict[str, Path], tmp_path: Path) -> None:
           "genre=numeric:1"], "got 'genre=numeric:1'"),
         (["--model", HYBRID, "--item-features", str(files["items"]), "--item-features-kind",
           "colour=tags"], "column 'colour': is named in tags= but the table has no such column"),
+        (["--model", HYBRID, "--item-features", str(files["items"]), "--item-features-kind",
+          "genre=multi", "--item-features-kind", "genre=tags"],
+         "--item-features-kind: column 'genre' is named in both multi= and tags="),
     ]
     for extra, message in cases:
         code, _, err = run(*base, *extra)

@@ -186,9 +186,14 @@ def read_feature_file(path: str, id_col: str | None,
         by_kind[kind].append(name)
         if count:
             buckets[name] = int(count)
-    return read_features(path, id_col, categorical=by_kind["categorical"],
-                         multi=by_kind["multi"], numeric=by_kind["numeric"],
-                         tags=by_kind["tags"], buckets=buckets or None)
+    from latentrec.errors import InvalidParameterError
+
+    try:
+        return read_features(path, id_col, categorical=by_kind["categorical"],
+                             multi=by_kind["multi"], numeric=by_kind["numeric"],
+                             tags=by_kind["tags"], buckets=buckets or None)
+    except InvalidParameterError as error:  # the kinds asked for contradict each other
+        raise InvalidParameterError(f"{option}: {error}") from None
 
 
 def _feature_kind(text: str, option: str) -> tuple[str, str]:

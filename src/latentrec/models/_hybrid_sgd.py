@@ -27,14 +27,15 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from latentrec._rng import derive_seed, torch_generator
+from latentrec._rng import derive_seed, numpy_rng, torch_generator
 from latentrec.data import Interactions
 from latentrec.models._nn import FactorModule
+from latentrec.models._sgd_setup import normal_rows
 from latentrec.models.base import SIDES, Side
 from latentrec.models.factor import FactorModel, hybrid_table
 from latentrec.training.minibatch import SPARSE_OPTIMIZERS, MinibatchLoop, resolve_device
 
-__all__ = ["SEEN_POWER", "HybridSGDTrainable", "seen_matrix"]
+__all__ = ["SEEN_POWER", "HybridKernelTrainable", "HybridSGDTrainable", "seen_matrix"]
 
 #: the implicit-feedback groups weigh each of an id's ``n`` interactions by ``n ** -SEEN_POWER``
 #: (SVD++'s ``|N(u)|^-1/2``; 1.0 would be the mean). Chosen on a seeded 10% validation split
@@ -345,3 +346,133 @@ class HybridSGDTrainable:
             for name, group in self.groups[side].items():
                 group.load_state_dict(state["groups"][f"{side}/{name}"])
         self.loop.load_state_dict(state["loop"])
+
+
+class HybridKernelTrainable:
+    """BiasedMF with side features and SVD++'s seen items, trained by the compiled per-rating
+    SGD kernel (:mod:`latentrec.models._hybrid_kernel`) on ratings / ``scale``; published as
+    :class:`HybridSGDTrainable` publishes. The flipped group (``seen_users``) is not here: an
+    item's sum over its users would cost that sum on every rating."""
+
+    def __init__(self, model: FactorModel, data: Interactions, *, global_mean: float,
+                 scale: float) -> None:
+        config = model.config
+        self.model, self.config, self.scale = model, config, scale
+        self.global_mean = global_mean / scale
+        init = numpy_rng(config.seed)
+        factors, std = config.factors, config.init_std
+        identity = bool(getattr(config, "identity", True))
+        self.users = data.user_index.astype(np.int32)
+        self.items = data.item_index.astype(np.int32)
+        self.ratings = (data.weights() / scale).astype(np.float32)
+        counts = {"users": data.n_users, "items": data.n_items}
+        self.own_rows = {side: normal_rows(init, counts[side], factors, std) for side in SIDES}
+        self.own_bias = {side: np.zeros(counts[side], dtype=np.float32) for side in SIDES}
+        self.own_used: dict[Side, np.ndarray] = {}
+        #: per side: the design matrix (feature columns first, then the seen items), its
+        #: columns' embeddings, the biases of its feature columns
+        self.design: dict[Side, sp.csr_matrix] = {}
+        self.group_rows: dict[Side, np.ndarray] = {}
+        self.group_bias: dict[Side, np.ndarray] = {}
+        self.feature_columns: dict[Side, int] = {}
+        self.group_squares: dict[Side, np.ndarray] = {}
+        for side in SIDES:
+            features = model._feature_matrix(side)
+            blocks = [] if features is None else [sp.csr_matrix(features, dtype=np.float32)]
+            self.own_used[side] = np.ones(counts[side], dtype=np.float32)
+            if features is not None and not identity:
+                self.own_used[side] = (np.diff(blocks[0].indptr) == 0).astype(np.float32)
+            if side == "users" and getattr(config, "seen_items", False):
+                blocks.append(seen_matrix(data.user_index, data.item_index,
+                                          (data.n_users, data.n_items)))
+            design = sp.csr_matrix(sp.hstack(blocks, format="csr", dtype=np.float32)
+                                   if blocks else np.zeros((counts[side], 0), np.float32))
+            design.sort_indices()
+            self.design[side] = design
+            self.feature_columns[side] = 0 if features is None else features.shape[1]
+            self.group_rows[side] = normal_rows(init, design.shape[1], factors, std)
+            self.group_bias[side] = np.zeros(self.feature_columns[side], dtype=np.float32)
+            self.group_squares[side] = np.zeros(design.shape[1], dtype=np.float32)
+        feature_reg = getattr(config, "feature_reg", None)
+        self.feature_reg = config.reg if feature_reg is None else feature_reg
+        self.shuffle = numpy_rng(derive_seed(config.seed, 1))
+        self.lr, self.lr_bias = config.lr, config.lr_bias
+        self.epoch = 0
+        from latentrec.models._hybrid_kernel import FLUSH_EVERY, MIN_FLUSHES
+
+        # small data still gets MIN_FLUSHES steps of its item groups an epoch
+        self.flush_every = min(FLUSH_EVERY, max(1, -(-len(self.ratings) // MIN_FLUSHES)))
+
+    def train_epoch(self) -> dict[str, float]:
+        from latentrec.models._hybrid_kernel import (
+            GROUP_LR_RATIO,
+            grouped_order,
+            hybrid_sgd_epoch,
+        )
+
+        order = grouped_order(self.users, self.shuffle.permutation(len(self.own_bias["users"])),
+                              self.shuffle.permutation(len(self.ratings)))
+        users, items = self.design["users"], self.design["items"]
+        squared_error = hybrid_sgd_epoch(
+            self.users, self.items, self.ratings, order,
+            self.own_rows["users"], self.own_rows["items"],
+            self.own_bias["users"], self.own_bias["items"],
+            self.own_used["users"], self.own_used["items"],
+            users.indptr.astype(np.int64), users.indices.astype(np.int32), users.data,
+            self.group_rows["users"], self.group_bias["users"], self.group_squares["users"],
+            items.indptr.astype(np.int64), items.indices.astype(np.int32), items.data,
+            self.group_rows["items"], self.group_bias["items"], self.group_squares["items"],
+            self.global_mean, self.lr, float(self.config.reg), float(self.config.reg_bias),
+            self.lr_bias, float(self.feature_reg), self.lr * GROUP_LR_RATIO, self.flush_every)
+        self.epoch += 1
+        self.lr *= self.config.lr_decay
+        self.lr_bias *= self.config.lr_decay
+        return {"loss": float(squared_error) * self.scale**2 / len(self.ratings)}
+
+    def _table(self, side: Side) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every training id's whole vector and bias (scaled units)."""
+        used = self.own_used[side]
+        design = self.design[side]
+        vectors = self.own_rows[side] * used[:, None] + design @ self.group_rows[side]
+        features = design[:, :self.feature_columns[side]]
+        bias = self.own_bias[side] * used + features @ self.group_bias[side]
+        return (torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32)))
+
+    def publish(self) -> None:
+        model, scale = self.model, self.scale
+        root = scale**0.5
+        user_vectors, user_bias = self._table("users")
+        item_vectors, item_bias = self._table("items")
+        model._set_factors(user_vectors * root, item_vectors * root, user_bias * scale,
+                           item_bias * scale, self.global_mean * scale)
+        model.feature_factors_, model.feature_bias_ = {}, {}  # none from an earlier fit
+        seen_items = None
+        for side in SIDES:
+            columns = self.feature_columns[side]
+            rows = torch.from_numpy(self.group_rows[side].copy()) * root
+            if columns:
+                model._set_feature_factors(side, rows[:columns],
+                                           torch.from_numpy(self.group_bias[side]) * scale)
+            if side == "users" and rows.shape[0] > columns:
+                seen_items = rows[columns:]
+        model._set_seen_factors(seen_items, None)  # type: ignore[attr-defined]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"arrays": {f"{name}/{side}": table[side].copy() for side in SIDES
+                           for name, table in self._arrays().items()},
+                "lr": self.lr, "lr_bias": self.lr_bias, "epoch": self.epoch,
+                "shuffle": self.shuffle.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for side in SIDES:
+            for name, table in self._arrays().items():
+                table[side][...] = state["arrays"][f"{name}/{side}"]
+        self.lr, self.lr_bias = float(state["lr"]), float(state["lr_bias"])
+        self.epoch = int(state["epoch"])
+        self.shuffle.bit_generator.state = state["shuffle"]
+
+    def _arrays(self) -> dict[str, dict[Side, np.ndarray]]:
+        return {"own_rows": self.own_rows, "own_bias": self.own_bias,
+                "group_rows": self.group_rows, "group_bias": self.group_bias,
+                "group_squares": self.group_squares}

@@ -103,12 +103,17 @@ class BiasedMF(FactorModel):
         user rated in training, as a user feature group (SVD++'s implicit feedback:
         ``|N(u)|^-1/2 sum_{j in N(u)} y_j``); ``seen_users=True`` adds the users who rated
         each item, as an item feature group (the "flipped" group); both come from the
-        training interactions only and have no biases. Any of these trains with PyTorch
-        minibatches (``engine="auto"`` picks them; ``"kernel"`` and ``sparse_adam`` are
-        refused) with the penalties of the minibatch engine, per rating: ``reg`` on the ids'
-        own embeddings, ``feature_reg`` (default: ``reg``) on each group embedding weighted by
-        its design-matrix weight, ``reg_bias`` on all biases. MovieLens 100K's validation
-        chose ``optimizer="adam", lr=0.01, batch_size=4096, reg=0.2, feature_reg=0.04``.
+        training interactions only and have no biases. The penalties are per rating:
+        ``reg`` on the ids' own embeddings, ``feature_reg`` (default: ``reg``) on each group
+        embedding weighted by its design-matrix weight, ``reg_bias`` on all biases. With
+        ``optimizer="sgd"`` on the CPU, ``engine="auto"`` trains features and ``seen_items``
+        with the compiled kernel: per-rating SGD for the ids' own rows, AdaGrad steps of
+        ``lr * 0.3 / sqrt(summed squared gradients)`` for the group embeddings, on gradients
+        summed per user and, for the items' features, over a few thousand ratings (MovieLens
+        100K's validation chose ``feature_reg=0.15`` with the other defaults).
+        ``seen_users``, other optimizers and other devices train with PyTorch minibatches
+        (``sparse_adam`` is refused; MovieLens 100K's validation chose ``optimizer="adam",
+        lr=0.01, batch_size=4096, reg=0.2, feature_reg=0.04``).
         Items and users with features but no ratings join the model as cold ids; a new user
         folded in (``recommend_new_user``) gets the seen-items part of the items given.
     patience
@@ -195,18 +200,25 @@ class BiasedMF(FactorModel):
         kernel_optimizer = self.config.optimizer in KERNEL_OPTIMIZERS
         self.seen_item_factors_ = self.seen_user_factors_ = None
         if self._hybrid():
-            from latentrec.models._hybrid_sgd import SEEN_POWER, HybridSGDTrainable
+            from latentrec.models._hybrid_sgd import (
+                SEEN_POWER,
+                HybridKernelTrainable,
+                HybridSGDTrainable,
+            )
 
-            if engine == "kernel":
-                raise InvalidParameterError(
-                    "engine='kernel' trains ids only; with side features or seen_items/"
-                    "seen_users use engine='minibatch' or 'auto'")
+            self.seen_power_ = SEEN_POWER
             if self.config.optimizer == "sparse_adam":
                 raise InvalidParameterError(
                     "optimizer='sparse_adam' takes sparse gradients only; the feature groups' "
                     "are dense: use optimizer='adam' with side features or seen_items/"
                     "seen_users")
-            self.seen_power_ = SEEN_POWER
+            if engine == "auto":
+                engine = ("kernel" if device.type == "cpu" and self.config.optimizer == "sgd"
+                          and not self.config.seen_users else "minibatch")
+            if engine == "kernel":
+                self._check_hybrid_kernel(device)
+                return HybridKernelTrainable(self, data, global_mean=global_mean,
+                                             scale=self.rating_std_)
             return HybridSGDTrainable(self, data, global_mean=global_mean,
                                       scale=self.rating_std_)
         if engine == "auto":
@@ -223,6 +235,26 @@ class BiasedMF(FactorModel):
             return MinibatchFactorTrainable(self, data, biases=True, global_mean=global_mean,
                                             scale=self.rating_std_)
         return _KernelTrainable(self, data, global_mean)
+
+    def _check_hybrid_kernel(self, device: torch.device) -> None:
+        """Refuse, in one line, what the hybrid kernel does not implement."""
+        config = self.config
+        if device.type != "cpu":
+            raise InvalidParameterError(
+                f"engine='kernel' runs on the CPU only; device is {device.type!r} "
+                f"(use engine='minibatch')")
+        if config.optimizer != "sgd":
+            raise InvalidParameterError(
+                f"engine='kernel' with side features or seen_items supports optimizer='sgd', "
+                f"got {config.optimizer!r} (use engine='minibatch')")
+        if config.blocks is not None and config.blocks > 1:
+            raise InvalidParameterError(
+                f"blocks={config.blocks}: the kernel with side features or seen_items runs "
+                f"serially (blocks=None or 1)")
+        if config.seen_users:
+            raise InvalidParameterError(
+                "engine='kernel' does not train seen_users (an item's sum over its users "
+                "would cost that sum on every rating); use engine='minibatch' or 'auto'")
 
     def _hybrid(self) -> bool:
         """Whether this fit learns from side features or implicit-feedback groups."""

@@ -5,14 +5,15 @@ side by side on MovieLens 100K ``u1.base``/``u1.test``.
     nice -n 5 python benchmarks/warm_features.py --valid               (10% of u1.base instead)
     nice -n 5 python benchmarks/warm_features.py --model biased-mf --params '{"epochs": 40}'
     nice -n 5 python benchmarks/warm_features.py --levels ids,seen --no-myfm
+    nice -n 5 python benchmarks/warm_features.py --model biased-mf --params '{}' --seen items
 
 Each contender is fitted at three levels:
 
 - ``ids``: user and item ids only;
 - ``seen``: plus the two implicit-feedback groups built from the training ratings alone, "the
   items this user rated" (SVD++) and "the users who rated this item", each weighed by
-  ``count ** -SEEN_POWER`` (BayesianMF's, 0.5 today; latentrec: ``seen_items=True,
-  seen_users=True``);
+  ``count ** -SEEN_POWER`` (BayesianMF's, 0.6 today; latentrec: ``seen_items=True,
+  seen_users=True``; with ``--seen items`` only the first, for myFM too);
 - ``features``: plus ``u.user``'s age band, gender and occupation and ``u.item``'s genres and
   release year (10 quantile buckets), from ``latentrec.datasets.load_movielens_100k_features``
   (fitted on the training ids, ``normalize="group"``: a film's genres sum to 1; the zip-code
@@ -65,7 +66,9 @@ from _common import datasets_dir, machine, markdown_table, save
 from latentrec.models._gibbs_groups import SEEN_POWER
 
 LEVELS = ("ids", "seen", "features")
-SEEN_PARAMS = {"seen_items": True, "seen_users": True}
+#: which implicit-feedback groups the ``seen`` and ``features`` levels add (``--seen``)
+SEEN_PARAMS = {"both": {"seen_items": True, "seen_users": True},
+               "items": {"seen_items": True}}
 #: u.user columns used (the issue's "age band, gender, occupation")
 USER_FEATURES = ("age", "gender", "occupation")
 
@@ -143,7 +146,7 @@ def latentrec_contender(kind: str, params: dict[str, Any]) -> Run:
 
     def run(train: Any, test: Any, level: dict[str, Any], seed: int
             ) -> tuple[float, float, float]:
-        settings = {**params, "seed": seed, **(SEEN_PARAMS if level["seen"] else {})}
+        settings = {**params, "seed": seed, **SEEN_PARAMS.get(level["seen"], {})}
         model = model_class(**settings)
         features = ({"user_features": level["features"]["users"],
                      "item_features": level["features"]["items"]}
@@ -206,7 +209,7 @@ def myfm_contender(rank: int = 10, n_iter: int = 200) -> Run:
                 for stop in [*np.flatnonzero(names[1:] != names[:-1]) + 1, len(names)]:
                     groups.append(stop - start)
                     start = stop
-            if level["seen"]:
+            if level["seen"] == "both" or (level["seen"] == "items" and side == "users"):
                 parts.append(_seen(rows, cols, (n, n_other)))
                 groups.append(n_other)
             blocks.append(sp.csr_matrix(sp.hstack(parts, format="csr"), dtype=np.float64))
@@ -263,6 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default=None, help="name of the latentrec contender")
     parser.add_argument("--levels", default=",".join(LEVELS),
                         help=f"comma-separated, of {', '.join(LEVELS)}")
+    parser.add_argument("--seen", choices=sorted(SEEN_PARAMS), default="both",
+                        help="the implicit-feedback groups of the seen and features levels: "
+                             "both (default) or only the items each user rated (SVD++)")
     parser.add_argument("--no-myfm", action="store_true", help="latentrec contenders only")
     parser.add_argument("--myfm-rank", type=int, default=10, help="myFM's rank (default 10)")
     parser.add_argument("--no-latentrec", action="store_true", help="myFM only")
@@ -297,19 +303,22 @@ def main(argv: list[str] | None = None) -> None:
         contenders[f"myFM 0.4.0 rank {args.myfm_rank}, n_iter 200"] = myfm_contender(
             rank=args.myfm_rank)
 
-    from latentrec import BayesianMF
+    from latentrec import BayesianMF, BiasedMF
     from latentrec.datasets import synthetic
 
     for seen in (False, True):  # compile the kernels, untimed
         BayesianMF(epochs=3, burn_in=1, seen_items=seen).fit(synthetic(50, 40),
                                                              show_progress=False)
+        if args.model == "biased-mf" and not args.no_latentrec:
+            BiasedMF(**{**params, "epochs": 1}, seen_items=seen).fit(synthetic(50, 40),
+                                                                      show_progress=False)
     train, test, features = load(datasets_dir(args.data_dir), args.valid, year=args.year,
                                  year_buckets=args.year_buckets, age=args.age,
                                  normalize=args.normalize)
     runs: list[dict[str, Any]] = []
     for seed in seeds:
         for level_name in levels:
-            level = {"seen": level_name != "ids",
+            level = {"seen": args.seen if level_name != "ids" else None,
                      "features": features if level_name == "features" else None}
             for label, run in contenders.items():
                 value, seconds, cpu = run(train, test, level, seed)

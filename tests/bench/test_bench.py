@@ -113,13 +113,14 @@ def test_missing_peer_is_skipped_with_one_line(datasets_dir: Path, tmp_path: Pat
                                str(tmp_path), "--only", "surprise")
     assert code == 0, stderr
     skip_lines = [line for line in stderr.splitlines() if line.startswith("skipping surprise")]
-    assert skip_lines == ["skipping surprise (2 contenders): not installed; "
+    assert skip_lines == ["skipping surprise (3 contenders): not installed; "
                           "pip install 'latentrec[bench]'"]
     assert "Skipped surprise SVD (defaults): not installed" in stdout
     document = json.loads((tmp_path / "explicit_ml-100k.json").read_text())
     assert document["rows"] == []
     assert [s["name"] for s in document["skipped"]] == ["surprise SVD (defaults)",
-                                                       "surprise SVD (tuned, PEERS.md)"]
+                                                       "surprise SVD (tuned, PEERS.md)",
+                                                       "surprise SVDpp (defaults)"]
     assert "skipping the plot: no contender ran" in stderr
 
 

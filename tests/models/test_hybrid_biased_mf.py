@@ -407,7 +407,7 @@ def reference_epoch(arrays: dict[str, Any], order: np.ndarray, *, lr: float, reg
 
     def adagrad(rows: np.ndarray, squares: np.ndarray, c: int, grad: np.ndarray,
                 penalty: float) -> float:
-        squares[c] += np.mean((grad - penalty * rows[c]) ** 2)
+        squares[c] += np.mean(grad**2)
         step = group_lr / np.sqrt(squares[c] + 1e-10)
         rows[c] = max(0.0, 1.0 - step * penalty) * rows[c] + step * grad
         return float(step)

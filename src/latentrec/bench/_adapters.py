@@ -102,8 +102,12 @@ def _latentrec(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
 
 
 # ---------------------------------------------------------------------- rating prediction
-def _surprise_svd(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
-    from surprise import SVD, Dataset, Reader
+def _surprise(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
+    """Surprise's ``SVD`` or ``SVDpp`` (the name after the dot of the adapter)."""
+    import surprise
+    from surprise import Dataset, Reader
+
+    algorithm = getattr(surprise, contender.adapter.split(".", 1)[1])
 
     frame_train, frame_test = _rating_frames(arrays)
     trainset = Dataset.load_from_df(frame_train[["user", "item", "rating"]],
@@ -112,7 +116,7 @@ def _surprise_svd(arrays: BenchArrays, contender: Contender, k: int) -> Prepared
     params = dict(contender.params)
 
     def fit() -> Any:
-        model = SVD(random_state=0, **params)
+        model = algorithm(random_state=0, **params)
         model.fit(trainset)
         return model
 
@@ -471,7 +475,8 @@ def prepare(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
     if contender.adapter.startswith("latentrec."):
         return _latentrec(arrays, contender, k)
     adapters: dict[str, Callable[[BenchArrays, Contender, int], Prepared]] = {
-        "surprise.SVD": _surprise_svd,
+        "surprise.SVD": _surprise,
+        "surprise.SVDpp": _surprise,
         "cornac.MF": _cornac_mf,
         "libmf.MF": _libmf,
         "implicit.ALS": _implicit,

@@ -102,10 +102,15 @@ def _explicit_contenders() -> list[Contender]:
                   "latentrec.BayesianMF", {"seen_items": True, "seen_users": True}),
         Contender("latentrec BiasedMF (tuned: sgd)", "latentrec", "latentrec.BiasedMF",
                   TUNED_SGD),
+        # SVD++ (the items each user rated as a group), the compiled kernel; feature_reg from
+        # the validation split of docs/BENCHMARKS.md
+        Contender("latentrec BiasedMF (+ seen items: SVD++)", "latentrec",
+                  "latentrec.BiasedMF", {"seen_items": True, "feature_reg": 0.15}),
         Contender("latentrec MatrixFactorization (seed defaults)", "latentrec",
                   "latentrec.MatrixFactorization"),
         Contender("surprise SVD (defaults)", "surprise", "surprise.SVD"),
         Contender("surprise SVD (tuned, PEERS.md)", "surprise", "surprise.SVD", surprise_tuned),
+        Contender("surprise SVDpp (defaults)", "surprise", "surprise.SVDpp"),
         Contender("cornac MF (defaults)", "cornac", "cornac.MF"),
         Contender("cornac MF (tuned, PEERS.md)", "cornac", "cornac.MF", cornac_tuned),
         Contender("LIBMF (CLI defaults)", "libmf", "libmf.MF", libmf_defaults),

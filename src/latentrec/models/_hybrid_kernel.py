@@ -96,23 +96,19 @@ def _item_part(i: int, indptr: np.ndarray, columns: np.ndarray, values: np.ndarr
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _adagrad_row(row: np.ndarray, grad: np.ndarray, scale: float, penalty: float,
-                 squares: np.ndarray, c: int, lr: float) -> float:
-    """One AdaGrad step of group row ``c`` from its summed gradient ``scale * grad`` and the
-    summed weight ``penalty`` of its penalty; returns the step size taken. The penalty shrinks
-    the row by at most all of it, never past zero."""
+def _adagrad_row(row: np.ndarray, grad: np.ndarray, scale: float, grad_squares: float,
+                 penalty: float, squares: np.ndarray, c: int, lr: float) -> float:
+    """One AdaGrad step of group row ``c`` on the summed gradient ``scale * grad`` of the data
+    (``grad_squares``: the sum of ``grad``'s squares; AdaGrad's sums take the data's gradient
+    alone, so one pass over the row does), with the summed weight ``penalty`` of its penalty
+    as a shrink of at most all of the row; returns the step size taken."""
     k = row.shape[0]
-    weight = np.float32(penalty)
-    scale32 = np.float32(scale)
-    squares_sum = np.float32(0.0)
-    for f in range(k):
-        g = scale32 * grad[f] - weight * row[f]
-        squares_sum += g * g
-    squares[c] += squares_sum / k
+    squares[c] += np.float32(scale * scale * grad_squares / k)
     step = np.float32(lr / np.sqrt(squares[c] + _EPSILON))
     shrink = np.float32(max(0.0, 1.0 - float(step) * penalty))
+    scaled = step * np.float32(scale)
     for f in range(k):
-        row[f] = shrink * row[f] + step * scale32 * grad[f]
+        row[f] = shrink * row[f] + scaled * grad[f]
     return float(step)
 
 
@@ -146,8 +142,11 @@ def _flush_items(indptr: np.ndarray, columns: np.ndarray, values: np.ndarray,
     for c in range(factors.shape[0]):
         if column_weight[c] == 0.0:
             continue
-        step = _adagrad_row(factors[c], column_grad[c], 1.0, feature_reg * column_weight[c],
-                            squares, c, lr)
+        grad_squares = 0.0
+        for f in range(k):
+            grad_squares += column_grad[c, f] * column_grad[c, f]
+        step = _adagrad_row(factors[c], column_grad[c], 1.0, grad_squares,
+                            feature_reg * column_weight[c], squares, c, lr)
         if c < biased:
             bias_step = step * bias_ratio
             shrink = max(0.0, 1.0 - bias_step * reg_bias * column_weight[c])
@@ -238,26 +237,35 @@ def hybrid_sgd_epoch(
             sse += float(err) * float(err)
             # ids known by their features alone (own 0) leave their own rows untouched
             user_lr, item_lr = own_u * lr32, own_i * lr32
-            for f in range(k):
-                g = err * qi[f]
-                group_grad[f] += g
-                user_factors[u, f] += user_lr * (g - reg32 * user_factors[u, f])
-                item_factors[i, f] += item_lr * (err * pu[f] - reg32 * item_factors[i, f])
-            user_bias[u] += own_u * lb32 * (err - rb32 * user_bias[u])
-            item_bias[i] += own_i * lb32 * (err - rb32 * item_bias[i])
             if has_item_groups:
+                for f in range(k):
+                    g = err * qi[f]
+                    group_grad[f] += g
+                    user_factors[u, f] += user_lr * (g - reg32 * user_factors[u, f])
+                    h = err * pu[f]
+                    item_grad[i, f] += h
+                    item_factors[i, f] += item_lr * (h - reg32 * item_factors[i, f])
                 if item_counts[i] == 0.0:
                     touched[n_touched] = i
                     n_touched += 1
-                for f in range(k):
-                    item_grad[i, f] += err * pu[f]
                 item_grad_bias[i] += err
                 item_counts[i] += 1.0
+            else:
+                for f in range(k):
+                    g = err * qi[f]
+                    group_grad[f] += g
+                    user_factors[u, f] += user_lr * (g - reg32 * user_factors[u, f])
+                    item_factors[i, f] += item_lr * (err * pu[f] - reg32 * item_factors[i, f])
+            user_bias[u] += own_u * lb32 * (err - rb32 * user_bias[u])
+            item_bias[i] += own_i * lb32 * (err - rb32 * item_bias[i])
             bias_grad += err
         count = stop - t
+        grad_squares = 0.0
+        for f in range(k):
+            grad_squares += group_grad[f] * group_grad[f]
         for p in range(user_indptr[u], user_indptr[u + 1]):
             c, x = user_columns[p], user_values[p]
-            step = _adagrad_row(user_group_factors[c], group_grad, x,
+            step = _adagrad_row(user_group_factors[c], group_grad, x, grad_squares,
                                 feature_reg * abs(x) * count, user_group_squares, c, group_lr)
             if c < user_biased:
                 bias_step = step * bias_ratio

@@ -1,0 +1,125 @@
+"""SVD++ by BiasedMF's compiled kernel against the plain kernel, on several shapes of rating data:
+held-out RMSE and fit time, in one process.
+
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/svdpp.py [--repeats 3]
+        [--sets ml-100k,filmtrust,synthetic] [--synthetic-ratings 2000000]
+
+Data sets and splits:
+
+- ``ml-100k``: fit on ``u1.base``, score on ``u1.test`` (943 users, 1,650 items, 80k ratings,
+  about 85 ratings per user);
+- ``filmtrust``: ``benchmarks/bayesian.py``'s split (duplicates averaged, the first 80% of
+  ``numpy.random.default_rng(0).permutation``; 1,476 users, 1,911 items, 28,395 training
+  ratings, about 19 per user);
+- ``synthetic``: ``latentrec.datasets.synthetic`` scaled as ``benchmarks/scale.py`` does (1M
+  users x 100k items at 20M ratings, here ``--synthetic-ratings``), 5% held out by
+  ``random_split(seed=0)``: about 2 ratings per user and tables of factors far larger than
+  the caches, so it measures the cost of the extra rows SVD++ reads and writes per rating.
+
+Contenders: ``BiasedMF()`` (defaults: the compiled kernel, 100 factors, 30 epochs) and
+``BiasedMF(seen_items=True, feature_reg=0.15)`` (the same kernel with SVD++'s group; the
+``feature_reg`` chosen on a validation split of ``u1.base``, docs/BENCHMARKS.md). An untimed
+fit compiles the kernels first; then each repeat fits the plain model and SVD++ one after the
+other, and the table reports the median fit time of each and their ratio. Above a million
+ratings the plain kernel runs its blocked schedule (8 blocks) while the SVD++ kernel runs
+serially; with ``NUMBA_NUM_THREADS=1`` both have one thread. Results go to
+``benchmarks/results/svdpp.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import datasets_dir, machine, markdown_table, save
+
+CONTENDERS: dict[str, dict[str, Any]] = {
+    "BiasedMF() (plain kernel)": {},
+    "BiasedMF(seen_items=True, feature_reg=0.15) (SVD++ kernel)": {"seen_items": True,
+                                                                   "feature_reg": 0.15},
+}
+
+
+def load(root: Path, name: str, synthetic_ratings: int) -> tuple[Any, Any]:
+    from latentrec import random_split, read_interactions
+
+    if name == "ml-100k":
+        return (read_interactions(root / "ml-100k" / "u1.base"),
+                read_interactions(root / "ml-100k" / "u1.test"))
+    if name == "filmtrust":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bayesian import load_sets
+
+        ((train, test),) = load_sets(root, ["filmtrust"], valid=False)["filmtrust"]
+        return train, test
+    if name == "synthetic":
+        from latentrec.datasets import synthetic
+
+        scale = synthetic_ratings / 20_000_000
+        data = synthetic(max(1000, int(1_000_000 * scale)), max(500, int(100_000 * scale)),
+                         n_interactions=synthetic_ratings, seed=0)
+        split = random_split(data, 0.05, seed=0)
+        return split.train, split.test
+    raise SystemExit(f"unknown data set {name!r}; known: ml-100k, filmtrust, synthetic")
+
+
+def rmse(model: Any, train: Any, test: Any) -> float:
+    predictions = model.predict(test.users.ids_of(test.user_index),
+                                test.items.ids_of(test.item_index), on_unknown="fallback")
+    predictions = np.clip(np.asarray(predictions), *train.rating_range())
+    return float(np.sqrt(np.mean((predictions - np.asarray(test.values)) ** 2)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--data-dir", default=None, help="the shared datasets folder")
+    parser.add_argument("--sets", default="ml-100k,filmtrust,synthetic")
+    parser.add_argument("--repeats", type=int, default=3, help="timed fits of each (median)")
+    parser.add_argument("--synthetic-ratings", type=int, default=2_000_000)
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+
+    from latentrec import BiasedMF
+    from latentrec.datasets import synthetic
+
+    for params in CONTENDERS.values():  # compile the kernels, untimed
+        BiasedMF(**params, epochs=1).fit(synthetic(50, 40), show_progress=False)
+    root = datasets_dir(args.data_dir)
+    rows = []
+    for name in args.sets.split(","):
+        train, test = load(root, name, args.synthetic_ratings)
+        print(f"{name}: {train.n_users} users, {train.n_items} items, {len(train)} training "
+              f"and {len(test)} held-out ratings", file=sys.stderr, flush=True)
+        times: dict[str, list[float]] = {label: [] for label in CONTENDERS}
+        scores: dict[str, float] = {}
+        for _ in range(args.repeats):
+            for label, params in CONTENDERS.items():
+                model = BiasedMF(**params)
+                started = time.perf_counter()
+                model.fit(train, show_progress=False)
+                times[label].append(time.perf_counter() - started)
+                scores[label] = rmse(model, train, test)  # the same every repeat (seeded)
+        plain = statistics.median(times[next(iter(CONTENDERS))])
+        for label in CONTENDERS:
+            seconds = statistics.median(times[label])
+            rows.append({"data": name, "contender": label, "RMSE": scores[label],
+                         "fit s": seconds, "fit / plain": seconds / plain,
+                         "fits s": [round(t, 3) for t in times[label]]})
+            print(f"{name} {label}: RMSE {scores[label]:.4f}, fit {seconds:.2f} s",
+                  file=sys.stderr, flush=True)
+    print(markdown_table(rows, ["data", "contender", "RMSE", "fit s", "fit / plain"]))
+    written = save("svdpp", {"machine": machine(), "args": vars(args), "rows": rows})
+    print(f"\nwritten {written}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -204,6 +204,25 @@ class Group(nn.Module):
             None, self.matrix, self.bias.detach()).reshape(-1)
         return vectors, bias
 
+def publish_hybrid(model: FactorModel, scale: float,
+                   tables: dict[Side, tuple[torch.Tensor, torch.Tensor]], global_mean: float,
+                   features: dict[Side, tuple[torch.Tensor, torch.Tensor]],
+                   seen_items: torch.Tensor | None, seen_users: torch.Tensor | None) -> None:
+    """Hand a hybrid BiasedMF's tables, learned on ratings / ``scale``, to the model in the
+    ratings' units (factors times ``sqrt(scale)``, biases times ``scale``): each side's whole
+    vectors and biases, the feature embeddings and biases, the seen groups' embeddings."""
+    root = scale**0.5
+    (user_vectors, user_bias), (item_vectors, item_bias) = tables["users"], tables["items"]
+    model._set_factors(user_vectors * root, item_vectors * root, user_bias * scale,
+                       item_bias * scale, global_mean * scale)
+    model.feature_factors_, model.feature_bias_ = {}, {}  # none from an earlier fit
+    for side, (factors, bias) in features.items():
+        model._set_feature_factors(side, factors * root, bias * scale)
+    model._set_seen_factors(  # type: ignore[attr-defined]
+        None if seen_items is None else seen_items * root,
+        None if seen_users is None else seen_users * root)
+
+
 class HybridSGDTrainable:
     """BiasedMF with feature groups, trained by torch minibatches on ratings / ``scale``
     (published factors times ``sqrt(scale)``, biases times ``scale``, as the plain engine)."""
@@ -314,24 +333,19 @@ class HybridSGDTrainable:
         return vectors, bias
 
     def publish(self) -> None:
-        model, scale = self.model, self.scale
-        root = scale**0.5
-        user_vectors, user_bias = self._table("users")
-        item_vectors, item_bias = self._table("items")
-        model._set_factors(user_vectors * root, item_vectors * root, user_bias * scale,
-                           item_bias * scale, float(self.module.global_mean) * scale)
-        model.feature_factors_, model.feature_bias_ = {}, {}  # none from an earlier fit
+        features: dict[Side, tuple[torch.Tensor, torch.Tensor]] = {}
         seen: dict[str, torch.Tensor | None] = {"seen_items": None, "seen_users": None}
         for side in SIDES:
             for name, group in self.groups[side].items():
-                factors = group.factors.detach().clone() * root
+                factors = group.factors.detach().clone()
                 if name == "features":
                     assert group.bias is not None
-                    model._set_feature_factors(side, factors,
-                                               group.bias.detach().reshape(-1) * scale)
+                    features[side] = factors, group.bias.detach().reshape(-1)
                 else:
                     seen[name] = factors
-        model._set_seen_factors(seen["seen_items"], seen["seen_users"])  # type: ignore[attr-defined]
+        publish_hybrid(self.model, self.scale, {side: self._table(side) for side in SIDES},
+                       float(self.module.global_mean), features, seen["seen_items"],
+                       seen["seen_users"])
 
     def state_dict(self) -> dict[str, Any]:
         return {"module": {k: v.detach().clone() for k, v in self.module.state_dict().items()},
@@ -440,23 +454,17 @@ class HybridKernelTrainable:
                 torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32)))
 
     def publish(self) -> None:
-        model, scale = self.model, self.scale
-        root = scale**0.5
-        user_vectors, user_bias = self._table("users")
-        item_vectors, item_bias = self._table("items")
-        model._set_factors(user_vectors * root, item_vectors * root, user_bias * scale,
-                           item_bias * scale, self.global_mean * scale)
-        model.feature_factors_, model.feature_bias_ = {}, {}  # none from an earlier fit
+        features: dict[Side, tuple[torch.Tensor, torch.Tensor]] = {}
         seen_items = None
         for side in SIDES:
             columns = self.feature_columns[side]
-            rows = torch.from_numpy(self.group_rows[side].copy()) * root
+            rows = torch.from_numpy(self.group_rows[side].copy())
             if columns:
-                model._set_feature_factors(side, rows[:columns],
-                                           torch.from_numpy(self.group_bias[side]) * scale)
+                features[side] = rows[:columns], torch.from_numpy(self.group_bias[side].copy())
             if side == "users" and rows.shape[0] > columns:
                 seen_items = rows[columns:]
-        model._set_seen_factors(seen_items, None)  # type: ignore[attr-defined]
+        publish_hybrid(self.model, self.scale, {side: self._table(side) for side in SIDES},
+                       self.global_mean, features, seen_items, None)
 
     def state_dict(self) -> dict[str, Any]:
         return {"arrays": {f"{name}/{side}": table[side].copy() for side in SIDES

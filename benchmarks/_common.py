@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -58,3 +59,12 @@ def save(name: str, document: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(document, indent=1, default=str) + "\n")
     return path
+
+
+def doc_parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser whose help is a script's docstring: its first line, then the rest
+    as written."""
+    lines = (doc or "").splitlines()
+    return argparse.ArgumentParser(description=lines[0] if lines else None,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="\n".join(lines[1:]))

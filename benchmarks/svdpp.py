@@ -28,7 +28,6 @@ serially; with ``NUMBA_NUM_THREADS=1`` both have one thread. Results go to
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import datasets_dir, machine, markdown_table, save
+from _common import datasets_dir, doc_parser, machine, markdown_table, save
 
 CONTENDERS: dict[str, dict[str, Any]] = {
     "BiasedMF() (plain kernel)": {},
@@ -76,10 +75,7 @@ def rmse(model: Any, train: Any, test: Any) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[1:]))
+    parser = doc_parser(__doc__)
     parser.add_argument("--data-dir", default=None, help="the shared datasets folder")
     parser.add_argument("--sets", default="ml-100k,filmtrust,synthetic")
     parser.add_argument("--repeats", type=int, default=3, help="timed fits of each (median)")

@@ -44,7 +44,6 @@ go to benchmarks/results/warm_features[_valid].json.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -59,7 +58,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from _common import datasets_dir, machine, markdown_table, save
+from _common import datasets_dir, doc_parser, machine, markdown_table, save
 
 # each implicit group weighs an id's n partners by n ** -SEEN_POWER: BayesianMF's own power, so
 # that myFM always gets the columns latentrec's sampler uses
@@ -249,10 +248,7 @@ def myfm_contender(rank: int = 10, n_iter: int = 200) -> Run:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[1:]))
+    parser = doc_parser(__doc__)
     parser.add_argument("--data-dir", default=None, help="the shared datasets folder")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--valid", action="store_true",

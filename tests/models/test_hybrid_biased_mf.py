@@ -485,11 +485,12 @@ def test_the_kernel_epoch_is_its_documented_algorithm() -> None:
     one user and one item known by their features alone, flushes every 7 ratings."""
     import scipy.sparse as sp
 
-    from latentrec.models._hybrid_kernel import grouped_order, hybrid_sgd_epoch
+    from latentrec.models._hybrid_kernel import hybrid_sgd_epoch
 
     rng = np.random.default_rng(0)
     n_users, n_items, k, n = 6, 5, 3, 24
-    users = rng.integers(0, n_users, n).astype(np.int32)
+    users = np.sort(rng.integers(0, n_users, n)).astype(np.int32)  # stored grouped by user
+    users[users == 4] = 3  # user 4 has no rating
     items = rng.integers(0, n_items, n).astype(np.int32)
     users_design = sp.random(n_users, 4 + n_items, density=0.5, format="csr",
                              dtype=np.float32, random_state=rng)
@@ -511,13 +512,19 @@ def test_the_kernel_epoch_is_its_documented_algorithm() -> None:
         "mu": 0.1}
     settings = {"lr": 0.05, "reg": 0.1, "reg_bias": 0.05, "lr_bias": 0.02,
                 "feature_reg": 0.2, "group_lr": 0.03, "flush_every": 7}
-    order = grouped_order(users, rng.permutation(n_users), rng.permutation(n))
+    rating_ptr = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users))])
+    user_order, rotations = rng.permutation(n_users), rng.integers(0, 2**62, n_users)
+    # the positions the kernel visits: users in user_order, each from its rotation on
+    order = np.concatenate([
+        rating_ptr[u] + (rotations[u] + np.arange(rating_ptr[u + 1] - rating_ptr[u]))
+        % max(1, rating_ptr[u + 1] - rating_ptr[u]) for u in user_order])
     initial = {name: value.copy() for name, value in arrays.items()
                if isinstance(value, np.ndarray)}
     kernel = {name: value.copy() if isinstance(value, np.ndarray) else value
               for name, value in arrays.items()}
     sse = hybrid_sgd_epoch(
-        users, items, kernel["ratings"], order, kernel["P"], kernel["Q"], kernel["bu"],
+        rating_ptr, items, kernel["ratings"], user_order, rotations, kernel["P"], kernel["Q"],
+        kernel["bu"],
         kernel["bi"], kernel["own_u"], kernel["own_i"], users_design.indptr.astype(np.int64),
         users_design.indices.astype(np.int32), users_design.data, kernel["EU"], kernel["CU"],
         kernel["SU"], items_design.indptr.astype(np.int64),

@@ -12,12 +12,13 @@ then the seen items, weighed ``n^-seen_power``), ``I`` the items' (feature colum
 ``own`` is 1 for ids that keep their own embedding, 0 for ids known by their features alone
 (``identity=False``).
 
-Ratings run grouped by user (users in a random order, a user's ratings in a random order), as
-in MyMediaLite's SVD++. The ids' own rows and biases take plain SGD steps per rating (``lr``,
-``lr_bias``, errors taken before the update, the penalties ``reg`` and ``reg_bias`` of the
-minibatch engine). The group rows (feature embeddings, SVD++'s ``y``) are shared by many
-ratings, so they take AdaGrad steps (``lr * GROUP_LR_RATIO / sqrt(sum of squared
-gradients)``, one sum per row) on gradients summed over several ratings:
+Ratings run grouped by user (users in a random order, a user's ratings from a random one on,
+in an order shuffled once), as in MyMediaLite's SVD++. The ids' own rows and biases take
+plain SGD steps per rating (``lr``, ``lr_bias``, errors taken before the update, the
+penalties ``reg`` and ``reg_bias`` of the minibatch engine). The group rows (feature
+embeddings, SVD++'s ``y``) are shared by many ratings, so they take AdaGrad steps (``lr *
+GROUP_LR_RATIO / sqrt(sum of squared gradients)``, one sum per row) on gradients summed over
+several ratings:
 
 - a user's group part ``sum_c U_uc e_c`` is summed once per user and its gradient applied
   when the user is done, so SVD++'s sum over a user's items costs once per user, not once per
@@ -155,7 +156,8 @@ def _flush_items(indptr: np.ndarray, columns: np.ndarray, values: np.ndarray,
 
 @njit(cache=True, fastmath=True)
 def hybrid_sgd_epoch(
-    user_index: np.ndarray, item_index: np.ndarray, ratings: np.ndarray, order: np.ndarray,
+    rating_ptr: np.ndarray, item_index: np.ndarray, ratings: np.ndarray,
+    user_order: np.ndarray, rotations: np.ndarray,
     user_factors: np.ndarray, item_factors: np.ndarray,
     user_bias: np.ndarray, item_bias: np.ndarray,
     user_own: np.ndarray, item_own: np.ndarray,
@@ -166,7 +168,10 @@ def hybrid_sgd_epoch(
     global_mean: float, lr: float, reg: float, reg_bias: float, lr_bias: float,
     feature_reg: float, group_lr: float, flush_every: int,
 ) -> float:
-    """One epoch over the ratings in ``order`` (grouped by user: :func:`grouped_order`).
+    """One epoch over ratings stored grouped by user: user ``u``'s are ``item_index`` and
+    ``ratings`` at ``rating_ptr[u]:rating_ptr[u + 1]`` (:func:`grouped_order`). Users run in
+    ``user_order``; a user's ratings from ``rotations[u] % count`` on, wrapping around (each
+    epoch sees them in another order at the cost of one draw per user).
 
     ``*_own``: float32 1/0 per id; ``*_indptr/columns/values``: the design matrices (CSR, one
     row per id); ``*_group_factors``: one row per design column; ``*_group_bias``: one entry
@@ -201,13 +206,12 @@ def hybrid_sgd_epoch(
     has_item_groups = n_item_columns > 0
     since_flush = 0
     sse = 0.0
-    n = order.shape[0]
-    t = 0
-    while t < n:
-        u = user_index[order[t]]
-        stop = t
-        while stop < n and user_index[order[stop]] == u:
-            stop += 1
+    for u in user_order:
+        start, stop = rating_ptr[u], rating_ptr[u + 1]
+        count = stop - start
+        if count == 0:
+            continue
+        offset = start + rotations[u] % count
         own_u = user_own[u]
         group_part[:] = 0.0
         group_grad[:] = 0.0
@@ -219,8 +223,10 @@ def hybrid_sgd_epoch(
             if c < user_biased:
                 group_bias += x * user_group_bias[c]
         bias_grad = np.float32(0.0)
-        for s in range(t, stop):
-            position = order[s]
+        for s in range(count):
+            position = offset + s
+            if position >= stop:
+                position -= count
             i = item_index[position]
             own_i = item_own[i]
             if item_summed_at[i] != flushes:
@@ -259,7 +265,6 @@ def hybrid_sgd_epoch(
             user_bias[u] += own_u * lb32 * (err - rb32 * user_bias[u])
             item_bias[i] += own_i * lb32 * (err - rb32 * item_bias[i])
             bias_grad += err
-        count = stop - t
         grad_squares = 0.0
         for f in range(k):
             grad_squares += group_grad[f] * group_grad[f]
@@ -273,8 +278,7 @@ def hybrid_sgd_epoch(
                 user_group_bias[c] = (np.float32(shrink) * user_group_bias[c]
                                       + np.float32(bias_step) * x * bias_grad)
         since_flush += count
-        t = stop
-        if has_item_groups and (since_flush >= flush_every or t == n):
+        if has_item_groups and since_flush >= flush_every:
             _flush_items(item_indptr, item_columns, item_values, item_group_factors,
                          item_group_bias, item_group_squares, touched, n_touched, item_grad,
                          item_grad_bias, item_counts, column_grad, column_bias_grad,
@@ -282,4 +286,9 @@ def hybrid_sgd_epoch(
             flushes += 1
             n_touched = 0
             since_flush = 0
+    if has_item_groups and since_flush > 0:  # the epoch's last gradients
+        _flush_items(item_indptr, item_columns, item_values, item_group_factors,
+                     item_group_bias, item_group_squares, touched, n_touched, item_grad,
+                     item_grad_bias, item_counts, column_grad, column_bias_grad,
+                     column_weight, group_lr, feature_reg, bias_ratio, reg_bias)
     return sse

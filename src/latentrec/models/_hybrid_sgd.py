@@ -370,15 +370,22 @@ class HybridKernelTrainable:
 
     def __init__(self, model: FactorModel, data: Interactions, *, global_mean: float,
                  scale: float) -> None:
+        from latentrec.models._hybrid_kernel import FLUSH_EVERY, MIN_FLUSHES, grouped_order
+
         config = model.config
         self.model, self.config, self.scale = model, config, scale
         self.global_mean = global_mean / scale
         init = numpy_rng(config.seed)
         factors, std = config.factors, config.init_std
         identity = bool(getattr(config, "identity", True))
-        self.users = data.user_index.astype(np.int32)
-        self.items = data.item_index.astype(np.int32)
-        self.ratings = (data.weights() / scale).astype(np.float32)
+        # stored once grouped by user, in a random order inside each user
+        self.shuffle = numpy_rng(derive_seed(config.seed, 1))
+        order = grouped_order(data.user_index, np.arange(data.n_users),
+                              self.shuffle.permutation(len(data)))
+        self.items = data.item_index[order].astype(np.int32)
+        self.ratings = (data.weights()[order] / scale).astype(np.float32)
+        self.rating_ptr = np.zeros(data.n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(data.user_index, minlength=data.n_users), out=self.rating_ptr[1:])
         counts = {"users": data.n_users, "items": data.n_items}
         self.own_rows = {side: normal_rows(init, counts[side], factors, std) for side in SIDES}
         self.own_bias = {side: np.zeros(counts[side], dtype=np.float32) for side in SIDES}
@@ -386,6 +393,8 @@ class HybridKernelTrainable:
         #: per side: the design matrix (feature columns first, then the seen items), its
         #: columns' embeddings, the biases of its feature columns
         self.design: dict[Side, sp.csr_matrix] = {}
+        #: the same as the kernel takes it: indptr (int64), columns (int32), values
+        self.kernel_design: dict[Side, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.group_rows: dict[Side, np.ndarray] = {}
         self.group_bias: dict[Side, np.ndarray] = {}
         self.feature_columns: dict[Side, int] = {}
@@ -403,38 +412,32 @@ class HybridKernelTrainable:
                                    if blocks else np.zeros((counts[side], 0), np.float32))
             design.sort_indices()
             self.design[side] = design
+            self.kernel_design[side] = (design.indptr.astype(np.int64),
+                                        design.indices.astype(np.int32), design.data)
             self.feature_columns[side] = 0 if features is None else features.shape[1]
             self.group_rows[side] = normal_rows(init, design.shape[1], factors, std)
             self.group_bias[side] = np.zeros(self.feature_columns[side], dtype=np.float32)
             self.group_squares[side] = np.zeros(design.shape[1], dtype=np.float32)
         feature_reg = getattr(config, "feature_reg", None)
         self.feature_reg = config.reg if feature_reg is None else feature_reg
-        self.shuffle = numpy_rng(derive_seed(config.seed, 1))
         self.lr, self.lr_bias = config.lr, config.lr_bias
         self.epoch = 0
-        from latentrec.models._hybrid_kernel import FLUSH_EVERY, MIN_FLUSHES
-
         # small data still gets MIN_FLUSHES steps of its item groups an epoch
         self.flush_every = min(FLUSH_EVERY, max(1, -(-len(self.ratings) // MIN_FLUSHES)))
 
     def train_epoch(self) -> dict[str, float]:
-        from latentrec.models._hybrid_kernel import (
-            GROUP_LR_RATIO,
-            grouped_order,
-            hybrid_sgd_epoch,
-        )
+        from latentrec.models._hybrid_kernel import GROUP_LR_RATIO, hybrid_sgd_epoch
 
-        order = grouped_order(self.users, self.shuffle.permutation(len(self.own_bias["users"])),
-                              self.shuffle.permutation(len(self.ratings)))
-        users, items = self.design["users"], self.design["items"]
+        n_users = len(self.rating_ptr) - 1
         squared_error = hybrid_sgd_epoch(
-            self.users, self.items, self.ratings, order,
+            self.rating_ptr, self.items, self.ratings, self.shuffle.permutation(n_users),
+            self.shuffle.integers(0, 2**62, n_users),
             self.own_rows["users"], self.own_rows["items"],
             self.own_bias["users"], self.own_bias["items"],
             self.own_used["users"], self.own_used["items"],
-            users.indptr.astype(np.int64), users.indices.astype(np.int32), users.data,
+            *self.kernel_design["users"],
             self.group_rows["users"], self.group_bias["users"], self.group_squares["users"],
-            items.indptr.astype(np.int64), items.indices.astype(np.int32), items.data,
+            *self.kernel_design["items"],
             self.group_rows["items"], self.group_bias["items"], self.group_squares["items"],
             self.global_mean, self.lr, float(self.config.reg), float(self.config.reg_bias),
             self.lr_bias, float(self.feature_reg), self.lr * GROUP_LR_RATIO, self.flush_every)

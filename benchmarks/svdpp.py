@@ -3,6 +3,7 @@ held-out RMSE and fit time, in one process.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/svdpp.py [--repeats 3]
         [--sets ml-100k,filmtrust,synthetic] [--synthetic-ratings 2000000]
+        [--feature-reg 0.15[,1.5,...]] [--valid]
 
 Data sets and splits:
 
@@ -16,9 +17,14 @@ Data sets and splits:
   ``random_split(seed=0)``: about 2 ratings per user and tables of factors far larger than
   the caches, so it measures the cost of the extra rows SVD++ reads and writes per rating.
 
+With ``--valid`` the test sides are never read: each training part is split again by
+``random_split(train, 0.1, seed=0)`` (for ml-100k and filmtrust, ``benchmarks/bayesian.py``'s
+validation split), and the models are scored on the 10%.
+
 Contenders: ``BiasedMF()`` (defaults: the compiled kernel, 100 factors, 30 epochs) and
-``BiasedMF(seen_items=True, feature_reg=0.15)`` (the same kernel with SVD++'s group; the
-``feature_reg`` chosen on a validation split of ``u1.base``, docs/BENCHMARKS.md). An untimed
+``BiasedMF(seen_items=True, feature_reg=r)`` for each ``r`` of ``--feature-reg`` (the same
+kernel with SVD++'s group; 0.15, the default, was chosen on a validation split of ``u1.base``,
+docs/BENCHMARKS.md). An untimed
 fit compiles the kernels first; then each repeat fits the plain model and SVD++ one after the
 other, and the table reports the median fit time of each and their ratio. Above a million
 ratings the plain kernel runs its blocked schedule (8 blocks) while the SVD++ kernel runs
@@ -37,24 +43,23 @@ from typing import Any
 import numpy as np
 from _common import datasets_dir, doc_parser, machine, markdown_table, save
 
-CONTENDERS: dict[str, dict[str, Any]] = {
-    "BiasedMF() (plain kernel)": {},
-    "BiasedMF(seen_items=True, feature_reg=0.15) (SVD++ kernel)": {"seen_items": True,
-                                                                   "feature_reg": 0.15},
-}
+
+def contenders(feature_regs: list[float]) -> dict[str, dict[str, Any]]:
+    chosen: dict[str, dict[str, Any]] = {"BiasedMF() (plain kernel)": {}}
+    for value in feature_regs:
+        chosen[f"BiasedMF(seen_items=True, feature_reg={value:g}) (SVD++ kernel)"] = {
+            "seen_items": True, "feature_reg": value}
+    return chosen
 
 
-def load(root: Path, name: str, synthetic_ratings: int) -> tuple[Any, Any]:
-    from latentrec import random_split, read_interactions
+def load(root: Path, name: str, synthetic_ratings: int, valid: bool) -> tuple[Any, Any]:
+    from latentrec import random_split
 
-    if name == "ml-100k":
-        return (read_interactions(root / "ml-100k" / "u1.base"),
-                read_interactions(root / "ml-100k" / "u1.test"))
-    if name == "filmtrust":
+    if name in ("ml-100k", "filmtrust"):
         sys.path.insert(0, str(Path(__file__).parent))
         from bayesian import load_sets
 
-        ((train, test),) = load_sets(root, ["filmtrust"], valid=False)["filmtrust"]
+        ((train, test),) = load_sets(root, [name], valid=valid)[name]
         return train, test
     if name == "synthetic":
         from latentrec.datasets import synthetic
@@ -63,6 +68,8 @@ def load(root: Path, name: str, synthetic_ratings: int) -> tuple[Any, Any]:
         data = synthetic(max(1000, int(1_000_000 * scale)), max(500, int(100_000 * scale)),
                          n_interactions=synthetic_ratings, seed=0)
         split = random_split(data, 0.05, seed=0)
+        if valid:
+            split = random_split(split.train, 0.1, seed=0)
         return split.train, split.test
     raise SystemExit(f"unknown data set {name!r}; known: ml-100k, filmtrust, synthetic")
 
@@ -80,32 +87,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sets", default="ml-100k,filmtrust,synthetic")
     parser.add_argument("--repeats", type=int, default=3, help="timed fits of each (median)")
     parser.add_argument("--synthetic-ratings", type=int, default=2_000_000)
+    parser.add_argument("--feature-reg", default="0.15",
+                        help="comma-separated feature_reg values of the SVD++ contenders")
+    parser.add_argument("--valid", action="store_true",
+                        help="score on 10%% of each training part; the test sides unread")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    try:
+        chosen = contenders([float(value) for value in args.feature_reg.split(",")])
+    except ValueError:
+        parser.error(f"--feature-reg: numbers separated by commas, got {args.feature_reg!r}")
 
     from latentrec import BiasedMF
     from latentrec.datasets import synthetic
 
-    for params in CONTENDERS.values():  # compile the kernels, untimed
+    for params in chosen.values():  # compile the kernels, untimed
         BiasedMF(**params, epochs=1).fit(synthetic(50, 40), show_progress=False)
     root = datasets_dir(args.data_dir)
     rows = []
     for name in args.sets.split(","):
-        train, test = load(root, name, args.synthetic_ratings)
+        train, test = load(root, name, args.synthetic_ratings, args.valid)
         print(f"{name}: {train.n_users} users, {train.n_items} items, {len(train)} training "
               f"and {len(test)} held-out ratings", file=sys.stderr, flush=True)
-        times: dict[str, list[float]] = {label: [] for label in CONTENDERS}
+        times: dict[str, list[float]] = {label: [] for label in chosen}
         scores: dict[str, float] = {}
         for _ in range(args.repeats):
-            for label, params in CONTENDERS.items():
+            for label, params in chosen.items():
                 model = BiasedMF(**params)
                 started = time.perf_counter()
                 model.fit(train, show_progress=False)
                 times[label].append(time.perf_counter() - started)
                 scores[label] = rmse(model, train, test)  # the same every repeat (seeded)
-        plain = statistics.median(times[next(iter(CONTENDERS))])
-        for label in CONTENDERS:
+        plain = statistics.median(times[next(iter(chosen))])
+        for label in chosen:
             seconds = statistics.median(times[label])
             rows.append({"data": name, "contender": label, "RMSE": scores[label],
                          "fit s": seconds, "fit / plain": seconds / plain,
@@ -113,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name} {label}: RMSE {scores[label]:.4f}, fit {seconds:.2f} s",
                   file=sys.stderr, flush=True)
     print(markdown_table(rows, ["data", "contender", "RMSE", "fit s", "fit / plain"]))
-    written = save("svdpp", {"machine": machine(), "args": vars(args), "rows": rows})
+    written = save("svdpp_valid" if args.valid else "svdpp",
+                   {"machine": machine(), "args": vars(args), "rows": rows})
     print(f"\nwritten {written}", file=sys.stderr)
 
 

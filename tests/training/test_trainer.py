@@ -166,3 +166,23 @@ def test_an_early_stopping_policy_given_to_the_trainer_applies(
     model = BiasedMF(factors=4, epochs=20).fit(train, valid=valid, trainer=trainer)
     assert len(model.history_) == 3
     assert [h["best"] for h in model.history_] == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("damage", ["missing", "shape"])
+def test_a_training_state_that_does_not_fit_is_refused_in_one_line(
+        split: tuple[Interactions, Interactions], tmp_path: Path, damage: str) -> None:
+    """A checkpoint of the same run written by another engine or version of latentrec: its
+    trainer state has other parts or other shapes."""
+    train, _ = split
+    BiasedMF(factors=4, epochs=2).fit(
+        train, trainer=Trainer(show_progress=False, checkpoint=Checkpoint(tmp_path)))
+    state = read_checkpoint(tmp_path)
+    parameters = state["trainable"]["parameters"]
+    if damage == "missing":
+        del state["trainable"]["parameters"]
+    else:
+        parameters["user_factors"] = parameters["user_factors"][:, :3].copy()
+    write_checkpoint(tmp_path, state)
+    with pytest.raises(ModelFileError, match="does not fit") as error:
+        BiasedMF(factors=4, epochs=4).fit(train, trainer=Trainer(resume=tmp_path))
+    assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)

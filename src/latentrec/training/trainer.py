@@ -20,7 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from latentrec.errors import ConvergenceWarning, InvalidParameterError, TrainingDivergedError
+from latentrec.errors import (
+    ConvergenceWarning,
+    InvalidParameterError,
+    ModelFileError,
+    TrainingDivergedError,
+)
 from latentrec.training.checkpoints import Checkpoint, read_checkpoint, write_checkpoint
 from latentrec.training.validation import Validator
 
@@ -157,7 +162,15 @@ class Trainer:
         if self.resume is not None:
             saved = read_checkpoint(self.resume)
             _check_identity(saved.get("identity"), identity, self.resume)
-            trainable.load_state_dict(saved["trainable"])
+            try:
+                trainable.load_state_dict(saved["trainable"])
+            except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+                # written by another engine or version: its state has other parts or shapes
+                raise ModelFileError(
+                    f"{self.resume}: the checkpoint's training state does not fit "
+                    f"{type(trainable).__name__} ({type(error).__name__}: {error}); it was "
+                    f"written by another engine or version of latentrec: train without "
+                    f"resume") from None
             history = [dict(logs) for logs in saved["history"]]
             start = int(saved["epoch"])
             if start > epochs:

@@ -3,7 +3,7 @@ held-out RMSE and fit time, in one process.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/svdpp.py [--repeats 3]
         [--sets ml-100k,filmtrust,synthetic] [--synthetic-ratings 2000000]
-        [--feature-reg 0.15[,1.5,...]] [--valid]
+        [--feature-reg 0.15[,1.5,...]] [--valid] [--item-features]
 
 Data sets and splits:
 
@@ -24,7 +24,11 @@ validation split), and the models are scored on the 10%.
 Contenders: ``BiasedMF()`` (defaults: the compiled kernel, 100 factors, 30 epochs) and
 ``BiasedMF(seen_items=True, feature_reg=r)`` for each ``r`` of ``--feature-reg`` (the same
 kernel with SVD++'s group; 0.15, the default, was chosen on a validation split of ``u1.base``,
-docs/BENCHMARKS.md). An untimed
+docs/BENCHMARKS.md). With ``--item-features`` the first ``feature_reg`` also fits with item
+features, without and with SVD++'s group: on ml-100k ``u.item``'s genres and release year (10
+quantile buckets, ``load_movielens_100k_features``), on synthetic random ones (2 of 20
+"genres" and one of 10 "years" per item, seeded: they measure the cost, not a gain);
+FilmTrust has none. An untimed
 fit compiles the kernels first; then each repeat fits the plain model and SVD++ one after the
 other, and the table reports the median fit time of each and their ratio. Above a million
 ratings the plain kernel runs its blocked schedule (8 blocks) while the SVD++ kernel runs
@@ -43,13 +47,43 @@ from typing import Any
 import numpy as np
 from _common import datasets_dir, doc_parser, machine, markdown_table, save
 
+#: the key of a contender's params that asks for the item features (not a BiasedMF option)
+WITH_FEATURES = "item_features"
 
-def contenders(feature_regs: list[float]) -> dict[str, dict[str, Any]]:
+
+def contenders(feature_regs: list[float], features: bool) -> dict[str, dict[str, Any]]:
     chosen: dict[str, dict[str, Any]] = {"BiasedMF() (plain kernel)": {}}
     for value in feature_regs:
         chosen[f"BiasedMF(seen_items=True, feature_reg={value:g}) (SVD++ kernel)"] = {
             "seen_items": True, "feature_reg": value}
+    if features:
+        value = feature_regs[0]
+        chosen[f"BiasedMF(feature_reg={value:g}) + item features"] = {
+            "feature_reg": value, WITH_FEATURES: True}
+        chosen[f"BiasedMF(seen_items=True, feature_reg={value:g}) + item features"] = {
+            "seen_items": True, "feature_reg": value, WITH_FEATURES: True}
     return chosen
+
+
+def item_features(root: Path, name: str, train: Any) -> Any:
+    """The items' feature table fitted on ``train``'s items, or None (FilmTrust)."""
+    import pandas as pd
+
+    from latentrec import read_features
+    from latentrec.datasets import load_movielens_100k_features
+
+    if name == "ml-100k":
+        table = load_movielens_100k_features("items", path=root / "ml-100k", download=False)
+    elif name == "synthetic":
+        rng = np.random.default_rng(0)
+        ids = train.items.to_numpy()
+        genres = ["|".join(f"g{g}" for g in rng.choice(20, 2, replace=False)) for _ in ids]
+        table = read_features(pd.DataFrame({"item": ids, "genre": genres,
+                                            "year": rng.integers(0, 10, len(ids)).astype(str)}),
+                              "item", multi=["genre"], categorical=["year"])
+    else:
+        return None
+    return table.fit(train.items)
 
 
 def load(root: Path, name: str, synthetic_ratings: int, valid: bool) -> tuple[Any, Any]:
@@ -91,11 +125,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated feature_reg values of the SVD++ contenders")
     parser.add_argument("--valid", action="store_true",
                         help="score on 10%% of each training part; the test sides unread")
+    parser.add_argument("--item-features", action="store_true",
+                        help="also fit with item features (ml-100k, synthetic)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     try:
-        chosen = contenders([float(value) for value in args.feature_reg.split(",")])
+        chosen = contenders([float(value) for value in args.feature_reg.split(",")],
+                            args.item_features)
     except ValueError:
         parser.error(f"--feature-reg: numbers separated by commas, got {args.feature_reg!r}")
 
@@ -103,24 +140,29 @@ def main(argv: list[str] | None = None) -> None:
     from latentrec.datasets import synthetic
 
     for params in chosen.values():  # compile the kernels, untimed
-        BiasedMF(**params, epochs=1).fit(synthetic(50, 40), show_progress=False)
+        options = {k: v for k, v in params.items() if k != WITH_FEATURES}
+        BiasedMF(**options, epochs=1).fit(synthetic(50, 40), show_progress=False)
     root = datasets_dir(args.data_dir)
     rows = []
     for name in args.sets.split(","):
         train, test = load(root, name, args.synthetic_ratings, args.valid)
         print(f"{name}: {train.n_users} users, {train.n_items} items, {len(train)} training "
               f"and {len(test)} held-out ratings", file=sys.stderr, flush=True)
-        times: dict[str, list[float]] = {label: [] for label in chosen}
+        features = item_features(root, name, train) if args.item_features else None
+        here = {label: params for label, params in chosen.items()
+                if not params.get(WITH_FEATURES) or features is not None}
+        times: dict[str, list[float]] = {label: [] for label in here}
         scores: dict[str, float] = {}
         for _ in range(args.repeats):
-            for label, params in chosen.items():
-                model = BiasedMF(**params)
+            for label, params in here.items():
+                model = BiasedMF(**{k: v for k, v in params.items() if k != WITH_FEATURES})
+                given = {"item_features": features} if params.get(WITH_FEATURES) else {}
                 started = time.perf_counter()
-                model.fit(train, show_progress=False)
+                model.fit(train, show_progress=False, **given)
                 times[label].append(time.perf_counter() - started)
                 scores[label] = rmse(model, train, test)  # the same every repeat (seeded)
-        plain = statistics.median(times[next(iter(chosen))])
-        for label in chosen:
+        plain = statistics.median(times[next(iter(here))])
+        for label in here:
             seconds = statistics.median(times[label])
             rows.append({"data": name, "contender": label, "RMSE": scores[label],
                          "fit s": seconds, "fit / plain": seconds / plain,

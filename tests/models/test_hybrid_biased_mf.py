@@ -22,7 +22,12 @@ from safetensors.torch import load_file, save_file
 from latentrec import BiasedMF, Interactions, load, persistence, read_features
 from latentrec.data import Features
 from latentrec.datasets import synthetic
-from latentrec.errors import ConvergenceWarning, InvalidParameterError, ModelFileError
+from latentrec.errors import (
+    ConvergenceWarning,
+    InvalidParameterError,
+    ModelFileError,
+    TrainingDivergedError,
+)
 
 GENRES = 4
 N_USERS, N_WARM, N_COLD = 200, 120, 40
@@ -406,14 +411,19 @@ def reference_epoch(arrays: dict[str, Any], order: np.ndarray, *, lr: float, reg
                 and value.dtype == np.float32 else value) for name, value in arrays.items()}
     P, Q, bu, bi = a["P"], a["Q"], a["bu"], a["bi"]
     user_design, item_design = a["U"], a["I"]
-    ratio = lr_bias / lr
+    bias_lr = group_lr * lr_bias / lr
+
+    def adagrad_bias(bias: np.ndarray, squares: np.ndarray, c: int, grad: float,
+                     penalty: float) -> None:
+        squares[c] += grad**2
+        step = bias_lr / np.sqrt(squares[c] + 1e-10)
+        bias[c] = max(0.0, 1.0 - step * penalty) * bias[c] + step * grad
 
     def adagrad(rows: np.ndarray, squares: np.ndarray, c: int, grad: np.ndarray,
-                penalty: float) -> float:
+                penalty: float) -> None:
         squares[c] += np.mean(grad**2)
         step = group_lr / np.sqrt(squares[c] + 1e-10)
         rows[c] = max(0.0, 1.0 - step * penalty) * rows[c] + step * grad
-        return float(step)
 
     def item_part(i: int) -> tuple[np.ndarray, float]:
         row = item_design[i]
@@ -454,10 +464,9 @@ def reference_epoch(arrays: dict[str, Any], order: np.ndarray, *, lr: float, reg
             entry[1] += err
             entry[2] += 1
         for c, x in zip(row.indices, row.data, strict=True):
-            step = adagrad(a["EU"], a["SU"], c, x * grad, feature_reg * abs(x) * count)
+            adagrad(a["EU"], a["SU"], c, x * grad, feature_reg * abs(x) * count)
             if c < len(a["CU"]):
-                shrink = max(0.0, 1.0 - step * ratio * reg_bias * abs(x) * count)
-                a["CU"][c] = shrink * a["CU"][c] + step * ratio * x * bias_grad
+                adagrad_bias(a["CU"], a["BU"], c, x * bias_grad, reg_bias * abs(x) * count)
         since += count
         if since >= flush_every or u == users[-1]:
             column_grad = np.zeros_like(a["EI"])
@@ -468,10 +477,9 @@ def reference_epoch(arrays: dict[str, Any], order: np.ndarray, *, lr: float, reg
                     column_bias[c] += x * gb
                     weight[c] += abs(x) * n
             for c in np.flatnonzero(weight):
-                step = adagrad(a["EI"], a["SI"], c, column_grad[c], feature_reg * weight[c])
+                adagrad(a["EI"], a["SI"], c, column_grad[c], feature_reg * weight[c])
                 if c < len(a["CI"]):
-                    shrink = max(0.0, 1.0 - step * ratio * reg_bias * weight[c])
-                    a["CI"][c] = shrink * a["CI"][c] + step * ratio * column_bias[c]
+                    adagrad_bias(a["CI"], a["BI"], c, column_bias[c], reg_bias * weight[c])
             pending, since = {}, 0
             parts = {i: item_part(i) for i in range(Q.shape[0])}
     arrays.update({name: value for name, value in a.items()
@@ -506,9 +514,10 @@ def test_the_kernel_epoch_is_its_documented_algorithm() -> None:
         "own_i": np.array([1, 1, 1, 0, 1], np.float32),
         "U": users_design, "EU": rng.normal(0, 0.3, (users_design.shape[1], k)).astype(np.float32),
         "CU": rng.normal(0, 0.1, 4).astype(np.float32),
-        "SU": np.zeros(users_design.shape[1], np.float32),
+        "SU": np.zeros(users_design.shape[1], np.float32), "BU": np.zeros(4, np.float32),
         "I": items_design, "EI": rng.normal(0, 0.3, (3, k)).astype(np.float32),
         "CI": rng.normal(0, 0.1, 2).astype(np.float32), "SI": np.zeros(3, np.float32),
+        "BI": np.zeros(2, np.float32),
         "mu": 0.1}
     settings = {"lr": 0.05, "reg": 0.1, "reg_bias": 0.05, "lr_bias": 0.02,
                 "feature_reg": 0.2, "group_lr": 0.03, "flush_every": 7}
@@ -527,14 +536,14 @@ def test_the_kernel_epoch_is_its_documented_algorithm() -> None:
         kernel["bu"],
         kernel["bi"], kernel["own_u"], kernel["own_i"], users_design.indptr.astype(np.int64),
         users_design.indices.astype(np.int32), users_design.data, kernel["EU"], kernel["CU"],
-        kernel["SU"], items_design.indptr.astype(np.int64),
+        kernel["SU"], kernel["BU"], items_design.indptr.astype(np.int64),
         items_design.indices.astype(np.int32), items_design.data, kernel["EI"], kernel["CI"],
-        kernel["SI"], arrays["mu"], settings["lr"], settings["reg"], settings["reg_bias"],
-        settings["lr_bias"], settings["feature_reg"], settings["group_lr"],
+        kernel["SI"], kernel["BI"], arrays["mu"], settings["lr"], settings["reg"],
+        settings["reg_bias"], settings["lr_bias"], settings["feature_reg"], settings["group_lr"],
         settings["flush_every"])
     expected = reference_epoch(arrays, order, **settings)
     assert sse == pytest.approx(expected, rel=1e-4)
-    for name in ("P", "Q", "bu", "bi", "EU", "CU", "SU", "EI", "CI", "SI"):
+    for name in ("P", "Q", "bu", "bi", "EU", "CU", "SU", "BU", "EI", "CI", "SI", "BI"):
         np.testing.assert_allclose(kernel[name], arrays[name], rtol=1e-4, atol=1e-5,
                                    err_msg=name)
     for name in ("P", "Q", "EU", "CU", "EI", "CI"):  # the epoch moved every table
@@ -547,7 +556,8 @@ def test_the_kernel_epoch_is_its_documented_algorithm() -> None:
 def test_seen_users_with_minibatch_sgd_warns_how_to_train_it(planted: Planted) -> None:
     for options, why in (({"seen_users": True}, "with seen_users"),
                          ({"seen_items": True, "engine": "minibatch"},
-                          "with engine='minibatch'")):
+                          "with engine='minibatch'"),
+                         ({"seen_items": True, "blocks": 4}, "with blocks=4")):
         with pytest.warns(ConvergenceWarning, match="optimizer='adam'") as caught:
             BiasedMF(**{**KERNEL, "epochs": 1}, **options).fit(planted.data,
                                                                show_progress=False)
@@ -559,3 +569,30 @@ def test_seen_users_with_minibatch_sgd_warns_how_to_train_it(planted: Planted) -
                                                                 show_progress=False)
         BiasedMF(**{**KERNEL, "epochs": 1}, seen_items=True).fit(planted.data,
                                                                  show_progress=False)
+
+
+@pytest.mark.parametrize("options", [{"lr": 5.0}, {"lr_bias": 100.0}, {"reg": 1e6}])
+def test_a_diverging_kernel_fit_ends_in_the_one_line_error(planted: Planted,
+                                                           options: dict[str, Any]) -> None:
+    """(A NaN in an AdaGrad sum once made numba's fastmath division raise ZeroDivisionError.)"""
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch"):
+        BiasedMF(**KERNEL, seen_items=True, **options).fit(
+            planted.data, item_features=planted.item_features(),
+            user_features=planted.user_features(), show_progress=False)
+
+
+def test_kernel_feature_biases_keep_to_the_ratings_when_the_factors_start_tiny(
+        planted: Planted) -> None:
+    """A feature bias has AdaGrad sums of its own: a step sized by the (tiny) factor
+    gradients once gave genre biases of 50 on ratings of 1 to 5."""
+    model = BiasedMF(**{**KERNEL, "init_std": 1e-4}).fit(
+        planted.data, item_features=planted.item_features(),
+        user_features=planted.user_features(), show_progress=False)
+    for side in ("users", "items"):
+        assert float(model.feature_bias_[side].abs().max()) < 2.0, side
+
+
+def test_a_learning_rate_decayed_to_zero_trains_on(planted: Planted) -> None:
+    model = BiasedMF(**{**KERNEL, "epochs": 40, "lr_decay": 1e-9}).fit(
+        planted.data, item_features=planted.item_features(), show_progress=False)
+    assert np.isfinite(np.asarray(model.predict(planted.users[:5], planted.items[:5]))).all()

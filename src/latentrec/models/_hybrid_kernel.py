@@ -23,9 +23,10 @@ several ratings:
 - a user's group part ``sum_c U_uc e_c`` is summed once per user and its gradient applied
   when the user is done, so SVD++'s sum over a user's items costs once per user, not once per
   rating;
-- an item's group part is summed when the item is first rated after a flush; its gradient is
-  summed per item and applied to the columns every ``FLUSH_EVERY`` ratings, so a rating reads
-  and writes one row for its item's features, not one per feature.
+- an item's feature rows are read on each of its ratings (an item has a few), and their
+  gradients are summed per feature column and applied every ``FLUSH_EVERY`` ratings, so the
+  columns every rating shares (a genre) take a few thousand AdaGrad steps an epoch, not one
+  per rating.
 
 The penalty of a group row is ``feature_reg * |x|`` per rating that it enters with weight
 ``x`` (``reg_bias * |x|`` for its bias), as in the minibatch engine; summed over the ratings
@@ -47,8 +48,8 @@ __all__ = ["FLUSH_EVERY", "GROUP_LR_RATIO", "MIN_FLUSHES", "grouped_order", "hyb
 #: 0.9004 with 0.3, 0.9065 / 0.9011 with 1 at 100 factors. 0.3 rather than 0.1: planted data
 #: of 1,200 ratings learns its features' signal with 0.3 in the default 30 epochs, not with 0.1
 GROUP_LR_RATIO = 0.3
-#: the item groups' summed gradients are applied every this many ratings (same split, the
-#: accumulators then starting at 1: 0.9001 every 4,096 ratings, 0.9003 every 1,024, 0.9042
+#: the item columns' summed gradients are applied every this many ratings (same split, an
+#: earlier variant of the kernel: 0.9001 every 4,096 ratings, 0.9003 every 1,024, 0.9042
 #: every 16,384), and at least MIN_FLUSHES times an epoch
 FLUSH_EVERY = 4096
 MIN_FLUSHES = 16
@@ -77,32 +78,13 @@ def grouped_order(user_index: np.ndarray, user_rank: np.ndarray, shuffled: np.nd
     return order
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def _item_part(i: int, indptr: np.ndarray, columns: np.ndarray, values: np.ndarray,
-               factors: np.ndarray, bias: np.ndarray, part: np.ndarray,
-               part_bias: np.ndarray) -> None:
-    """Item ``i``'s group part ``sum_c I_ic g_c`` (and bias) into ``part[i]`` /
-    ``part_bias[i]``."""
-    k = part.shape[1]
-    for f in range(k):
-        part[i, f] = 0.0
-    total_bias = np.float32(0.0)
-    for p in range(indptr[i], indptr[i + 1]):
-        c, x = columns[p], values[p]
-        for f in range(k):
-            part[i, f] += x * factors[c, f]
-        if c < bias.shape[0]:
-            total_bias += x * bias[c]
-    part_bias[i] = total_bias
-
-
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
 def _adagrad_row(row: np.ndarray, grad: np.ndarray, scale: float, grad_squares: float,
-                 penalty: float, squares: np.ndarray, c: int, lr: float) -> float:
+                 penalty: float, squares: np.ndarray, c: int, lr: float) -> None:
     """One AdaGrad step of group row ``c`` on the summed gradient ``scale * grad`` of the data
     (``grad_squares``: the sum of ``grad``'s squares; AdaGrad's sums take the data's gradient
     alone, so one pass over the row does), with the summed weight ``penalty`` of its penalty
-    as a shrink of at most all of the row; returns the step size taken."""
+    as a shrink of at most all of the row."""
     k = row.shape[0]
     squares[c] += np.float32(scale * scale * grad_squares / k)
     step = np.float32(lr / np.sqrt(squares[c] + _EPSILON))
@@ -110,51 +92,44 @@ def _adagrad_row(row: np.ndarray, grad: np.ndarray, scale: float, grad_squares: 
     scaled = step * np.float32(scale)
     for f in range(k):
         row[f] = shrink * row[f] + scaled * grad[f]
-    return float(step)
 
 
-@njit(cache=True, fastmath=True)
-def _flush_items(indptr: np.ndarray, columns: np.ndarray, values: np.ndarray,
-                 factors: np.ndarray, bias: np.ndarray, squares: np.ndarray,
-                 touched: np.ndarray, n_touched: int, grad: np.ndarray, grad_bias: np.ndarray,
-                 counts: np.ndarray, column_grad: np.ndarray, column_bias_grad: np.ndarray,
-                 column_weight: np.ndarray, lr: float, feature_reg: float, bias_ratio: float,
-                 reg_bias: float) -> None:
-    """Apply the item groups' gradients summed since the last flush (per item: ``grad``,
-    ``grad_bias``, ``counts`` ratings) to their columns."""
-    biased = bias.shape[0]
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
+def _adagrad_bias(bias: np.ndarray, squares: np.ndarray, c: int, grad: float, penalty: float,
+                  lr: float) -> None:
+    """The same step for the bias of feature column ``c``, with AdaGrad sums of its own (a
+    bias's gradient has another scale than its row's)."""
+    squares[c] += np.float32(grad * grad)
+    step = lr / np.sqrt(squares[c] + _EPSILON)
+    shrink = max(0.0, 1.0 - step * penalty)
+    bias[c] = np.float32(shrink) * bias[c] + np.float32(step * grad)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _flush_columns(factors: np.ndarray, bias: np.ndarray, squares: np.ndarray,
+                   bias_squares: np.ndarray, column_grad: np.ndarray,
+                   column_bias_grad: np.ndarray, column_weight: np.ndarray, lr: float,
+                   bias_lr: float, feature_reg: float, reg_bias: float) -> None:
+    """Apply the item columns' gradients summed since the last flush (``column_weight``: the
+    summed ``|x|`` of the ratings they entered), then zero the sums."""
     k = factors.shape[1]
-    column_grad[:, :] = 0.0
-    column_bias_grad[:] = 0.0
-    column_weight[:] = 0.0
-    for t in range(n_touched):
-        i = touched[t]
-        item_grad = grad[i]
-        for p in range(indptr[i], indptr[i + 1]):
-            c, x = columns[p], values[p]
-            summed = column_grad[c]
-            for f in range(k):
-                summed[f] += x * item_grad[f]
-            column_bias_grad[c] += x * grad_bias[i]
-            column_weight[c] += abs(x) * counts[i]
-        item_grad[:] = 0.0
-        grad_bias[i] = 0.0
-        counts[i] = 0.0
     for c in range(factors.shape[0]):
         if column_weight[c] == 0.0:
             continue
         grad_squares = 0.0
         for f in range(k):
             grad_squares += column_grad[c, f] * column_grad[c, f]
-        step = _adagrad_row(factors[c], column_grad[c], 1.0, grad_squares,
-                            feature_reg * column_weight[c], squares, c, lr)
-        if c < biased:
-            bias_step = step * bias_ratio
-            shrink = max(0.0, 1.0 - bias_step * reg_bias * column_weight[c])
-            bias[c] = np.float32(shrink) * bias[c] + np.float32(bias_step) * column_bias_grad[c]
+        _adagrad_row(factors[c], column_grad[c], 1.0, grad_squares,
+                     feature_reg * column_weight[c], squares, c, lr)
+        if c < bias.shape[0]:
+            _adagrad_bias(bias, bias_squares, c, column_bias_grad[c],
+                          reg_bias * column_weight[c], bias_lr)
+        column_grad[c, :] = 0.0
+        column_bias_grad[c] = 0.0
+        column_weight[c] = 0.0
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def hybrid_sgd_epoch(
     rating_ptr: np.ndarray, item_index: np.ndarray, ratings: np.ndarray,
     user_order: np.ndarray, rotations: np.ndarray,
@@ -163,8 +138,10 @@ def hybrid_sgd_epoch(
     user_own: np.ndarray, item_own: np.ndarray,
     user_indptr: np.ndarray, user_columns: np.ndarray, user_values: np.ndarray,
     user_group_factors: np.ndarray, user_group_bias: np.ndarray, user_group_squares: np.ndarray,
+    user_bias_squares: np.ndarray,
     item_indptr: np.ndarray, item_columns: np.ndarray, item_values: np.ndarray,
     item_group_factors: np.ndarray, item_group_bias: np.ndarray, item_group_squares: np.ndarray,
+    item_bias_squares: np.ndarray,
     global_mean: float, lr: float, reg: float, reg_bias: float, lr_bias: float,
     feature_reg: float, group_lr: float, flush_every: int,
 ) -> float:
@@ -178,31 +155,22 @@ def hybrid_sgd_epoch(
     per design column that has a bias (the leading columns); ``*_group_squares``: AdaGrad's
     sums of squared gradients of the columns. Returns the sum of squared errors."""
     k = user_factors.shape[1]
-    n_items = item_factors.shape[0]
     n_item_columns = item_group_factors.shape[0]
     mu = np.float32(global_mean)
     lr32, reg32 = np.float32(lr), np.float32(reg)
     lb32, rb32 = np.float32(lr_bias), np.float32(reg_bias)
-    bias_ratio = lr_bias / lr
+    # the feature biases step by lr_bias / lr times the rows' rate (0 once lr decayed to 0)
+    bias_lr = group_lr * lr_bias / lr if lr > 0.0 else 0.0
     user_biased = user_group_bias.shape[0]
     group_part = np.zeros(k, dtype=np.float32)   # sum_c U_uc e_c of the current user
     group_grad = np.zeros(k, dtype=np.float32)   # its gradient, summed over the user's ratings
     pu = np.zeros(k, dtype=np.float32)
     qi = np.zeros(k, dtype=np.float32)
-    # the items' group parts, each summed again when first used after a flush (the columns
-    # change only there); their gradients summed in between
-    item_part = np.zeros((n_items, k), dtype=np.float32)
-    item_part_bias = np.zeros(n_items, dtype=np.float32)
-    item_summed_at = np.full(n_items, -1, dtype=np.int64)
-    flushes = 0
-    item_grad = np.zeros((n_items, k), dtype=np.float32)
-    item_grad_bias = np.zeros(n_items, dtype=np.float32)
-    item_counts = np.zeros(n_items, dtype=np.float32)
-    touched = np.empty(n_items, dtype=np.int64)
-    n_touched = 0
+    # the item columns' gradients, summed between flushes
     column_grad = np.zeros((n_item_columns, k), dtype=np.float32)
     column_bias_grad = np.zeros(n_item_columns, dtype=np.float32)
     column_weight = np.zeros(n_item_columns, dtype=np.float32)
+    item_biased = item_group_bias.shape[0]
     has_item_groups = n_item_columns > 0
     since_flush = 0
     sse = 0.0
@@ -229,39 +197,36 @@ def hybrid_sgd_epoch(
                 position -= count
             i = item_index[position]
             own_i = item_own[i]
-            if item_summed_at[i] != flushes:
-                _item_part(i, item_indptr, item_columns, item_values, item_group_factors,
-                           item_group_bias, item_part, item_part_bias)
-                item_summed_at[i] = flushes
+            item_bias_sum = own_i * item_bias[i]
+            for f in range(k):
+                qi[f] = own_i * item_factors[i, f]
+            for p in range(item_indptr[i], item_indptr[i + 1]):
+                c, x = item_columns[p], item_values[p]
+                for f in range(k):
+                    qi[f] += x * item_group_factors[c, f]
+                if c < item_biased:
+                    item_bias_sum += x * item_group_bias[c]
             dot = np.float32(0.0)
             for f in range(k):
-                qi[f] = own_i * item_factors[i, f] + item_part[i, f]
                 pu[f] = own_u * user_factors[u, f] + group_part[f]
                 dot += pu[f] * qi[f]
             err = (np.float32(ratings[position]) - mu - own_u * user_bias[u] - group_bias
-                   - own_i * item_bias[i] - item_part_bias[i] - dot)
+                   - item_bias_sum - dot)
             sse += float(err) * float(err)
             # ids known by their features alone (own 0) leave their own rows untouched
             user_lr, item_lr = own_u * lr32, own_i * lr32
-            if has_item_groups:
+            for f in range(k):
+                g = err * qi[f]
+                group_grad[f] += g
+                user_factors[u, f] += user_lr * (g - reg32 * user_factors[u, f])
+                item_factors[i, f] += item_lr * (err * pu[f] - reg32 * item_factors[i, f])
+            for p in range(item_indptr[i], item_indptr[i + 1]):
+                c, x = item_columns[p], item_values[p]
+                scaled = x * err
                 for f in range(k):
-                    g = err * qi[f]
-                    group_grad[f] += g
-                    user_factors[u, f] += user_lr * (g - reg32 * user_factors[u, f])
-                    h = err * pu[f]
-                    item_grad[i, f] += h
-                    item_factors[i, f] += item_lr * (h - reg32 * item_factors[i, f])
-                if item_counts[i] == 0.0:
-                    touched[n_touched] = i
-                    n_touched += 1
-                item_grad_bias[i] += err
-                item_counts[i] += 1.0
-            else:
-                for f in range(k):
-                    g = err * qi[f]
-                    group_grad[f] += g
-                    user_factors[u, f] += user_lr * (g - reg32 * user_factors[u, f])
-                    item_factors[i, f] += item_lr * (err * pu[f] - reg32 * item_factors[i, f])
+                    column_grad[c, f] += scaled * pu[f]
+                column_bias_grad[c] += scaled
+                column_weight[c] += abs(x)
             user_bias[u] += own_u * lb32 * (err - rb32 * user_bias[u])
             item_bias[i] += own_i * lb32 * (err - rb32 * item_bias[i])
             bias_grad += err
@@ -270,25 +235,19 @@ def hybrid_sgd_epoch(
             grad_squares += group_grad[f] * group_grad[f]
         for p in range(user_indptr[u], user_indptr[u + 1]):
             c, x = user_columns[p], user_values[p]
-            step = _adagrad_row(user_group_factors[c], group_grad, x, grad_squares,
-                                feature_reg * abs(x) * count, user_group_squares, c, group_lr)
+            _adagrad_row(user_group_factors[c], group_grad, x, grad_squares,
+                         feature_reg * abs(x) * count, user_group_squares, c, group_lr)
             if c < user_biased:
-                bias_step = step * bias_ratio
-                shrink = max(0.0, 1.0 - bias_step * reg_bias * abs(x) * count)
-                user_group_bias[c] = (np.float32(shrink) * user_group_bias[c]
-                                      + np.float32(bias_step) * x * bias_grad)
+                _adagrad_bias(user_group_bias, user_bias_squares, c, x * bias_grad,
+                              reg_bias * abs(x) * count, bias_lr)
         since_flush += count
         if has_item_groups and since_flush >= flush_every:
-            _flush_items(item_indptr, item_columns, item_values, item_group_factors,
-                         item_group_bias, item_group_squares, touched, n_touched, item_grad,
-                         item_grad_bias, item_counts, column_grad, column_bias_grad,
-                         column_weight, group_lr, feature_reg, bias_ratio, reg_bias)
-            flushes += 1
-            n_touched = 0
+            _flush_columns(item_group_factors, item_group_bias, item_group_squares,
+                           item_bias_squares, column_grad, column_bias_grad, column_weight,
+                           group_lr, bias_lr, feature_reg, reg_bias)
             since_flush = 0
     if has_item_groups and since_flush > 0:  # the epoch's last gradients
-        _flush_items(item_indptr, item_columns, item_values, item_group_factors,
-                     item_group_bias, item_group_squares, touched, n_touched, item_grad,
-                     item_grad_bias, item_counts, column_grad, column_bias_grad,
-                     column_weight, group_lr, feature_reg, bias_ratio, reg_bias)
+        _flush_columns(item_group_factors, item_group_bias, item_group_squares,
+                       item_bias_squares, column_grad, column_bias_grad, column_weight,
+                       group_lr, bias_lr, feature_reg, reg_bias)
     return sse

@@ -398,7 +398,9 @@ class HybridKernelTrainable:
         self.group_rows: dict[Side, np.ndarray] = {}
         self.group_bias: dict[Side, np.ndarray] = {}
         self.feature_columns: dict[Side, int] = {}
+        #: AdaGrad's sums of squared gradients: one per group row, one per feature bias
         self.group_squares: dict[Side, np.ndarray] = {}
+        self.bias_squares: dict[Side, np.ndarray] = {}
         for side in SIDES:
             features = model._feature_matrix(side)
             blocks = [] if features is None else [sp.csr_matrix(features, dtype=np.float32)]
@@ -418,6 +420,7 @@ class HybridKernelTrainable:
             self.group_rows[side] = normal_rows(init, design.shape[1], factors, std)
             self.group_bias[side] = np.zeros(self.feature_columns[side], dtype=np.float32)
             self.group_squares[side] = np.zeros(design.shape[1], dtype=np.float32)
+            self.bias_squares[side] = np.zeros(self.feature_columns[side], dtype=np.float32)
         feature_reg = getattr(config, "feature_reg", None)
         self.feature_reg = config.reg if feature_reg is None else feature_reg
         self.lr, self.lr_bias = config.lr, config.lr_bias
@@ -437,8 +440,10 @@ class HybridKernelTrainable:
             self.own_used["users"], self.own_used["items"],
             *self.kernel_design["users"],
             self.group_rows["users"], self.group_bias["users"], self.group_squares["users"],
+            self.bias_squares["users"],
             *self.kernel_design["items"],
             self.group_rows["items"], self.group_bias["items"], self.group_squares["items"],
+            self.bias_squares["items"],
             self.global_mean, self.lr, float(self.config.reg), float(self.config.reg_bias),
             self.lr_bias, float(self.feature_reg), self.lr * GROUP_LR_RATIO, self.flush_every)
         self.epoch += 1
@@ -486,4 +491,4 @@ class HybridKernelTrainable:
     def _arrays(self) -> dict[str, dict[Side, np.ndarray]]:
         return {"own_rows": self.own_rows, "own_bias": self.own_bias,
                 "group_rows": self.group_rows, "group_bias": self.group_bias,
-                "group_squares": self.group_squares}
+                "group_squares": self.group_squares, "bias_squares": self.bias_squares}

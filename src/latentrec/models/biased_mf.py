@@ -215,7 +215,8 @@ class BiasedMF(FactorModel):
                     "seen_users")
             if engine == "auto":
                 engine = ("kernel" if device.type == "cpu" and self.config.optimizer == "sgd"
-                          and not self.config.seen_users else "minibatch")
+                          and not self.config.seen_users and (self.config.blocks or 1) == 1
+                          else "minibatch")
             if engine == "kernel":
                 self._check_hybrid_kernel(device)
                 return HybridKernelTrainable(self, data, global_mean=global_mean,
@@ -223,7 +224,8 @@ class BiasedMF(FactorModel):
             if self.config.optimizer == "sgd":
                 why = ("seen_users" if self.config.seen_users
                        else f"device {device.type!r}" if device.type != "cpu"
-                       else "engine='minibatch'")
+                       else "engine='minibatch'" if self.config.engine == "minibatch"
+                       else f"blocks={self.config.blocks}")
                 warnings.warn(
                     f"hybrid BiasedMF with {why} trains with PyTorch minibatches, where "
                     f"optimizer='sgd' learns slowly (the minibatch loss is a mean); use "

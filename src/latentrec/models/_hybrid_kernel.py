@@ -79,6 +79,21 @@ def grouped_order(user_index: np.ndarray, user_rank: np.ndarray, shuffled: np.nd
 
 
 @njit(cache=True, fastmath=True, inline="always", error_model="numpy")
+def _add_groups(row: int, indptr: np.ndarray, columns: np.ndarray, values: np.ndarray,
+                factors: np.ndarray, bias: np.ndarray, out: np.ndarray) -> np.float32:
+    """Add design row ``row`` times the group rows (``sum_c x_c e_c``) to ``out``; returns
+    the same sum of the biases (the leading columns have them)."""
+    total = np.float32(0.0)
+    for p in range(indptr[row], indptr[row + 1]):
+        c, x = columns[p], values[p]
+        for f in range(out.shape[0]):
+            out[f] += x * factors[c, f]
+        if c < bias.shape[0]:
+            total += x * bias[c]
+    return total
+
+
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
 def _adagrad_row(row: np.ndarray, grad: np.ndarray, scale: float, grad_squares: float,
                  penalty: float, squares: np.ndarray, c: int, lr: float) -> None:
     """One AdaGrad step of group row ``c`` on the summed gradient ``scale * grad`` of the data
@@ -170,7 +185,6 @@ def hybrid_sgd_epoch(
     column_grad = np.zeros((n_item_columns, k), dtype=np.float32)
     column_bias_grad = np.zeros(n_item_columns, dtype=np.float32)
     column_weight = np.zeros(n_item_columns, dtype=np.float32)
-    item_biased = item_group_bias.shape[0]
     has_item_groups = n_item_columns > 0
     since_flush = 0
     sse = 0.0
@@ -183,13 +197,8 @@ def hybrid_sgd_epoch(
         own_u = user_own[u]
         group_part[:] = 0.0
         group_grad[:] = 0.0
-        group_bias = np.float32(0.0)
-        for p in range(user_indptr[u], user_indptr[u + 1]):
-            c, x = user_columns[p], user_values[p]
-            for f in range(k):
-                group_part[f] += x * user_group_factors[c, f]
-            if c < user_biased:
-                group_bias += x * user_group_bias[c]
+        group_bias = _add_groups(u, user_indptr, user_columns, user_values, user_group_factors,
+                                 user_group_bias, group_part)
         bias_grad = np.float32(0.0)
         for s in range(count):
             position = offset + s
@@ -197,15 +206,11 @@ def hybrid_sgd_epoch(
                 position -= count
             i = item_index[position]
             own_i = item_own[i]
-            item_bias_sum = own_i * item_bias[i]
             for f in range(k):
                 qi[f] = own_i * item_factors[i, f]
-            for p in range(item_indptr[i], item_indptr[i + 1]):
-                c, x = item_columns[p], item_values[p]
-                for f in range(k):
-                    qi[f] += x * item_group_factors[c, f]
-                if c < item_biased:
-                    item_bias_sum += x * item_group_bias[c]
+            item_bias_sum = own_i * item_bias[i] + _add_groups(
+                i, item_indptr, item_columns, item_values, item_group_factors, item_group_bias,
+                qi)
             dot = np.float32(0.0)
             for f in range(k):
                 pu[f] = own_u * user_factors[u, f] + group_part[f]

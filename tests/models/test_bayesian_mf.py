@@ -11,7 +11,7 @@ import pytest
 
 from latentrec import BayesianMF, BiasedMF, Interactions, evaluate, load, random_split
 from latentrec.datasets import synthetic
-from latentrec.errors import InvalidParameterError
+from latentrec.errors import ConvergenceWarning, InvalidParameterError
 from latentrec.models import _gibbs
 from latentrec.models._gibbs import GibbsTrainable, compress_factors
 
@@ -205,7 +205,9 @@ def test_old_gibbs_files_load_as_bayesian_mf(split: tuple[Interactions, Interact
 def test_old_solver_files_load_with_the_engine(split: tuple[Interactions, Interactions],
                                                model_dir: Path) -> None:
     train, test = split
-    model = BiasedMF(factors=4, epochs=3, engine="minibatch").fit(train, show_progress=False)
+    with pytest.warns(ConvergenceWarning, match="optimizer='sgd' learns slowly"):
+        model = BiasedMF(factors=4, epochs=3, engine="minibatch").fit(train,
+                                                                      show_progress=False)
     model.save(model_dir)
     old = {k: v for k, v in model.get_params().items() if k != "engine"}
     _as_format_1(model_dir, {**old, "solver": "minibatch", "burn_in": 25})

@@ -1,6 +1,7 @@
-"""The minibatch trainable of :class:`~latentrec.BiasedMF` with side features and the
+"""The trainables of :class:`~latentrec.BiasedMF` with side features and the
 implicit-feedback groups (SVD++'s "items this user rated", the flipped "users who rated this
-item").
+item"): PyTorch minibatches (:class:`HybridSGDTrainable`, described here) and the compiled
+kernel (:class:`HybridKernelTrainable`, :mod:`latentrec.models._hybrid_kernel`).
 
 A side's whole vector is a sum of groups, each a design matrix (one CSR row per id) times the
 embeddings of its columns::
@@ -203,6 +204,7 @@ class Group(nn.Module):
         bias = None if self.bias is None else hybrid_table(
             None, self.matrix, self.bias.detach()).reshape(-1)
         return vectors, bias
+
 
 def publish_hybrid(model: FactorModel, scale: float,
                    tables: dict[Side, tuple[torch.Tensor, torch.Tensor]], global_mean: float,

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["FLUSH_EVERY", "GROUP_LR_RATIO", "MIN_FLUSHES", "grouped_order", "hybrid_sgd_epoch"]
+__all__ = ["FLUSH_EVERY", "GROUP_LR_RATIO", "MIN_FLUSHES", "group_by_user", "hybrid_sgd_epoch"]
 
 #: the group rows' AdaGrad step is ``lr * GROUP_LR_RATIO / sqrt(sum of squared gradients)``;
 #: chosen on a 10% validation split of MovieLens 100K ``u1.base`` (features and seen items,
@@ -58,24 +58,25 @@ _EPSILON = 1e-10
 
 
 @njit(cache=True)
-def grouped_order(user_index: np.ndarray, user_rank: np.ndarray, shuffled: np.ndarray
-                  ) -> np.ndarray:
-    """Positions ``shuffled`` (a permutation of the ratings) stably sorted by
-    ``user_rank[user]``: users in rank order, each user's ratings in their shuffled order (one
-    counting sort, O(ratings + users))."""
-    n_users = user_rank.shape[0]
-    starts = np.zeros(n_users + 1, dtype=np.int64)
+def group_by_user(user_index: np.ndarray, n_users: int, shuffled: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``shuffled`` (a permutation of the ratings) stably sorted by user, and where
+    each user's run starts: ``(order, rating_ptr)``, user ``u``'s ratings at
+    ``order[rating_ptr[u]:rating_ptr[u + 1]]`` in their shuffled order (one counting sort,
+    O(ratings + users))."""
+    rating_ptr = np.zeros(n_users + 1, dtype=np.int64)
     for t in range(shuffled.shape[0]):
-        starts[user_rank[user_index[shuffled[t]]] + 1] += 1
-    for rank in range(n_users):
-        starts[rank + 1] += starts[rank]
+        rating_ptr[user_index[t] + 1] += 1
+    for user in range(n_users):
+        rating_ptr[user + 1] += rating_ptr[user]
+    fill = rating_ptr[:-1].copy()
     order = np.empty(shuffled.shape[0], dtype=np.int64)
     for t in range(shuffled.shape[0]):
         position = shuffled[t]
-        rank = user_rank[user_index[position]]
-        order[starts[rank]] = position
-        starts[rank] += 1
-    return order
+        user = user_index[position]
+        order[fill[user]] = position
+        fill[user] += 1
+    return order, rating_ptr
 
 
 @njit(cache=True, fastmath=True, inline="always", error_model="numpy")
@@ -161,7 +162,7 @@ def hybrid_sgd_epoch(
     feature_reg: float, group_lr: float, flush_every: int,
 ) -> float:
     """One epoch over ratings stored grouped by user: user ``u``'s are ``item_index`` and
-    ``ratings`` at ``rating_ptr[u]:rating_ptr[u + 1]`` (:func:`grouped_order`). Users run in
+    ``ratings`` at ``rating_ptr[u]:rating_ptr[u + 1]`` (:func:`group_by_user`). Users run in
     ``user_order``; a user's ratings from ``rotations[u] % count`` on, wrapping around (each
     epoch sees them in another order at the cost of one draw per user).
 

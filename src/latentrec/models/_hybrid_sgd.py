@@ -372,7 +372,7 @@ class HybridKernelTrainable:
 
     def __init__(self, model: FactorModel, data: Interactions, *, global_mean: float,
                  scale: float) -> None:
-        from latentrec.models._hybrid_kernel import FLUSH_EVERY, MIN_FLUSHES, grouped_order
+        from latentrec.models._hybrid_kernel import FLUSH_EVERY, MIN_FLUSHES, group_by_user
 
         config = model.config
         self.model, self.config, self.scale = model, config, scale
@@ -382,12 +382,10 @@ class HybridKernelTrainable:
         identity = bool(getattr(config, "identity", True))
         # stored once grouped by user, in a random order inside each user
         self.shuffle = numpy_rng(derive_seed(config.seed, 1))
-        order = grouped_order(data.user_index, np.arange(data.n_users),
-                              self.shuffle.permutation(len(data)))
+        order, self.rating_ptr = group_by_user(data.user_index, data.n_users,
+                                               self.shuffle.permutation(len(data)))
         self.items = data.item_index[order].astype(np.int32)
         self.ratings = (data.weights()[order] / scale).astype(np.float32)
-        self.rating_ptr = np.zeros(data.n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(data.user_index, minlength=data.n_users), out=self.rating_ptr[1:])
         counts = {"users": data.n_users, "items": data.n_items}
         self.own_rows = {side: normal_rows(init, counts[side], factors, std) for side in SIDES}
         self.own_bias = {side: np.zeros(counts[side], dtype=np.float32) for side in SIDES}

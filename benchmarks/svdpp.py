@@ -3,7 +3,7 @@ held-out RMSE and fit time, in one process.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/svdpp.py [--repeats 3]
         [--sets ml-100k,filmtrust,synthetic] [--synthetic-ratings 2000000]
-        [--feature-reg 0.15[,1.5,...]] [--valid] [--item-features]
+        [--feature-reg 0.15[,1.5,...]] [--valid] [--item-features] [--surprise]
 
 Data sets and splits:
 
@@ -28,7 +28,9 @@ docs/BENCHMARKS.md). With ``--item-features`` the first ``feature_reg`` also fit
 features, without and with SVD++'s group: on ml-100k ``u.item``'s genres and release year (10
 quantile buckets, ``load_movielens_100k_features``), on synthetic random ones (2 of 20
 "genres" and one of 10 "years" per item, seeded: they measure the cost, not a gain);
-FilmTrust has none. An untimed
+FilmTrust has none. With ``--surprise`` Surprise's ``SVDpp()`` (defaults, ``random_state=0``;
+the ``bench`` extra) runs beside them on ml-100k and filmtrust, through ``latentrec bench``'s
+adapter (on 2M ratings one fit would take hours). An untimed
 fit compiles the kernels first; then each repeat fits the plain model and SVD++ one after the
 other, and the table reports the median fit time of each and their ratio. Above a million
 ratings the plain kernel runs its blocked schedule (8 blocks) while the SVD++ kernel runs
@@ -108,6 +110,22 @@ def load(root: Path, name: str, synthetic_ratings: int, valid: bool) -> tuple[An
     raise SystemExit(f"unknown data set {name!r}; known: ml-100k, filmtrust, synthetic")
 
 
+def surprise_svdpp(train: Any, test: Any) -> tuple[str, Any]:
+    """Surprise's SVDpp on ``train``, answering ``test``'s pairs (``latentrec bench``'s
+    adapter: ``fit()`` and ``answer(model)``)."""
+    from latentrec.bench._adapters import prepare
+    from latentrec.bench._arrays import BenchArrays
+    from latentrec.bench._suites import Contender
+
+    arrays = BenchArrays(
+        "explicit", train.user_index, train.item_index, np.asarray(train.values),
+        train.users.to_numpy(), train.items.to_numpy(),
+        test_user_ids=test.users.ids_of(test.user_index),
+        test_item_ids=test.items.ids_of(test.item_index))
+    contender = Contender("surprise SVDpp()", "surprise", "surprise.SVDpp")
+    return "Surprise SVDpp() (defaults)", prepare(arrays, contender, 10)
+
+
 def rmse(model: Any, train: Any, test: Any) -> float:
     predictions = model.predict(test.users.ids_of(test.user_index),
                                 test.items.ids_of(test.item_index), on_unknown="fallback")
@@ -127,9 +145,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="score on 10%% of each training part; the test sides unread")
     parser.add_argument("--item-features", action="store_true",
                         help="also fit with item features (ml-100k, synthetic)")
+    parser.add_argument("--surprise", action="store_true",
+                        help="also fit Surprise's SVDpp (ml-100k, filmtrust)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.synthetic_ratings < 10_000:
+        parser.error(f"--synthetic-ratings must be at least 10000, got {args.synthetic_ratings}")
     try:
         chosen = contenders([float(value) for value in args.feature_reg.split(",")],
                             args.item_features)
@@ -161,6 +183,17 @@ def main(argv: list[str] | None = None) -> None:
                 model.fit(train, show_progress=False, **given)
                 times[label].append(time.perf_counter() - started)
                 scores[label] = rmse(model, train, test)  # the same every repeat (seeded)
+        if args.surprise and name != "synthetic":
+            label, fit_answer = surprise_svdpp(train, test)
+            times[label] = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                fitted = fit_answer.fit()
+                times[label].append(time.perf_counter() - started)
+            predictions = np.clip(fit_answer.answer(fitted), *train.rating_range())
+            scores[label] = float(np.sqrt(np.mean((predictions - np.asarray(test.values))
+                                                  ** 2)))
+            here[label] = {}
         plain = statistics.median(times[next(iter(here))])
         for label in here:
             seconds = statistics.median(times[label])

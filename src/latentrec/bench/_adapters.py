@@ -110,8 +110,11 @@ def _surprise(arrays: BenchArrays, contender: Contender, k: int) -> Prepared:
     algorithm = getattr(surprise, contender.adapter.split(".", 1)[1])
 
     frame_train, frame_test = _rating_frames(arrays)
+    # Surprise clips its predictions to the scale: the training ratings' own (FilmTrust's is
+    # 0.5-4, MovieLens's 1-5)
+    scale = (float(frame_train["rating"].min()), float(frame_train["rating"].max()))
     trainset = Dataset.load_from_df(frame_train[["user", "item", "rating"]],
-                                    Reader(rating_scale=(1, 5))).build_full_trainset()
+                                    Reader(rating_scale=scale)).build_full_trainset()
     pairs = list(zip(frame_test["user"], frame_test["item"], strict=True))
     params = dict(contender.params)
 

@@ -40,6 +40,7 @@ serially; with ``NUMBA_NUM_THREADS=1`` both have one thread. Results go to
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -153,10 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.synthetic_ratings < 10_000:
         parser.error(f"--synthetic-ratings must be at least 10000, got {args.synthetic_ratings}")
     try:
-        chosen = contenders([float(value) for value in args.feature_reg.split(",")],
-                            args.item_features)
+        regs = [float(value) for value in args.feature_reg.split(",")]
     except ValueError:
-        parser.error(f"--feature-reg: numbers separated by commas, got {args.feature_reg!r}")
+        regs = []
+    if not regs or not all(math.isfinite(value) and value >= 0 for value in regs):
+        parser.error(f"--feature-reg: finite numbers >= 0 separated by commas, got "
+                     f"{args.feature_reg!r}")
+    chosen = contenders(regs, args.item_features)
 
     from latentrec import BiasedMF
     from latentrec.datasets import synthetic

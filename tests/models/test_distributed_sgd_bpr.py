@@ -191,6 +191,17 @@ def test_a_partition_trains_warp_kos() -> None:
     assert not torch.equal(fits["warp"].item_factors_, fits["warp-kos"].item_factors_)
 
 
+def test_a_partition_trains_full_softmax() -> None:
+    """negatives=0 scores every item on each rank (every rank holds the whole catalogue)."""
+    full = BPR(factors=4, epochs=2, batch_size=64, device="cpu", loss="softmax",
+               negatives=0).fit(_partition("implicit"))
+    sampled = BPR(factors=4, epochs=2, batch_size=64, device="cpu", loss="softmax",
+                  negatives=4).fit(_partition("implicit"))
+    assert bool(torch.isfinite(full.item_factors_).all())
+    assert full.history_[-1]["loss"] < full.history_[0]["loss"]
+    assert not torch.equal(full.item_factors_, sampled.item_factors_)
+
+
 @pytest.mark.slow
 def test_seen_rows_gathered_in_blocks_equal_whole_and_release_ends_the_partition(
         runs: dict[str, Any]) -> None:

@@ -269,6 +269,68 @@ def test_warp_kos_settings_are_checked() -> None:
         BPR(kos_n=0)
 
 
+# ---------------------------------------------------------------------- full softmax
+@pytest.mark.parametrize("with_features", [False, True])
+def test_full_softmax_loss_is_the_cross_entropy_among_every_item(
+        planted: Planted, with_features: bool) -> None:
+    """negatives=0: each interaction's -log softmax over all items, averaged, plus reg times
+    the mean penalties of its user, its item and every item (float64 reference computed
+    per interaction, without the per-user sharing of scores the trainable does)."""
+    from latentrec.models._bpr_trainable import BPRTrainable
+
+    reg = 0.3
+    model = BPR(**QUICK, loss="softmax", negatives=0, reg=reg, identity=not with_features)
+    if with_features:
+        model._remember_features(planted.data, {"items": planted.item_features()})
+    trainable = BPRTrainable(model, planted.data)
+    rows = torch.arange(0, len(planted.data), 3)
+    loss = float(trainable._loss(rows).detach())
+
+    module = trainable.module
+    users = trainable.users[rows]
+    positives = trainable.items[rows]
+    user_vectors = module.user_factors.weight.detach().double()[users]
+    vectors = module.item_factors.weight.detach().double()
+    bias = module.item_bias.weight.detach().double()[:, 0]
+    penalty = vectors.pow(2).sum(1)
+    if with_features:
+        side = trainable.features["items"]
+        design = torch.from_numpy(side.matrix.toarray()).double()
+        has_features = design.abs().sum(1) > 0
+        vectors = torch.where(has_features[:, None], 0.0, vectors) + design @ (
+            side.factors.detach().double())
+        bias = torch.where(has_features, 0.0, bias) + design @ side.bias.detach().double()[:, 0]
+        penalty = torch.where(has_features, 0.0, penalty) + design.abs() @ (
+            side.factors.detach().double().pow(2).sum(1))
+    logits = user_vectors @ vectors.T + bias
+    expected = -torch.log_softmax(logits, 1)[torch.arange(len(rows)), positives].mean()
+    expected += reg * (user_vectors.pow(2).sum(1).mean() + penalty[positives].mean()
+                       + penalty.mean())
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_full_softmax_learns_warm_rankings_and_cold_items(planted: Planted) -> None:
+    data = synthetic(300, 150, density=0.08, feedback="implicit", seed=0)
+    train, test = random_split(data, seed=0)
+    warm = BPR(**QUICK, loss="softmax", negatives=0).fit(train, show_progress=False)
+    table = evaluate(warm, test, k=10, metrics=["hit_rate"]).set_index("metric")["value"]
+    assert float(table["hit_rate@10"]) > 0.5  # random lists: about 0.2 (see WARP above)
+    sampled = BPR(**QUICK, loss="softmax", negatives=5).fit(train, show_progress=False)
+    assert not torch.equal(sampled.item_factors_, warm.item_factors_)
+    cold = BPR(**QUICK, loss="softmax", negatives=0, identity=False).fit(
+        planted.data, item_features=planted.item_features(), show_progress=False)
+    assert planted.cold_auc(cold) > 0.9
+
+
+def test_full_softmax_settings_are_checked() -> None:
+    with pytest.raises(InvalidParameterError, match="negatives=0 .* needs loss='softmax'"):
+        BPR(loss="bpr", negatives=0)
+    with pytest.raises(InvalidParameterError, match="negatives must be >= 0"):
+        BPR(loss="softmax", negatives=-1)
+    with pytest.raises(TypeError, match="negatives must be an integer"):
+        BPR(loss="softmax", negatives=2.0)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------- without features
 #: BPR(factors=8, epochs=3, batch_size=256, seed=7, device="cpu") on
 #: synthetic(300, 200, feedback="implicit", seed=3), computed with the code before features

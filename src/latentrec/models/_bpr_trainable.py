@@ -288,6 +288,8 @@ class BPRTrainable:
         config = self.config
         self._batch_items = None
         users, positives = self.users[rows], self.items[rows]
+        if config.negatives == 0:
+            return self._full_softmax_loss(users, positives)
         user_vectors, user_penalty = self._user_vectors(users)
         if config.loss == "warp-kos":
             positives = self._kth_positives(users, user_vectors)
@@ -312,6 +314,25 @@ class BPRTrainable:
                        + _penalty(positive_vectors, positive_penalty)
                        + _penalty(negative_vectors, negative_penalty).mean(-1))
             loss = loss + config.reg * penalty.mean()
+        return loss
+
+    def _full_softmax_loss(self, users: torch.Tensor, positives: torch.Tensor
+                           ) -> torch.Tensor:
+        """``negatives=0``: the cross-entropy of each positive among every item (no sampling,
+        so no correction). A user's scores are computed once per batch, however many of
+        their interactions it holds. The L2 penalty is the sampled softmax's with uniform
+        negatives in expectation: the user's, the positive's and the mean over the items."""
+        config = self.config
+        distinct, row = torch.unique(users, return_inverse=True)
+        user_vectors, user_penalty = self._user_vectors(distinct)
+        vectors, bias, penalty = self._item_vectors(
+            torch.arange(self.n_items, device=self.device))
+        log_probabilities = F.log_softmax(user_vectors @ vectors.T + bias, dim=1)
+        loss = -log_probabilities[row, positives].mean()
+        if config.reg:
+            item_penalty = _penalty(vectors, penalty)
+            loss = loss + config.reg * (_penalty(user_vectors, user_penalty)[row].mean()
+                                        + item_penalty[positives].mean() + item_penalty.mean())
         return loss
 
     def _kth_positives(self, users: torch.Tensor, user_vectors: torch.Tensor) -> torch.Tensor:

@@ -49,8 +49,14 @@ class BPRConfig(EpochConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_positive("factors", "negatives", "candidates", "batch_size", "max_sampled",
-                            "kos_k", "kos_n", integer=True)
+        self.check_positive("factors", "candidates", "batch_size", "max_sampled", "kos_k",
+                            "kos_n", integer=True)
+        if isinstance(self.negatives, bool) or not isinstance(self.negatives, int):
+            raise TypeError(f"negatives must be an integer, got {type(self.negatives).__name__}")
+        self.check_non_negative("negatives")
+        if self.negatives == 0 and self.loss != "softmax":
+            raise InvalidParameterError(f"negatives=0 (every item a negative) needs "
+                                        f"loss='softmax', got loss={self.loss!r}")
         if self.kos_k > self.kos_n:
             raise InvalidParameterError(f"kos_k must be at most kos_n ({self.kos_n}), got "
                                         f"{self.kos_k}")
@@ -72,7 +78,10 @@ class BPR(FactorModel):
     for the sampling distribution; with one uniformly sampled negative it is exactly BPR, so it
     differs only with ``negatives > 1`` or popularity sampling). ``sampling`` draws negatives
     uniformly or in proportion to popularity (``count ** 0.75``); sampled items the user
-    already has are redrawn once.
+    already has are redrawn once. ``loss="softmax", negatives=0`` samples nothing: the
+    positive's cross-entropy among every item (full softmax), at ``n_items`` scores per
+    distinct user of a batch. It learns how often each kind of item is chosen, which a cold
+    item described by features alone needs most (docs/features.md, cold start).
     With ``candidates > 1`` every negative is the highest-scoring of ``candidates`` sampled
     items (dynamic negative sampling, Zhang et al. 2013): like WARP, training then concentrates
     on the items that compete for the top of the user's list (the sampling correction of

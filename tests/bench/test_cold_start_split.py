@@ -131,3 +131,13 @@ def test_a_missing_peer_library_is_reported_in_one_line(
     assert list(kept) == ["random"]
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "no_such_peer_library is not installed" in lines[0]
+
+
+def test_only_picks_the_contenders_matching_any_of_its_parts(cold_start: ModuleType) -> None:
+    contenders = {name: cold_start.Contender(cold_start.random_scores)
+                  for name in ("LightFM WARP (features only)", "latentrec softmax (features only)",
+                               "latentrec WARP (features only, tuned)", "random")}
+    kept = cold_start.chosen(contenders, ["softmax", "WARP (features only)"])
+    assert list(kept) == ["LightFM WARP (features only)", "latentrec softmax (features only)"]
+    with pytest.raises(SystemExit, match="--only 'nothing here' matches none"):
+        cold_start.chosen(contenders, ["nothing here"])

@@ -4,6 +4,7 @@ where there is no CUDA device)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,9 +44,11 @@ def test_implicit_als_on_cuda_matches_the_cpu(planted: Interactions) -> None:
     assert abs(scores[0] - scores[1]) < 0.02
 
 
-def test_bpr_on_cuda_learns_and_saves_for_the_cpu(planted: Interactions, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loss", [{}, {"loss": "softmax", "negatives": 0}])
+def test_bpr_on_cuda_learns_and_saves_for_the_cpu(planted: Interactions, tmp_path: Path,
+                                                  loss: dict[str, Any]) -> None:
     train, test = user_holdout(planted.as_implicit(), 0.2, seed=0)
-    model = BPR(factors=16, epochs=10, device="cuda").fit(train, show_progress=False)
+    model = BPR(factors=16, epochs=10, device="cuda", **loss).fit(train, show_progress=False)
     assert _metric(model, test, "ndcg@10") > 0.1
     model.save(tmp_path / "bpr")
     again = load(tmp_path / "bpr")

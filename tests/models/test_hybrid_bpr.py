@@ -270,42 +270,64 @@ def test_warp_kos_settings_are_checked() -> None:
 
 
 # ---------------------------------------------------------------------- full softmax
-@pytest.mark.parametrize("with_features", [False, True])
+@pytest.mark.parametrize("setup", [
+    {},                                                    # plain, dense Adam
+    {"items": True, "identity": False},                    # items by their features alone
+    {"items": True, "identity": True},                     # own rows plus features
+    {"items": True, "users": True, "identity": False},     # both sides' features
+    {"items": True, "optimizer": "adagrad"},               # sparse gradients: rows gathered
+])
 def test_full_softmax_loss_is_the_cross_entropy_among_every_item(
-        planted: Planted, with_features: bool) -> None:
+        planted: Planted, setup: dict[str, Any]) -> None:
     """negatives=0: each interaction's -log softmax over all items, averaged, plus reg times
     the mean penalties of its user, its item and every item (float64 reference computed
     per interaction, without the per-user sharing of scores the trainable does)."""
     from latentrec.models._bpr_trainable import BPRTrainable
 
     reg = 0.3
-    model = BPR(**QUICK, loss="softmax", negatives=0, reg=reg, identity=not with_features)
-    if with_features:
-        model._remember_features(planted.data, {"items": planted.item_features()})
+    model = BPR(**QUICK, loss="softmax", negatives=0, reg=reg,
+                identity=setup.get("identity", True), optimizer=setup.get("optimizer", "adam"))
+    given = {"items": planted.item_features() if setup.get("items") else None,
+             "users": planted.user_features() if setup.get("users") else None}
+    if any(table is not None for table in given.values()):
+        model._remember_features(planted.data, given)
     trainable = BPRTrainable(model, planted.data)
-    rows = torch.arange(0, len(planted.data), 3)
+    # uneven: the first users' interactions come twice, so a user's weight is its count
+    rows = torch.cat([torch.arange(0, len(planted.data), 3),
+                      torch.arange(len(planted.data) // 4)])
     loss = float(trainable._loss(rows).detach())
 
+    def whole(side: str, own: torch.Tensor, own_bias: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Every id's vector, bias and penalty, from the definitions in float64."""
+        penalty = own.pow(2).sum(1)
+        features = trainable.features.get(side)
+        if features is None:
+            return own, own_bias, penalty
+        design = torch.from_numpy(features.matrix.toarray()).double()
+        if not model.config.identity:
+            has_features = design.abs().sum(1) > 0
+            own = torch.where(has_features[:, None], 0.0, own)
+            penalty = torch.where(has_features, 0.0, penalty)
+            if own_bias is not None:
+                own_bias = torch.where(has_features, 0.0, own_bias)
+        embeddings = features.factors.detach().double()
+        vectors = own + design @ embeddings
+        penalty = penalty + design.abs() @ embeddings.pow(2).sum(1)
+        if own_bias is not None and features.bias is not None:
+            own_bias = own_bias + design @ features.bias.detach().double()[:, 0]
+        return vectors, own_bias, penalty
+
     module = trainable.module
-    users = trainable.users[rows]
-    positives = trainable.items[rows]
-    user_vectors = module.user_factors.weight.detach().double()[users]
-    vectors = module.item_factors.weight.detach().double()
-    bias = module.item_bias.weight.detach().double()[:, 0]
-    penalty = vectors.pow(2).sum(1)
-    if with_features:
-        side = trainable.features["items"]
-        design = torch.from_numpy(side.matrix.toarray()).double()
-        has_features = design.abs().sum(1) > 0
-        vectors = torch.where(has_features[:, None], 0.0, vectors) + design @ (
-            side.factors.detach().double())
-        bias = torch.where(has_features, 0.0, bias) + design @ side.bias.detach().double()[:, 0]
-        penalty = torch.where(has_features, 0.0, penalty) + design.abs() @ (
-            side.factors.detach().double().pow(2).sum(1))
-    logits = user_vectors @ vectors.T + bias
+    user_vectors, _, user_penalty = whole(
+        "users", module.user_factors.weight.detach().double(), None)
+    vectors, bias, penalty = whole("items", module.item_factors.weight.detach().double(),
+                                   module.item_bias.weight.detach().double()[:, 0])
+    assert bias is not None
+    users, positives = trainable.users[rows], trainable.items[rows]
+    logits = user_vectors[users] @ vectors.T + bias
     expected = -torch.log_softmax(logits, 1)[torch.arange(len(rows)), positives].mean()
-    expected += reg * (user_vectors.pow(2).sum(1).mean() + penalty[positives].mean()
-                       + penalty.mean())
+    expected += reg * (user_penalty[users].mean() + penalty[positives].mean() + penalty.mean())
     assert loss == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -329,6 +351,8 @@ def test_full_softmax_settings_are_checked() -> None:
         BPR(loss="softmax", negatives=-1)
     with pytest.raises(TypeError, match="negatives must be an integer"):
         BPR(loss="softmax", negatives=2.0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="sampling='popularity' would be ignored"):
+        BPR(loss="softmax", negatives=0, sampling="popularity")
 
 
 # ---------------------------------------------------------------------- without features

@@ -33,7 +33,9 @@ Why data-parallel and not DSGD with negatives drawn inside the current item bloc
   little, while a step exchanges at most the rows one global batch touches.
 
 The cost is one all-gather of touched rows per step (``O(batch_size x factors)`` floats per
-rank, independent of ``P``), and every rank doing the optimizer step on the whole table.
+rank, independent of ``P``), and every rank doing the optimizer step on the whole table. The
+full softmax (``negatives=0``) touches every item row in every step: ``O(n_items x factors)``
+per rank.
 """
 
 from __future__ import annotations

@@ -57,6 +57,9 @@ class BPRConfig(EpochConfig):
         if self.negatives == 0 and self.loss != "softmax":
             raise InvalidParameterError(f"negatives=0 (every item a negative) needs "
                                         f"loss='softmax', got loss={self.loss!r}")
+        if self.negatives == 0 and self.sampling != "uniform":
+            raise InvalidParameterError(f"negatives=0 scores every item, so nothing is "
+                                        f"sampled; sampling={self.sampling!r} would be ignored")
         if self.kos_k > self.kos_n:
             raise InvalidParameterError(f"kos_k must be at most kos_n ({self.kos_n}), got "
                                         f"{self.kos_k}")
@@ -79,9 +82,10 @@ class BPR(FactorModel):
     differs only with ``negatives > 1`` or popularity sampling). ``sampling`` draws negatives
     uniformly or in proportion to popularity (``count ** 0.75``); sampled items the user
     already has are redrawn once. ``loss="softmax", negatives=0`` samples nothing: the
-    positive's cross-entropy among every item (full softmax), at ``n_items`` scores per
-    distinct user of a batch. It learns how often each kind of item is chosen, which a cold
-    item described by features alone needs most (docs/features.md, cold start).
+    positive's cross-entropy among every item (full softmax; ``sampling`` and ``candidates``
+    are not used), at ``n_items`` scores per distinct user of a batch, about 3 x (distinct
+    users) x ``n_items`` floats of memory. On MovieLens 100K's cold items (features only) it
+    had the best mean NDCG@10 (docs/features.md, cold start).
     With ``candidates > 1`` every negative is the highest-scoring of ``candidates`` sampled
     items (dynamic negative sampling, Zhang et al. 2013): like WARP, training then concentrates
     on the items that compete for the top of the user's list (the sampling correction of
@@ -114,7 +118,8 @@ class BPR(FactorModel):
 
     ``reg`` is an L2 penalty on the vectors of every sampled triple (with features: on the
     own embedding and on each feature embedding, weighed by the absolute value of the
-    feature), so frequent users, items and features are penalised more often;
+    feature), so frequent users, items and features are penalised more often (the full
+    softmax penalises the user, the positive and the mean over all items);
     ``lr_decay`` multiplies the learning rate after every epoch. Scores are
     ``p_u . q_i + b_i``.
 

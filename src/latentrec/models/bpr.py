@@ -83,9 +83,10 @@ class BPR(FactorModel):
     uniformly or in proportion to popularity (``count ** 0.75``); sampled items the user
     already has are redrawn once. ``loss="softmax", negatives=0`` samples nothing: the
     positive's cross-entropy among every item (full softmax; ``sampling`` and ``candidates``
-    are not used), at ``n_items`` scores per distinct user of a batch, about 3 x (distinct
-    users) x ``n_items`` floats of memory. On MovieLens 100K's cold items (features only) it
-    had the best mean NDCG@10 (docs/features.md, cold start).
+    are not used), at ``n_items`` scores per distinct user of a batch (in chunks that bound
+    the memory): meant for catalogues of up to tens of thousands of items. On MovieLens
+    100K's cold items (features only) it had the best mean NDCG@10 (docs/features.md, cold
+    start).
     With ``candidates > 1`` every negative is the highest-scoring of ``candidates`` sampled
     items (dynamic negative sampling, Zhang et al. 2013): like WARP, training then concentrates
     on the items that compete for the top of the user's list (the sampling correction of

@@ -360,7 +360,8 @@ def test_full_softmax_in_chunks_gives_the_same_loss_and_gradients(
         torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-7)
 
 
-def test_full_softmax_learns_warm_rankings_and_cold_items(planted: Planted) -> None:
+def test_full_softmax_learns_warm_rankings_and_cold_items(planted: Planted,
+                                                          tmp_path: Path) -> None:
     data = synthetic(300, 150, density=0.08, feedback="implicit", seed=0)
     train, test = random_split(data, seed=0)
     warm = BPR(**QUICK, loss="softmax", negatives=0).fit(train, show_progress=False)
@@ -371,6 +372,10 @@ def test_full_softmax_learns_warm_rankings_and_cold_items(planted: Planted) -> N
     cold = BPR(**QUICK, loss="softmax", negatives=0, identity=False).fit(
         planted.data, item_features=planted.item_features(), show_progress=False)
     assert planted.cold_auc(cold) > 0.9
+    cold.save(tmp_path / "cold")
+    again = load(tmp_path / "cold")
+    assert again.config.negatives == 0 and again.config.loss == "softmax"
+    assert planted.cold_auc(again) == planted.cold_auc(cold)
 
 
 def test_full_softmax_settings_are_checked() -> None:

@@ -339,9 +339,9 @@ class BPRTrainable:
         # their positives' scores; the loss is sum_u count_u * logsumexp_u - sum of positives
         counts = torch.bincount(row, minlength=len(distinct)).to(vectors.dtype)
         positive_scores = (user_vectors[row] * vectors[positives]).sum(-1) + bias[positives]
-        chunk = max(1, SOFTMAX_SCORE_BUDGET // max(1, self.n_items))
+        chunk = max(1, SOFTMAX_SCORE_BUDGET // self.n_items)
         if len(distinct) <= chunk:
-            normalisers = torch.logsumexp(user_vectors @ vectors.T + bias, dim=1)
+            normalisers = _logsumexp_scores(user_vectors, vectors, bias)
         else:  # recomputed in the backward pass: only one chunk's scores live at a time
             normalisers = torch.cat([
                 checkpoint(_logsumexp_scores, user_vectors[start:start + chunk], vectors, bias,

@@ -22,6 +22,9 @@ from latentrec.training.partition import Partition
 __all__ = ["BPR"]
 
 LOSSES = ("bpr", "softmax", "warp", "warp-kos")
+#: the most items a batch may draw (batch_size x negatives x candidates, or x max_sampled /
+#: kos_n): beyond it one batch's draws alone take gigabytes
+MAX_BATCH_DRAWS = 1 << 28
 SAMPLINGS = ("uniform", "popularity")
 
 
@@ -51,9 +54,7 @@ class BPRConfig(EpochConfig):
         super().__post_init__()
         self.check_positive("factors", "candidates", "batch_size", "max_sampled", "kos_k",
                             "kos_n", integer=True)
-        if isinstance(self.negatives, bool) or not isinstance(self.negatives, int):
-            raise TypeError(f"negatives must be an integer, got {type(self.negatives).__name__}")
-        self.check_non_negative("negatives")
+        self.check_non_negative("negatives", integer=True)
         if self.negatives == 0 and self.loss != "softmax":
             raise InvalidParameterError(f"negatives=0 (every item a negative) needs "
                                         f"loss='softmax', got loss={self.loss!r}")
@@ -69,6 +70,20 @@ class BPRConfig(EpochConfig):
         self.check_choice("loss", LOSSES)
         self.check_choice("sampling", SAMPLINGS)
         self.check_choice("optimizer", OPTIMIZERS)
+        if self.loss in ("warp", "warp-kos"):  # one block of max_sampled (k-OS: kos_n too)
+            draws = {"max_sampled": self.max_sampled}
+            if self.loss == "warp-kos":
+                draws["kos_n"] = self.kos_n
+            per_interaction = max(draws.values())
+        else:
+            draws = {"negatives": self.negatives, "candidates": self.candidates}
+            per_interaction = self.negatives * self.candidates
+        if self.batch_size * per_interaction > MAX_BATCH_DRAWS:
+            named = ", ".join(f"{name}={value:,}" for name, value in draws.items())
+            raise InvalidParameterError(
+                f"batch_size={self.batch_size:,} with {named} draws "
+                f"{self.batch_size * per_interaction:,} items per batch, more than "
+                f"{MAX_BATCH_DRAWS:,}; lower them")
 
 
 class BPR(FactorModel):

@@ -28,11 +28,15 @@ class ModelConfig:
             if not value > 0 or (not integer and not math.isfinite(value)):
                 raise InvalidParameterError(f"{name} must be > 0, got {value!r}")
 
-    def check_non_negative(self, *names: str) -> None:
+    def check_non_negative(self, *names: str, integer: bool = False) -> None:
         for name in names:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            kind = (int,) if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise TypeError(
+                    f"{name} must be {'an integer' if integer else 'a number'}, "
+                    f"got {type(value).__name__}"
+                )
             if not (value >= 0 and math.isfinite(value)):
                 raise InvalidParameterError(f"{name} must be >= 0, got {value!r}")
 

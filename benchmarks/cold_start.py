@@ -516,6 +516,8 @@ def missing_library(contender: Contender) -> str | None:
 
 def chosen(contenders: Mapping[str, Contender],
            only: Sequence[str] | None) -> dict[str, Contender]:
+    if only is not None and not all(part.strip() for part in only):
+        raise SystemExit("--only: an empty name part would match every contender")
     picked = {name: c for name, c in contenders.items()
               if only is None or any(part.lower() in name.lower() for part in only)}
     if not picked:

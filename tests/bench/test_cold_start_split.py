@@ -141,3 +141,5 @@ def test_only_picks_the_contenders_matching_any_of_its_parts(cold_start: ModuleT
     assert list(kept) == ["LightFM WARP (features only)", "latentrec softmax (features only)"]
     with pytest.raises(SystemExit, match="--only 'nothing here' matches none"):
         cold_start.chosen(contenders, ["nothing here"])
+    with pytest.raises(SystemExit, match="an empty name part would match every contender"):
+        cold_start.chosen(contenders, ["softmax", " "])
